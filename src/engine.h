@@ -1,0 +1,124 @@
+// The compute engine: validates a batch of items and computes, per item, the activation's
+// output, the input gradient (dx = dy * f'(x)) and, for PReLU, the weight gradient.
+//
+// The engine knows nothing of the network. It reads inputs through views and writes into
+// caller-provided buffers, so a server can compute straight into the memory that becomes
+// its response. A batch is all-or-nothing: everything is validated before anything is
+// written, and the first problem is returned as InvalidArgument naming its place, e.g.
+// "items[2].input: 12 bytes of data, but shape [2,2] float32 needs 16".
+//
+//   Engine engine(EngineOptions{});
+//   ComputeItem item;
+//   item.input = {DType::kFloat32, shape, bytes};
+//   item.activation = *ParseActivationSpec("gelu");
+//   absl::StatusOr<std::vector<ItemResult>> results = engine.ComputeToStrings({&item, 1});
+//
+// Semantics are PyTorch's (torch.nn.functional), with the kink conventions of DESIGN.md
+// section 3; a NaN input gives NaN in the output and in the gradient for every activation.
+// float32 and float64 are computed natively; float16 and bfloat16 are computed in wider
+// precision and rounded once to nearest-even.
+#ifndef ACTSERVE_SRC_ENGINE_H_
+#define ACTSERVE_SRC_ENGINE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "src/activation_spec.h"
+#include "src/tensor.h"
+
+namespace actserve {
+
+enum class Mode {
+  kForward,          // output only
+  kBackward,         // grad_input (and grad_weight) only
+  kForwardBackward,  // both, in one pass
+};
+inline bool ComputesOutput(Mode mode) { return mode != Mode::kBackward; }
+inline bool ComputesGradient(Mode mode) { return mode != Mode::kForward; }
+std::string_view ModeName(Mode mode);  // "forward", "backward", "forward_backward"
+
+// One tensor to run through one activation.
+struct ComputeItem {
+  ConstTensorView input;
+  ActivationSpec activation;
+  Mode mode = Mode::kForwardBackward;
+  // dy: the input's shape and dtype. Absent: dy = 1 everywhere. Ignored for kForward.
+  std::optional<ConstTensorView> grad_output;
+  // PReLU only: 1 value, or C = input.shape[1] values, in the input's dtype. Absent: one
+  // weight equal to activation.Param("weight").
+  std::optional<ConstTensorView> prelu_weight;
+};
+
+// The byte sizes an item's results need; 0 for a result its mode does not produce.
+struct ResultSizes {
+  int64_t elements = 0;           // of the input
+  size_t output_bytes = 0;        // == input bytes when ComputesOutput(mode)
+  size_t grad_input_bytes = 0;    // == input bytes when ComputesGradient(mode)
+  size_t grad_weight_bytes = 0;   // PReLU with a gradient: weight elements * dtype size
+  int64_t grad_weight_elements = 0;
+};
+
+// Caller-provided memory for one item's results; each span must have exactly the size
+// ResultSizes gives (an empty span where that size is 0). Buffers may alias the item's
+// own input or grad_output (the engine reads each element before writing it), but not
+// each other.
+struct ItemBuffers {
+  absl::Span<char> output;
+  absl::Span<char> grad_input;
+  absl::Span<char> grad_weight;
+};
+
+// One item's results in owned memory, ready to be moved into a response.
+struct ItemResult {
+  std::string output;       // empty when the mode gives no output
+  std::string grad_input;   // empty when the mode gives no gradient
+  std::string grad_weight;  // PReLU with a gradient only
+};
+
+struct EngineOptions {
+  // Most input elements in one batch, summed over its items; more is ResourceExhausted.
+  // 0: unlimited. Default: 64 Mi elements (256 MiB of float32).
+  int64_t max_elements = int64_t{1} << 26;
+};
+
+// Thread-safe: one Engine serves any number of concurrent calls. Holds no per-call state.
+class Engine {
+ public:
+  explicit Engine(EngineOptions options);
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const EngineOptions& options() const { return options_; }
+
+  // Validates every item and returns the sizes of their results. InvalidArgument for any
+  // malformed item (dtype unspecified, bad shape, data size, grad_output or weight that
+  // does not match, parameters out of range, softmax dim out of range), naming
+  // "items[i]..." and what was expected; ResourceExhausted when the batch has more than
+  // options().max_elements input elements.
+  absl::StatusOr<std::vector<ResultSizes>> Plan(absl::Span<const ComputeItem> items) const;
+
+  // Validates (as Plan does, plus the buffers' sizes) and then computes every item into
+  // `buffers[i]`. When `cancelled` is given and becomes true, stops between chunks of
+  // work and returns Cancelled; buffers then hold partial results.
+  absl::Status Compute(absl::Span<const ComputeItem> items,
+                       absl::Span<const ItemBuffers> buffers,
+                       const std::atomic<bool>* cancelled = nullptr) const;
+
+  // Plan + allocate + Compute: results in owned strings.
+  absl::StatusOr<std::vector<ItemResult>> ComputeToStrings(
+      absl::Span<const ComputeItem> items,
+      const std::atomic<bool>* cancelled = nullptr) const;
+
+ private:
+  EngineOptions options_;
+};
+
+}  // namespace actserve
+
+#endif  // ACTSERVE_SRC_ENGINE_H_
