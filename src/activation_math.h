@@ -1,0 +1,51 @@
+// The mathematics of every activation and its gradient, on one element (or one softmax
+// lane) in double precision: the one place where each activation's semantics live.
+//
+// The engine runs these on every dtype: float32, float16 and bfloat16 inputs are exact
+// in double, and the double result is rounded once to the output dtype. Formulas are
+// arranged to avoid cancellation and overflow (e.g. log1p(exp(x)) as
+// max(x, 0) + log1p(exp(-|x|)), sigmoid's derivative as sigmoid(x) * sigmoid(-x)), so
+// float32 results are correctly rounded or within 1 ULP, and float64 results are within
+// a few ULP of the exact value except near the zeros of a function, where the error is
+// a few ULP of the terms that cancel.
+//
+// Conventions (DESIGN.md section 3): PyTorch's formulas and kink values; a NaN input
+// gives NaN output and NaN gradient; +-Inf gives the mathematical limits.
+#ifndef ACTSERVE_SRC_ACTIVATION_MATH_H_
+#define ACTSERVE_SRC_ACTIVATION_MATH_H_
+
+#include <cstdint>
+
+#include "src/activation_spec.h"
+
+namespace actserve {
+namespace math {
+
+// PyTorch's SELU constants (torch/nn/functional.py, ATen's Activation.cpp).
+inline constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
+inline constexpr double kSeluScale = 1.0507009873554804934193349852946;
+
+// y = f(x) for an elementwise activation (every kind but softmax and log_softmax). For
+// PReLU, spec.params[0] is the weight that applies to x.
+double Forward(const ActivationSpec& spec, double x);
+
+// dx = dy * f'(x) for an elementwise activation, with PyTorch's selections at kinks (a
+// masked gradient is exactly 0, even when dy is Inf or NaN, as in PyTorch).
+double Backward(const ActivationSpec& spec, double x, double dy);
+
+// PReLU's contribution of one element to the weight gradient: x <= 0 ? x * dy : 0.
+double PreluWeightGradient(double x, double dy);
+
+// softmax (log = false) or log_softmax (log = true) of the `n` values `x`, into `y`.
+// `y` may be `x`.
+void SoftmaxForward(bool log, const double* x, int64_t n, double* y);
+
+// The gradient of softmax / log_softmax given its output `y` and `dy`, into `dx`:
+// softmax: y * (dy - sum(dy * y)); log_softmax: dy - exp(y) * sum(dy).
+// `dx` may be `dy`.
+void SoftmaxBackward(bool log, const double* y, const double* dy, int64_t n, double* dx);
+
+}  // namespace math
+}  // namespace actserve
+
+#endif  // ACTSERVE_SRC_ACTIVATION_MATH_H_

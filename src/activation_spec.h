@@ -12,7 +12,7 @@
 
 #include <array>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -33,7 +33,7 @@ struct ActivationSpec {
 
   // The value of the parameter `name` (defaults are filled in when the spec is made).
   // Dies (assert) if `kind` has no such parameter: a programming error.
-  double Param(std::string_view name) const;
+  double Param(absl::string_view name) const;
 
   friend bool operator==(const ActivationSpec& a, const ActivationSpec& b) {
     return a.kind == b.kind && a.params == b.params;
@@ -45,7 +45,7 @@ struct ActivationSpec {
 
 // A parameter given by name, as the wire or the text form carries it.
 struct NamedParam {
-  std::string_view name;
+  absl::string_view name;
   double value;
 };
 
@@ -64,7 +64,7 @@ absl::Status ValidateActivationSpec(const ActivationSpec& spec);
 // Parses the text form. Whitespace is allowed around tokens; a choice may be quoted
 // ('tanh' or "tanh"). InvalidArgument for unknown names (the message lists the known
 // ones when short), malformed text, or values out of range.
-absl::StatusOr<ActivationSpec> ParseActivationSpec(std::string_view text);
+absl::StatusOr<ActivationSpec> ParseActivationSpec(absl::string_view text);
 
 // The canonical text form: parameters equal to their default are left out, required ones
 // are always written, numbers in their shortest round-trip form.

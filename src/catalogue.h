@@ -11,7 +11,7 @@
 #ifndef ACTSERVE_SRC_CATALOGUE_H_
 #define ACTSERVE_SRC_CATALOGUE_H_
 
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/types/span.h"
 
@@ -64,23 +64,23 @@ enum class ParamConstraint {
 };
 
 struct ParamInfo {
-  std::string_view name;  // PyTorch's name, e.g. "negative_slope"
+  absl::string_view name;  // PyTorch's name, e.g. "negative_slope"
   ParamType type;
   bool required;          // no default: the caller must give it (threshold's two)
   double default_value;   // when !required; for kChoice, the index of the default
   ParamConstraint constraint;
-  std::string_view valid_range;                // human-readable, e.g. "nonzero"
-  absl::Span<const std::string_view> choices;  // kChoice only, e.g. {"none", "tanh"}
+  absl::string_view valid_range;                // human-readable, e.g. "nonzero"
+  absl::Span<const absl::string_view> choices;  // kChoice only, e.g. {"none", "tanh"}
 };
 
 struct ActivationInfo {
   ActivationKind kind;
-  std::string_view name;         // text-form name, e.g. "leaky_relu"
-  std::string_view description;  // one line
-  std::string_view formula;      // forward, in the parameters' names
-  std::string_view gradient;     // backward dx in terms of g = dy
+  absl::string_view name;         // text-form name, e.g. "leaky_relu"
+  absl::string_view description;  // one line
+  absl::string_view formula;      // forward, in the parameters' names
+  absl::string_view gradient;     // backward dx in terms of g = dy
   bool elementwise;              // false for softmax and log_softmax
-  std::string_view example;      // a text-form spec
+  absl::string_view example;      // a text-form spec
   absl::Span<const ParamInfo> params;  // at most kMaxParams, in spec order
 };
 
@@ -91,10 +91,10 @@ absl::Span<const ActivationInfo> Catalogue();
 const ActivationInfo& GetActivationInfo(ActivationKind kind);
 
 // The entry named `name` (exactly as in the catalogue, e.g. "log_softmax"), or nullptr.
-const ActivationInfo* FindActivation(std::string_view name);
+const ActivationInfo* FindActivation(absl::string_view name);
 
 // Index of the parameter `name` in `info.params`, or -1.
-int FindParam(const ActivationInfo& info, std::string_view name);
+int FindParam(const ActivationInfo& info, absl::string_view name);
 
 }  // namespace actserve
 

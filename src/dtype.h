@@ -11,7 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/types/span.h"
 
@@ -34,11 +34,11 @@ absl::Span<const DType> AllDTypes();
 size_t DTypeSize(DType dtype);
 
 // "float32", "float64", "float16", "bfloat16"; "unspecified" for kUnspecified.
-std::string_view DTypeName(DType dtype);
+absl::string_view DTypeName(DType dtype);
 
 // Parses a name as DTypeName prints it (also accepts "f32", "f64", "f16", "bf16",
 // "float", "double", "half"). Returns false when the name is unknown.
-bool ParseDType(std::string_view name, DType* dtype);
+bool ParseDType(absl::string_view name, DType* dtype);
 
 // IEEE binary16 and bfloat16, as raw bits. Conversions round to nearest, ties to even,
 // directly from double (one rounding, never via float), keep subnormals, overflow to

@@ -41,7 +41,7 @@ enum class Mode {
 };
 inline bool ComputesOutput(Mode mode) { return mode != Mode::kBackward; }
 inline bool ComputesGradient(Mode mode) { return mode != Mode::kForward; }
-std::string_view ModeName(Mode mode);  // "forward", "backward", "forward_backward"
+absl::string_view ModeName(Mode mode);  // "forward", "backward", "forward_backward"
 
 // One tensor to run through one activation.
 struct ComputeItem {
