@@ -7,18 +7,16 @@ namespace actserve {
 namespace math {
 namespace {
 
-// Everything is evaluated in long double (x86's 64-bit significand) and rounded once on
-// return, so that float64 results keep full accuracy through formulas such as
-// erfc(-x / sqrt(2)), whose relative error grows with x^2 times the argument's error.
-using Real = long double;
+// The formulas' constants in long double; each use converts them to the working precision.
+constexpr long double kSqrtHalf = 0.707106781186547524400844362104849039L;      // 1/sqrt(2)
+constexpr long double kInvSqrt2Pi = 0.398942280401432677939946059934381868L;    // 1/sqrt(2*pi)
+constexpr long double kSqrt2OverPi = 0.797884560802865355879892119868763737L;   // sqrt(2/pi)
+constexpr long double kGeluTanhCubic = 0.044715L;
 
-constexpr Real kSqrtHalf = 0.707106781186547524400844362104849039L;      // 1/sqrt(2)
-constexpr Real kInvSqrt2Pi = 0.398942280401432677939946059934381868L;    // 1/sqrt(2*pi)
-constexpr Real kSqrt2OverPi = 0.797884560802865355879892119868763737L;   // sqrt(2/pi)
-constexpr Real kGeluTanhCubic = 0.044715L;
+template <typename Real>
+Real NaN() { return std::numeric_limits<Real>::quiet_NaN(); }
 
-double NaN() { return std::numeric_limits<double>::quiet_NaN(); }
-
+template <typename Real>
 Real Sigmoid(Real x) {
   // Never exp of a large positive number: both branches stay in (0, 1] without overflow.
   if (x >= 0) return 1 / (1 + std::exp(-x));
@@ -27,31 +25,36 @@ Real Sigmoid(Real x) {
 }
 
 // log(1 + exp(x)) without overflow for large x or loss for very negative x.
+template <typename Real>
 Real LogOnePlusExp(Real x) { return std::fmax(x, Real{0}) + std::log1p(std::exp(-std::fabs(x))); }
 
 // x - tanh(x) near zero, where the subtraction would cancel: the Taylor series, whose
 // terms shrink by about 0.4 * x^2 each, so eight terms reach 1e-19 for |x| < 0.1.
+template <typename Real>
 Real TanhshrinkSeries(Real x) {
-  static constexpr Real kCoefficients[] = {
+  static constexpr long double kCoefficients[] = {
       1.0L / 3,          -2.0L / 15,          17.0L / 315,          -62.0L / 2835,
       1382.0L / 155925,  -21844.0L / 6081075, 929569.0L / 638512875,
       -6404582.0L / 10854718875,
   };
   const Real x2 = x * x;
   Real sum = 0;
-  for (int i = 7; i >= 0; --i) sum = sum * x2 + kCoefficients[i];
+  for (int i = 7; i >= 0; --i) sum = sum * x2 + static_cast<Real>(kCoefficients[i]);
   return sum * x2 * x;
 }
 
 // For gelu(approximate=tanh): u = sqrt(2/pi) * (x + 0.044715 x^3), and 1 + tanh(u) is
 // written 2 * sigmoid(2u) so that it does not cancel for negative x.
-Real GeluTanhInner(Real x) { return kSqrt2OverPi * (x + kGeluTanhCubic * x * x * x); }
+template <typename Real>
+Real GeluTanhInner(Real x) {
+  return Real(kSqrt2OverPi) * (x + Real(kGeluTanhCubic) * x * x * x);
+}
 
 }  // namespace
 
-double Forward(const ActivationSpec& spec, double x_in) {
-  if (std::isnan(x_in)) return NaN();
-  const Real x = x_in;
+template <typename Real>
+Real Forward(const ActivationSpec& spec, Real x) {
+  if (std::isnan(x)) return NaN<Real>();
   const Real p0 = spec.params[0];
   const Real p1 = spec.params[1];
   switch (spec.kind) {
@@ -75,7 +78,7 @@ double Forward(const ActivationSpec& spec, double x_in) {
         return x * Sigmoid(2 * GeluTanhInner(x));
       }
       // 0.5 * x * (1 + erf(x / sqrt2)) = 0.5 * x * erfc(-x / sqrt2), without cancellation.
-      return 0.5L * x * std::erfc(-x * kSqrtHalf);
+      return Real(0.5) * x * std::erfc(-x * Real(kSqrtHalf));
     case ActivationKind::kSilu:
       if (std::isinf(x)) return x > 0 ? x : 0;
       return x * Sigmoid(x);
@@ -104,7 +107,7 @@ double Forward(const ActivationSpec& spec, double x_in) {
       if (std::isinf(x)) return x > 0 ? 1 : -1;
       return x / (1 + std::fabs(x));
     case ActivationKind::kTanhshrink:
-      if (std::fabs(x) < 0.1L) return TanhshrinkSeries(x);
+      if (std::fabs(x) < Real(0.1)) return TanhshrinkSeries(x);
       return x - std::tanh(x);
     case ActivationKind::kSoftshrink:
       return x > p0 ? x - p0 : x < -p0 ? x + p0 : 0;
@@ -116,13 +119,12 @@ double Forward(const ActivationSpec& spec, double x_in) {
     case ActivationKind::kLogSoftmax:
       break;  // not elementwise: SoftmaxForward
   }
-  return NaN();
+  return NaN<Real>();
 }
 
-double Backward(const ActivationSpec& spec, double x_in, double dy_in) {
-  if (std::isnan(x_in)) return NaN();
-  const Real x = x_in;
-  const Real g = dy_in;
+template <typename Real>
+Real Backward(const ActivationSpec& spec, Real x, Real g) {
+  if (std::isnan(x)) return NaN<Real>();
   const Real p0 = spec.params[0];
   const Real p1 = spec.params[1];
   switch (spec.kind) {
@@ -148,11 +150,11 @@ double Backward(const ActivationSpec& spec, double x_in, double dy_in) {
         // d/dx [x * sigmoid(2u)] = s + 2x * s * (1 - s) * u'; the second term vanishes
         // where s or 1 - s underflows (and u' may be huge there).
         if (s == 0 || s_neg == 0) return g * s;
-        const Real du = kSqrt2OverPi * (1 + 3 * kGeluTanhCubic * x * x);
+        const Real du = Real(kSqrt2OverPi) * (1 + 3 * Real(kGeluTanhCubic) * x * x);
         return g * (s + 2 * x * s * s_neg * du);
       }
-      const Real cdf = 0.5L * std::erfc(-x * kSqrtHalf);
-      const Real pdf = kInvSqrt2Pi * std::exp(-0.5L * x * x);
+      const Real cdf = Real(0.5) * std::erfc(-x * Real(kSqrtHalf));
+      const Real pdf = Real(kInvSqrt2Pi) * std::exp(Real(-0.5) * x * x);
       return g * (cdf + x * pdf);
     }
     case ActivationKind::kSilu: {
@@ -174,7 +176,7 @@ double Backward(const ActivationSpec& spec, double x_in, double dy_in) {
     case ActivationKind::kHardsigmoid:
       return (x > -3 && x < 3) ? g / 6 : 0;
     case ActivationKind::kHardswish:
-      return x < -3 ? 0 : x <= 3 ? g * (x / 3 + 0.5L) : g;
+      return x < -3 ? 0 : x <= 3 ? g * (x / 3 + Real(0.5)) : g;
     case ActivationKind::kSigmoid:
       return g * Sigmoid(x) * Sigmoid(-x);
     case ActivationKind::kTanh: {
@@ -201,15 +203,21 @@ double Backward(const ActivationSpec& spec, double x_in, double dy_in) {
     case ActivationKind::kLogSoftmax:
       break;  // not elementwise: SoftmaxBackward
   }
-  return NaN();
+  return NaN<Real>();
 }
 
+template double Forward<double>(const ActivationSpec&, double);
+template long double Forward<long double>(const ActivationSpec&, long double);
+template double Backward<double>(const ActivationSpec&, double, double);
+template long double Backward<long double>(const ActivationSpec&, long double, long double);
+
 double PreluWeightGradient(double x, double dy) {
-  if (std::isnan(x)) return NaN();
+  if (std::isnan(x)) return NaN<double>();
   return x <= 0 ? x * dy : 0;
 }
 
 void SoftmaxForward(bool log, const double* x, int64_t n, double* y) {
+  using Real = long double;
   if (n == 0) return;
   Real max = -std::numeric_limits<Real>::infinity();
   bool has_nan = false;
@@ -218,7 +226,7 @@ void SoftmaxForward(bool log, const double* x, int64_t n, double* y) {
     max = std::fmax(max, static_cast<Real>(x[i]));
   }
   if (has_nan) {
-    for (int64_t i = 0; i < n; ++i) y[i] = NaN();
+    for (int64_t i = 0; i < n; ++i) y[i] = NaN<double>();
     return;
   }
   // With max = +-Inf, x - max is NaN for the infinite entries, as in PyTorch.
@@ -235,6 +243,7 @@ void SoftmaxForward(bool log, const double* x, int64_t n, double* y) {
 }
 
 void SoftmaxBackward(bool log, const double* y, const double* dy, int64_t n, double* dx) {
+  using Real = long double;
   Real sum = 0;
   if (log) {
     for (int64_t i = 0; i < n; ++i) sum += dy[i];

@@ -1,13 +1,15 @@
 // The mathematics of every activation and its gradient, on one element (or one softmax
-// lane) in double precision: the one place where each activation's semantics live.
+// lane): the one place where each activation's semantics live.
 //
-// The engine runs these on every dtype: float32, float16 and bfloat16 inputs are exact
-// in double, and the double result is rounded once to the output dtype. Formulas are
+// `Real` is the working precision, double or long double. The engine uses double for
+// float32, float16 and bfloat16 (29 or more spare bits, so the result rounded once to the
+// dtype is correctly rounded or within 1 ULP) and long double (x86's 64-bit significand)
+// for float64, so that formulas such as erfc(-x / sqrt(2)), whose relative error grows
+// with x^2 times the argument's, keep float64 results within a few ULP. Formulas are
 // arranged to avoid cancellation and overflow (e.g. log1p(exp(x)) as
-// max(x, 0) + log1p(exp(-|x|)), sigmoid's derivative as sigmoid(x) * sigmoid(-x)), so
-// float32 results are correctly rounded or within 1 ULP, and float64 results are within
-// a few ULP of the exact value except near the zeros of a function, where the error is
-// a few ULP of the terms that cancel.
+// max(x, 0) + log1p(exp(-|x|)), sigmoid's derivative as sigmoid(x) * sigmoid(-x)); near
+// the zeros of a function (gelu' at x = -0.75) the error is a few ULP of the terms that
+// cancel rather than of the result.
 //
 // Conventions (DESIGN.md section 3): PyTorch's formulas and kink values; a NaN input
 // gives NaN output and NaN gradient; +-Inf gives the mathematical limits.
@@ -26,12 +28,15 @@ inline constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
 inline constexpr double kSeluScale = 1.0507009873554804934193349852946;
 
 // y = f(x) for an elementwise activation (every kind but softmax and log_softmax). For
-// PReLU, spec.params[0] is the weight that applies to x.
-double Forward(const ActivationSpec& spec, double x);
+// PReLU, spec.params[0] is the weight that applies to x. Instantiated for double and
+// long double.
+template <typename Real>
+Real Forward(const ActivationSpec& spec, Real x);
 
 // dx = dy * f'(x) for an elementwise activation, with PyTorch's selections at kinks (a
 // masked gradient is exactly 0, even when dy is Inf or NaN, as in PyTorch).
-double Backward(const ActivationSpec& spec, double x, double dy);
+template <typename Real>
+Real Backward(const ActivationSpec& spec, Real x, Real dy);
 
 // PReLU's contribution of one element to the weight gradient: x <= 0 ? x * dy : 0.
 double PreluWeightGradient(double x, double dy);

@@ -16,7 +16,9 @@ constexpr int64_t kCancellationCheckElements = 1 << 16;
 
 // Element codecs: read an element as double, write a double rounded once to the dtype.
 // memcpy keeps unaligned data (protobuf strings) legal and compiles to a plain move.
+// `Real` is the working precision of activation_math.h for the dtype.
 struct Float32Codec {
+  using Real = double;
   static double Load(const char* data, int64_t i) {
     float value;
     std::memcpy(&value, data + i * 4, 4);
@@ -28,6 +30,7 @@ struct Float32Codec {
   }
 };
 struct Float64Codec {
+  using Real = long double;
   static double Load(const char* data, int64_t i) {
     double value;
     std::memcpy(&value, data + i * 8, 8);
@@ -37,6 +40,7 @@ struct Float64Codec {
 };
 template <double (*Decode)(uint16_t), uint16_t (*Encode)(double)>
 struct HalfCodec {
+  using Real = double;
   static double Load(const char* data, int64_t i) {
     uint16_t bits;
     std::memcpy(&bits, data + i * 2, 2);
@@ -276,9 +280,14 @@ absl::Status ComputeElementwise(const ComputeItem& item, const ItemPlan& plan,
         channel = weights.size() > 1 ? (i / plan.prelu_inner) % plan.prelu_channels : 0;
         spec.params[0] = weights[channel];
       }
-      if (forward) Codec::Store(out.output.data(), i, math::Forward(spec, x));
+      using Real = typename Codec::Real;
+      if (forward) {
+        Codec::Store(out.output.data(), i,
+                     static_cast<double>(math::Forward<Real>(spec, x)));
+      }
       if (backward) {
-        Codec::Store(out.grad_input.data(), i, math::Backward(spec, x, dy));
+        Codec::Store(out.grad_input.data(), i,
+                     static_cast<double>(math::Backward<Real>(spec, x, dy)));
         if (is_prelu) weight_gradient[channel] += math::PreluWeightGradient(x, dy);
       }
     }
