@@ -69,12 +69,8 @@ const std::array<KindFields, kNumActivations>& FieldTable() {
   return *table;
 }
 
-// Debian's Abseil is built with its own string_view (ABSL_OPTION_USE_STD_STRING_VIEW 0),
-// so std::string_view must be converted before it reaches absl::StrCat.
-absl::string_view Sv(std::string_view text) { return {text.data(), text.size()}; }
-
-absl::Status PrefixError(std::string_view path, const absl::Status& status) {
-  return absl::Status(status.code(), absl::StrCat(Sv(path), ": ", status.message()));
+absl::Status PrefixError(absl::string_view path, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
 }
 
 std::string ShortestDouble(double value) {
@@ -122,7 +118,7 @@ v1::DType DTypeToProto(DType dtype) {
   return v1::DTYPE_UNSPECIFIED;
 }
 
-absl::StatusOr<Mode> ModeFromProto(v1::Mode proto, std::string_view path) {
+absl::StatusOr<Mode> ModeFromProto(v1::Mode proto, absl::string_view path) {
   switch (proto) {
     case v1::MODE_UNSPECIFIED:
     case v1::MODE_FORWARD_BACKWARD:
@@ -135,7 +131,7 @@ absl::StatusOr<Mode> ModeFromProto(v1::Mode proto, std::string_view path) {
       break;
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      Sv(path), ": unknown mode number ", static_cast<int>(proto),
+      path, ": unknown mode number ", static_cast<int>(proto),
       " (expected 0..3: unspecified, forward, backward, forward_backward)"));
 }
 
@@ -155,28 +151,28 @@ v1::Mode ModeToProto(Mode mode) {
 // Activations.
 
 absl::StatusOr<ActivationSpec> ActivationFromProto(const v1::Activation& proto,
-                                                   std::string_view path) {
+                                                   absl::string_view path) {
   if (proto.kind_case() == v1::Activation::KIND_NOT_SET) {
     // A newer client's activation arrives as an unknown field: say so, since "unset"
     // would puzzle a caller who did set one.
     if (!proto.GetReflection()->GetUnknownFields(proto).empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          Sv(path), ": no activation set that this server knows (it knows oneof fields 1..",
+          path, ": no activation set that this server knows (it knows oneof fields 1..",
           kNumActivations, "; see ListActivations)"));
     }
-    return absl::InvalidArgumentError(absl::StrCat(Sv(path), ": no activation set"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": no activation set"));
   }
   const int index = static_cast<int>(proto.kind_case()) - 1;
   if (index < 0 || index >= kNumActivations) {
     return absl::InvalidArgumentError(
-        absl::StrCat(Sv(path), ": unknown activation field ", index + 1));
+        absl::StrCat(path, ": unknown activation field ", index + 1));
   }
   const ActivationKind kind = static_cast<ActivationKind>(index);
   const ActivationInfo& info = GetActivationInfo(kind);
   const KindFields& fields = FieldTable()[index];
   if (fields.kind_field == nullptr) {
     return absl::InternalError(absl::StrCat(
-        Sv(path), ": activation '", Sv(info.name), "' is in the catalogue but not on the wire"));
+        path, ": activation '", info.name, "' is in the catalogue but not on the wire"));
   }
 
   const Reflection* reflection = proto.GetReflection();
@@ -189,8 +185,8 @@ absl::StatusOr<ActivationSpec> ActivationFromProto(const v1::Activation& proto,
     if (param.type == ParamType::kTensor) continue;
     const FieldDescriptor* field = fields.params[p];
     if (field == nullptr) {
-      return absl::InternalError(absl::StrCat(Sv(path), ": ", Sv(info.name), " parameter '",
-                                              Sv(param.name), "' has no wire field"));
+      return absl::InternalError(absl::StrCat(path, ": ", info.name, " parameter '",
+                                              param.name, "' has no wire field"));
     }
     // Fields without presence (gelu's enum) are always given: their zero is the default.
     if (field->has_presence() && !params_reflection->HasField(params, field)) continue;
@@ -207,8 +203,8 @@ absl::StatusOr<ActivationSpec> ActivationFromProto(const v1::Activation& proto,
         value = params_reflection->GetEnumValue(params, field);
         break;
       default:
-        return absl::InternalError(absl::StrCat(Sv(path), ": ", Sv(info.name), " parameter '",
-                                                Sv(param.name), "' has an unexpected type"));
+        return absl::InternalError(absl::StrCat(path, ": ", info.name, " parameter '",
+                                                param.name, "' has an unexpected type"));
     }
     given[num_given++] = NamedParam{param.name, value};
   }
@@ -260,11 +256,11 @@ ConstTensorView TensorViewFromProto(const v1::Tensor& proto) {
   return view;
 }
 
-absl::Status CheckDTypeNumber(const v1::Tensor& proto, std::string_view path) {
+absl::Status CheckDTypeNumber(const v1::Tensor& proto, absl::string_view path) {
   const int number = static_cast<int>(proto.dtype());
   if (IsKnownDType(number)) return absl::OkStatus();
   return absl::InvalidArgumentError(
-      absl::StrCat(Sv(path), ".dtype: unknown dtype number ", number,
+      absl::StrCat(path, ".dtype: unknown dtype number ", number,
                    " (expected 1..4: float32, float64, float16, bfloat16)"));
 }
 
@@ -282,8 +278,8 @@ absl::StatusOr<std::vector<ComputeItem>> ItemsFromProto(
   items.reserve(static_cast<size_t>(request.items_size()));
   for (int i = 0; i < request.items_size(); ++i) {
     const v1::ComputeItem& proto = request.items(i);
-    auto place = [i](std::string_view field) {
-      return absl::StrCat("items[", i, "].", Sv(field));
+    auto place = [i](absl::string_view field) {
+      return absl::StrCat("items[", i, "].", field);
     };
     ComputeItem item;
 
@@ -370,7 +366,7 @@ void ActivationInfoToProto(const ActivationInfo& info, v1::ActivationInfo* proto
     out->set_default_value(param.required ? 0.0 : param.default_value);
     out->set_default_text(DefaultText(param));
     out->set_valid_range(std::string(param.valid_range));
-    for (std::string_view choice : param.choices) out->add_choices(std::string(choice));
+    for (absl::string_view choice : param.choices) out->add_choices(std::string(choice));
   }
 }
 

@@ -22,11 +22,11 @@
 
 #include <cstdint>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "actserve/v1/activation.pb.h"
 #include "src/activation_spec.h"
@@ -52,7 +52,7 @@ bool IsKnownDType(int number);
 // The core's mode for a wire mode: MODE_UNSPECIFIED means forward_backward.
 // InvalidArgument "<path>: unknown mode number 7 (expected 0..3: unspecified, forward,
 // backward, forward_backward)" for a number the proto does not define.
-absl::StatusOr<Mode> ModeFromProto(v1::Mode proto, std::string_view path);
+absl::StatusOr<Mode> ModeFromProto(v1::Mode proto, absl::string_view path);
 // The wire mode for `mode` (never MODE_UNSPECIFIED).
 v1::Mode ModeToProto(Mode mode);
 
@@ -68,7 +68,7 @@ v1::Mode ModeToProto(Mode mode);
 // set") or a parameter is missing or out of range
 // ("items[0].activation: softplus: beta must be nonzero, got 0").
 absl::StatusOr<ActivationSpec> ActivationFromProto(const v1::Activation& proto,
-                                                   std::string_view path);
+                                                   absl::string_view path);
 
 // Writes `spec` into `proto` (clearing what was there), setting every parameter
 // explicitly, defaults included, so that the reader needs no knowledge of defaults.
@@ -89,7 +89,7 @@ ConstTensorView TensorViewFromProto(const v1::Tensor& proto);
 // Checks that `proto.dtype` is a number the wire enum defines. InvalidArgument
 // "<path>.dtype: unknown dtype number 9 (expected 1..4: float32, float64, float16,
 // bfloat16)" otherwise. DTYPE_UNSPECIFIED passes (the engine reports it in context).
-absl::Status CheckDTypeNumber(const v1::Tensor& proto, std::string_view path);
+absl::Status CheckDTypeNumber(const v1::Tensor& proto, absl::string_view path);
 
 // Sets `proto`'s dtype and shape (replacing the shape); leaves `data` alone.
 void SetTensorHeader(DType dtype, absl::Span<const int64_t> shape, v1::Tensor* proto);

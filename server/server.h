@@ -1,0 +1,83 @@
+// The actserve gRPC server: the ActivationService, health checking and reflection on one
+// listening port, with the compute engine and its worker pool behind them.
+//
+//   actserve::server::ServerOptions options;
+//   options.address = "127.0.0.1:0";  // any free port
+//   absl::StatusOr<std::unique_ptr<actserve::server::Server>> server =
+//       actserve::server::Server::Start(options);
+//   if (!server.ok()) return server.status();
+//   int port = (*server)->port();       // connect clients here
+//   ...
+//   (*server)->Shutdown();              // from any thread, e.g. a signal waiter
+//   (*server)->Wait();                  // returns once shut down
+//
+// Health: the standard grpc.health.v1.Health service reports SERVING for "" and for
+// "actserve.v1.ActivationService" while running, NOT_SERVING once shutdown begins.
+// Reflection: grpc.reflection.v1alpha.ServerReflection lists the services.
+#ifndef ACTSERVE_SERVER_SERVER_H_
+#define ACTSERVE_SERVER_SERVER_H_
+
+#include <memory>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/activation_service.h"
+#include "server/server_options.h"
+#include "src/engine.h"
+#include "src/thread_pool.h"
+
+namespace actserve {
+namespace server {
+
+// Thread-safe. Not copyable. Destruction shuts the server down (as Shutdown) and waits.
+class Server {
+ public:
+  // Builds, binds and starts a server from `options`. InvalidArgument for options out of
+  // range (negative limits or threads, empty address); Unavailable when the address
+  // cannot be bound (in use, bad host). Logs the bound address at info level.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
+
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The port actually bound (the one chosen when options.address asked for port 0).
+  int port() const { return port_; }
+
+  const ServerOptions& options() const { return options_; }
+
+  // The service, for inspection (e.g. inflight()).
+  const ActivationServiceImpl& service() const { return *service_; }
+
+  // Marks health NOT_SERVING, stops accepting calls, lets in-flight calls run for up to
+  // options.shutdown_grace, then cancels the rest. Blocks until every call has finished.
+  // Idempotent; safe to call from any thread, concurrently with Wait().
+  void Shutdown();
+
+  // Blocks until Shutdown() has completed.
+  void Wait();
+
+ private:
+  Server(const ServerOptions& options, int threads);
+
+  const ServerOptions options_;
+  // Destroyed in reverse order: the grpc::Server (all calls done) before the service,
+  // the service before the pool and the engine it borrows.
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<ActivationServiceImpl> service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int port_ = 0;
+
+  absl::Mutex shutdown_mu_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+};
+
+}  // namespace server
+}  // namespace actserve
+
+#endif  // ACTSERVE_SERVER_SERVER_H_
