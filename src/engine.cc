@@ -1,5 +1,6 @@
 #include "src/engine.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -9,10 +10,6 @@
 
 namespace actserve {
 namespace {
-
-// How often, in elements, a computation looks at its cancellation flag: small enough to
-// stop within a few milliseconds, large enough to cost nothing measurable.
-constexpr int64_t kCancellationCheckElements = 1 << 16;
 
 // Element codecs: read an element as double, write a double rounded once to the dtype.
 // memcpy keeps unaligned data (protobuf strings) legal and compiles to a plain move.
@@ -69,14 +66,6 @@ auto WithCodec(DType dtype, Fn&& fn) {
       break;
   }
   return fn(Float32Codec{});
-}
-
-bool IsCancelled(const std::atomic<bool>* cancelled) {
-  return cancelled != nullptr && cancelled->load(std::memory_order_relaxed);
-}
-
-absl::Status CancelledError() {
-  return absl::CancelledError("computation cancelled");
 }
 
 // What validation learns about an item, reused by the computation.
@@ -241,19 +230,19 @@ absl::StatusOr<std::vector<ItemPlan>> PlanBatch(absl::Span<const ComputeItem> it
 // its y and dx, so results may overwrite the inputs.
 template <typename Codec>
 absl::Status ComputeElementwise(const ComputeItem& item, const ItemPlan& plan,
-                                const ItemBuffers& out, const std::atomic<bool>* cancelled) {
+                                const ItemBuffers& out, const EngineOptions& options,
+                                const std::atomic<bool>* cancelled) {
+  using Real = typename Codec::Real;
   const char* x_data = item.input.data.data();
   const bool forward = ComputesOutput(item.mode);
   const bool backward = ComputesGradient(item.mode);
   const char* dy_data =
       backward && item.grad_output.has_value() ? item.grad_output->data.data() : nullptr;
   const bool is_prelu = item.activation.kind == ActivationKind::kPrelu;
-  ActivationSpec spec = item.activation;
 
-  // PReLU weights, widened once; the weight gradient is summed per channel in long
-  // double, in element order, so the result does not depend on how work is split.
+  // PReLU weights, widened once. The weight gradient is summed per chunk and channel in
+  // long double, then over chunks in chunk order, so it does not depend on thread count.
   std::vector<double> weights;
-  std::vector<long double> weight_gradient;
   if (is_prelu) {
     const int64_t weight_count =
         item.prelu_weight.has_value() ? static_cast<int64_t>(item.prelu_weight->data.size() /
@@ -265,47 +254,61 @@ absl::Status ComputeElementwise(const ComputeItem& item, const ItemPlan& plan,
                        ? Codec::Load(item.prelu_weight->data.data(), c)
                        : item.activation.params[0];
     }
-    if (backward) weight_gradient.assign(weight_count, 0.0L);
   }
-
   const int64_t n = plan.sizes.elements;
-  for (int64_t begin = 0; begin < n; begin += kCancellationCheckElements) {
-    if (IsCancelled(cancelled)) return CancelledError();
-    const int64_t end = std::min(n, begin + kCancellationCheckElements);
-    for (int64_t i = begin; i < end; ++i) {
-      const double x = Codec::Load(x_data, i);
-      const double dy = dy_data != nullptr ? Codec::Load(dy_data, i) : 1.0;
-      int64_t channel = 0;
-      if (is_prelu) {
-        channel = weights.size() > 1 ? (i / plan.prelu_inner) % plan.prelu_channels : 0;
-        spec.params[0] = weights[channel];
+  const int64_t grain = options.chunk_elements;
+  const int64_t chunks = (n + grain - 1) / grain;
+  const size_t weight_count = weights.size();
+  std::vector<long double> partial_weight_gradient(
+      is_prelu && backward ? static_cast<size_t>(chunks) * weight_count : 0, 0.0L);
+
+  absl::Status status = ParallelFor(
+      options.pool, n, grain, cancelled, [&](int64_t chunk, int64_t begin, int64_t end) {
+        ActivationSpec spec = item.activation;
+        long double* weight_gradient =
+            partial_weight_gradient.empty()
+                ? nullptr
+                : partial_weight_gradient.data() + static_cast<size_t>(chunk) * weight_count;
+        for (int64_t i = begin; i < end; ++i) {
+          const double x = Codec::Load(x_data, i);
+          const double dy = dy_data != nullptr ? Codec::Load(dy_data, i) : 1.0;
+          int64_t channel = 0;
+          if (is_prelu) {
+            channel = weight_count > 1 ? (i / plan.prelu_inner) % plan.prelu_channels : 0;
+            spec.params[0] = weights[channel];
+          }
+          if (forward) {
+            Codec::Store(out.output.data(), i,
+                         static_cast<double>(math::Forward<Real>(spec, x)));
+          }
+          if (backward) {
+            Codec::Store(out.grad_input.data(), i,
+                         static_cast<double>(math::Backward<Real>(spec, x, dy)));
+            if (weight_gradient != nullptr) {
+              weight_gradient[channel] += math::PreluWeightGradient(x, dy);
+            }
+          }
+        }
+      });
+  if (!status.ok()) return status;
+  if (!partial_weight_gradient.empty()) {
+    for (size_t c = 0; c < weight_count; ++c) {
+      long double sum = 0;
+      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+        sum += partial_weight_gradient[static_cast<size_t>(chunk) * weight_count + c];
       }
-      using Real = typename Codec::Real;
-      if (forward) {
-        Codec::Store(out.output.data(), i,
-                     static_cast<double>(math::Forward<Real>(spec, x)));
-      }
-      if (backward) {
-        Codec::Store(out.grad_input.data(), i,
-                     static_cast<double>(math::Backward<Real>(spec, x, dy)));
-        if (is_prelu) weight_gradient[channel] += math::PreluWeightGradient(x, dy);
-      }
-    }
-  }
-  if (is_prelu && backward) {
-    for (size_t c = 0; c < weight_gradient.size(); ++c) {
-      Codec::Store(out.grad_weight.data(), static_cast<int64_t>(c),
-                   static_cast<double>(weight_gradient[c]));
+      Codec::Store(out.grad_weight.data(), static_cast<int64_t>(c), static_cast<double>(sum));
     }
   }
   return absl::OkStatus();
 }
 
 // softmax / log_softmax: each lane along `dim` is gathered into doubles, computed, and
-// scattered back.
+// scattered back. Lanes are independent, so chunks of lanes run in parallel.
 template <typename Codec>
 absl::Status ComputeSoftmax(const ComputeItem& item, const ItemPlan& plan,
-                            const ItemBuffers& out, const std::atomic<bool>* cancelled) {
+                            const ItemBuffers& out, const EngineOptions& options,
+                            const std::atomic<bool>* cancelled) {
   const bool log = item.activation.kind == ActivationKind::kLogSoftmax;
   const bool forward = ComputesOutput(item.mode);
   const bool backward = ComputesGradient(item.mode);
@@ -314,31 +317,34 @@ absl::Status ComputeSoftmax(const ComputeItem& item, const ItemPlan& plan,
       backward && item.grad_output.has_value() ? item.grad_output->data.data() : nullptr;
   const int64_t lane = plan.softmax_lane;
   const int64_t inner = plan.softmax_inner;
-  std::vector<double> x(lane), y(lane), dy(lane), dx(lane);
-  int64_t since_check = 0;
-  for (int64_t o = 0; o < plan.softmax_outer; ++o) {
-    for (int64_t in = 0; in < inner; ++in) {
-      since_check += lane;
-      if (since_check >= kCancellationCheckElements) {
-        since_check = 0;
-        if (IsCancelled(cancelled)) return CancelledError();
-      }
-      const int64_t base = o * lane * inner + in;
-      for (int64_t k = 0; k < lane; ++k) x[k] = Codec::Load(x_data, base + k * inner);
-      math::SoftmaxForward(log, x.data(), lane, y.data());
-      if (backward) {
-        for (int64_t k = 0; k < lane; ++k) {
-          dy[k] = dy_data != nullptr ? Codec::Load(dy_data, base + k * inner) : 1.0;
+  const int64_t lanes = plan.sizes.elements == 0 ? 0 : plan.softmax_outer * inner;
+  const int64_t lanes_per_chunk = std::max<int64_t>(1, options.chunk_elements / std::max<int64_t>(lane, 1));
+  return ParallelFor(
+      options.pool, lanes, lanes_per_chunk, cancelled,
+      [&](int64_t /*chunk*/, int64_t begin, int64_t end) {
+        std::vector<double> x(lane), y(lane), dy(lane), dx(lane);
+        for (int64_t lane_index = begin; lane_index < end; ++lane_index) {
+          const int64_t o = lane_index / inner;
+          const int64_t in = lane_index % inner;
+          const int64_t base = o * lane * inner + in;
+          for (int64_t k = 0; k < lane; ++k) x[k] = Codec::Load(x_data, base + k * inner);
+          math::SoftmaxForward(log, x.data(), lane, y.data());
+          if (backward) {
+            for (int64_t k = 0; k < lane; ++k) {
+              dy[k] = dy_data != nullptr ? Codec::Load(dy_data, base + k * inner) : 1.0;
+            }
+            math::SoftmaxBackward(log, y.data(), dy.data(), lane, dx.data());
+            for (int64_t k = 0; k < lane; ++k) {
+              Codec::Store(out.grad_input.data(), base + k * inner, dx[k]);
+            }
+          }
+          if (forward) {
+            for (int64_t k = 0; k < lane; ++k) {
+              Codec::Store(out.output.data(), base + k * inner, y[k]);
+            }
+          }
         }
-        math::SoftmaxBackward(log, y.data(), dy.data(), lane, dx.data());
-        for (int64_t k = 0; k < lane; ++k) Codec::Store(out.grad_input.data(), base + k * inner, dx[k]);
-      }
-      if (forward) {
-        for (int64_t k = 0; k < lane; ++k) Codec::Store(out.output.data(), base + k * inner, y[k]);
-      }
-    }
-  }
-  return absl::OkStatus();
+      });
 }
 
 absl::Status CheckBuffer(absl::Span<char> buffer, size_t expected, absl::string_view path,
@@ -400,8 +406,9 @@ absl::Status Engine::Compute(absl::Span<const ComputeItem> items,
     const bool elementwise = GetActivationInfo(item.activation.kind).elementwise;
     absl::Status status = WithCodec(item.input.dtype, [&](auto codec) {
       using Codec = decltype(codec);
-      return elementwise ? ComputeElementwise<Codec>(item, plan, buffers[i], cancelled)
-                         : ComputeSoftmax<Codec>(item, plan, buffers[i], cancelled);
+      return elementwise
+                 ? ComputeElementwise<Codec>(item, plan, buffers[i], options_, cancelled)
+                 : ComputeSoftmax<Codec>(item, plan, buffers[i], options_, cancelled);
     });
     if (!status.ok()) return status;
   }

@@ -31,6 +31,7 @@
 #include "absl/types/span.h"
 #include "src/activation_spec.h"
 #include "src/tensor.h"
+#include "src/thread_pool.h"
 
 namespace actserve {
 
@@ -85,6 +86,13 @@ struct EngineOptions {
   // Most input elements in one batch, summed over its items; more is ResourceExhausted.
   // 0: unlimited. Default: 64 Mi elements (256 MiB of float32).
   int64_t max_elements = int64_t{1} << 26;
+  // Workers that share a large item's chunks with the calling thread; not owned, must
+  // outlive the engine. nullptr: every computation runs on the calling thread.
+  ThreadPool* pool = nullptr;
+  // Elements per chunk of work: the unit of parallelism and of cancellation checks.
+  // 64 Ki elements (256 KiB of float32 per stream) keep a chunk's streams in L2. Results
+  // are bit-identical for any thread count because chunks are fixed by this size alone.
+  int64_t chunk_elements = int64_t{1} << 16;
 };
 
 // Thread-safe: one Engine serves any number of concurrent calls. Holds no per-call state.
@@ -104,8 +112,9 @@ class Engine {
   absl::StatusOr<std::vector<ResultSizes>> Plan(absl::Span<const ComputeItem> items) const;
 
   // Validates (as Plan does, plus the buffers' sizes) and then computes every item into
-  // `buffers[i]`. When `cancelled` is given and becomes true, stops between chunks of
-  // work and returns Cancelled; buffers then hold partial results.
+  // `buffers[i]`, splitting large items into chunks run on options().pool. When
+  // `cancelled` is given and becomes true, stops between chunks of work and returns
+  // Cancelled; buffers then hold partial results.
   absl::Status Compute(absl::Span<const ComputeItem> items,
                        absl::Span<const ItemBuffers> buffers,
                        const std::atomic<bool>* cancelled = nullptr) const;
