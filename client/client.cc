@@ -1,0 +1,356 @@
+#include "actserve/client.h"
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
+#include "actserve/v1/activation.grpc.pb.h"
+#include "actserve/v1/activation.pb.h"
+#include "client/grpc_status.h"
+#include "client/health_wire.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "proto/convert.h"
+
+namespace actserve {
+
+struct Client::Stubs {
+  explicit Stubs(const std::shared_ptr<grpc::Channel>& channel)
+      : service(v1::ActivationService::NewStub(channel)), generic(channel) {}
+
+  std::unique_ptr<v1::ActivationService::Stub> service;
+  grpc::GenericStub generic;  // for grpc.health.v1.Health, which has no generated stub
+};
+
+namespace {
+
+constexpr char kHealthCheckMethod[] = "/grpc.health.v1.Health/Check";
+
+// The channel's service config: the load-balancing policy, and a retry policy for
+// UNAVAILABLE (the server not reachable yet, or a pod going away). Every method of both
+// services is idempotent, so a retry can never apply anything twice.
+std::string ServiceConfigJson(const ClientOptions& options) {
+  std::string json = "{";
+  if (!options.load_balancing_policy.empty()) {
+    absl::StrAppend(&json, R"("loadBalancingConfig": [{")", options.load_balancing_policy,
+                    R"(": {}}])");
+  }
+  if (options.max_attempts > 1) {
+    if (json.size() > 1) json += ", ";
+    absl::StrAppend(
+        &json,
+        R"("methodConfig": [{"name": [{"service": "actserve.v1.ActivationService"},)",
+        R"( {"service": "grpc.health.v1.Health"}], "retryPolicy": {"maxAttempts": )",
+        options.max_attempts,
+        R"(, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,)",
+        R"( "retryableStatusCodes": ["UNAVAILABLE"]}}])");
+  }
+  json += "}";
+  return json;
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(absl::string_view target,
+                                           const ClientOptions& options) {
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(options.max_message_bytes);
+  arguments.SetMaxSendMessageSize(options.max_message_bytes);
+  arguments.SetServiceConfigJSON(ServiceConfigJson(options));
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      options.credentials != nullptr ? options.credentials
+                                     : grpc::InsecureChannelCredentials();
+  return grpc::CreateCustomChannel(std::string(target), credentials, arguments);
+}
+
+void SetDeadline(const ClientOptions& options, grpc::ClientContext* context) {
+  if (options.deadline == absl::InfiniteDuration()) return;
+  context->set_deadline(std::chrono::system_clock::now() +
+                        absl::ToChronoNanoseconds(options.deadline));
+}
+
+// Takes a result tensor out of a response (moving its bytes). std::nullopt when the
+// server left it unset; InvalidArgument naming `path` when it is malformed.
+absl::StatusOr<std::optional<Tensor>> TakeTensor(bool present, v1::Tensor* proto,
+                                                 absl::string_view path) {
+  // A server may also mark a result it did not compute by an empty, typeless message.
+  const bool empty = proto->dtype() == v1::DTYPE_UNSPECIFIED && proto->shape().empty() &&
+                     proto->data().empty();
+  if (!present || empty) return std::optional<Tensor>();
+  absl::StatusOr<Tensor> tensor = Tensor::FromBytes(
+      wire::DTypeFromProto(proto->dtype()),
+      std::vector<int64_t>(proto->shape().begin(), proto->shape().end()),
+      std::move(*proto->mutable_data()));
+  if (!tensor.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "malformed reply from the server: ", path, ": ", tensor.status().message()));
+  }
+  return std::optional<Tensor>(*std::move(tensor));
+}
+
+absl::StatusOr<std::vector<ItemOutput>> TakeOutputs(v1::ComputeResponse* response,
+                                                    int expected_items) {
+  if (response->results_size() != expected_items) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed reply from the server: ", response->results_size(),
+                     " results for ", expected_items, " items"));
+  }
+  std::vector<ItemOutput> outputs(static_cast<size_t>(expected_items));
+  for (int i = 0; i < expected_items; ++i) {
+    v1::ComputeResult* result = response->mutable_results(i);
+    const std::string path = absl::StrCat("results[", i, "]");
+    absl::StatusOr<std::optional<Tensor>> output =
+        TakeTensor(result->has_output(), result->mutable_output(), path + ".output");
+    if (!output.ok()) return output.status();
+    absl::StatusOr<std::optional<Tensor>> grad_input = TakeTensor(
+        result->has_grad_input(), result->mutable_grad_input(), path + ".grad_input");
+    if (!grad_input.ok()) return grad_input.status();
+    absl::StatusOr<std::optional<Tensor>> grad_weight = TakeTensor(
+        result->has_grad_weight(), result->mutable_grad_weight(), path + ".grad_weight");
+    if (!grad_weight.ok()) return grad_weight.status();
+    outputs[i] = ItemOutput{*std::move(output), *std::move(grad_input),
+                            *std::move(grad_weight)};
+  }
+  return outputs;
+}
+
+template <typename T>
+std::vector<T> ValuesOrEmpty(const std::optional<Tensor>& tensor) {
+  return tensor.has_value() ? tensor->Values<T>() : std::vector<T>();
+}
+
+// The typed calls: one item, the input's own dtype for every result.
+template <typename T>
+absl::StatusOr<TypedResult<T>> ComputeTyped(const Client& client, TensorView input,
+                                            const ActivationArg& activation, Mode mode,
+                                            std::optional<TensorView> grad_output) {
+  Batch batch;
+  batch.Add(input, activation, mode, grad_output);
+  absl::StatusOr<std::vector<ItemOutput>> outputs = client.Compute(batch);
+  if (!outputs.ok()) return outputs.status();
+  const ItemOutput& item = outputs->front();
+  for (const std::optional<Tensor>* tensor :
+       {&item.output, &item.grad_input, &item.grad_weight}) {
+    if (tensor->has_value() && (*tensor)->dtype() != input.dtype) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "malformed reply from the server: a ", DTypeName((*tensor)->dtype()),
+          " result for a ", DTypeName(input.dtype), " input"));
+    }
+  }
+  return TypedResult<T>{ValuesOrEmpty<T>(item.output), ValuesOrEmpty<T>(item.grad_input),
+                        ValuesOrEmpty<T>(item.grad_weight)};
+}
+
+std::string ParameterTypeName(v1::ParameterInfo::Type type) {
+  switch (type) {
+    case v1::ParameterInfo::TYPE_REAL:
+      return "real";
+    case v1::ParameterInfo::TYPE_INTEGER:
+      return "integer";
+    case v1::ParameterInfo::TYPE_CHOICE:
+      return "choice";
+    case v1::ParameterInfo::TYPE_TENSOR:
+      return "tensor";
+    default:
+      return "unspecified";
+  }
+}
+
+ServiceDescription DescriptionFromProto(const v1::ListActivationsResponse& response) {
+  ServiceDescription description;
+  for (const v1::ActivationInfo& info : response.activations()) {
+    ActivationDescription activation;
+    activation.name = info.name();
+    activation.description = info.description();
+    activation.formula = info.formula();
+    activation.gradient = info.gradient();
+    activation.elementwise = info.elementwise();
+    activation.example = info.example();
+    for (const v1::ParameterInfo& param : info.parameters()) {
+      activation.parameters.push_back(ParameterDescription{
+          param.name(), ParameterTypeName(param.type()), param.required(),
+          param.default_text(), param.valid_range(),
+          std::vector<std::string>(param.choices().begin(), param.choices().end())});
+    }
+    description.activations.push_back(std::move(activation));
+  }
+  const v1::ServerInfo& server = response.server();
+  description.server.version = server.version();
+  for (int dtype : server.dtypes()) {
+    description.server.dtypes.push_back(wire::DTypeFromProto(static_cast<v1::DType>(dtype)));
+  }
+  description.server.simd_target = server.simd_target();
+  description.server.threads = server.threads();
+  description.server.max_message_bytes = server.limits().max_message_bytes();
+  description.server.max_elements = server.limits().max_elements();
+  description.server.max_inflight = server.limits().max_inflight();
+  return description;
+}
+
+std::string ByteBufferToString(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  for (const grpc::Slice& slice : slices) {
+    out.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::string_view HealthStatusName(HealthStatus status) {
+  switch (status) {
+    case HealthStatus::kServing:
+      return "SERVING";
+    case HealthStatus::kNotServing:
+      return "NOT_SERVING";
+    case HealthStatus::kServiceUnknown:
+      return "SERVICE_UNKNOWN";
+    case HealthStatus::kUnknown:
+      break;
+  }
+  return "UNKNOWN";
+}
+
+Client::Client(absl::string_view target, ClientOptions options)
+    : Client(MakeChannel(target, options), options) {}
+
+Client::Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
+    : options_(std::move(options)),
+      channel_(std::move(channel)),
+      stubs_(std::make_unique<Stubs>(channel_)) {}
+
+Client::~Client() = default;
+
+absl::StatusOr<TypedResult<float>> Client::Compute(
+    absl::Span<const float> x, absl::Span<const int64_t> shape,
+    const ActivationArg& activation, Mode mode,
+    std::optional<absl::Span<const float>> grad_output) const {
+  std::optional<TensorView> dy;
+  if (grad_output.has_value()) dy = MakeTensorView(*grad_output, shape);
+  return ComputeTyped<float>(*this, MakeTensorView(x, shape), activation, mode, dy);
+}
+
+absl::StatusOr<TypedResult<double>> Client::Compute(
+    absl::Span<const double> x, absl::Span<const int64_t> shape,
+    const ActivationArg& activation, Mode mode,
+    std::optional<absl::Span<const double>> grad_output) const {
+  std::optional<TensorView> dy;
+  if (grad_output.has_value()) dy = MakeTensorView(*grad_output, shape);
+  return ComputeTyped<double>(*this, MakeTensorView(x, shape), activation, mode, dy);
+}
+
+absl::StatusOr<TypedResult<uint16_t>> Client::Compute(
+    DType dtype, absl::Span<const uint16_t> x, absl::Span<const int64_t> shape,
+    const ActivationArg& activation, Mode mode,
+    std::optional<absl::Span<const uint16_t>> grad_output) const {
+  if (dtype != DType::kFloat16 && dtype != DType::kBFloat16) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "16-bit values need dtype float16 or bfloat16, got ", DTypeName(dtype)));
+  }
+  std::optional<TensorView> dy;
+  if (grad_output.has_value()) dy = MakeTensorView(dtype, *grad_output, shape);
+  return ComputeTyped<uint16_t>(*this, MakeTensorView(dtype, x, shape), activation, mode,
+                                dy);
+}
+
+absl::StatusOr<std::vector<ItemOutput>> Client::Compute(const Batch& batch) const {
+  if (!batch.status().ok()) return batch.status();
+  grpc::ClientContext context;
+  SetDeadline(options_, &context);
+  v1::ComputeResponse response;
+  absl::Status status = client_internal::FromGrpcStatus(
+      stubs_->service->Compute(&context, batch.request(), &response));
+  if (!status.ok()) return status;
+  return TakeOutputs(&response, batch.size());
+}
+
+absl::StatusOr<std::vector<std::vector<ItemOutput>>> Client::ComputeStream(
+    absl::Span<const Batch> batches) const {
+  for (size_t i = 0; i < batches.size(); ++i) {
+    if (!batches[i].status().ok()) {
+      return absl::Status(batches[i].status().code(),
+                          absl::StrCat("batches[", i, "]: ", batches[i].status().message()));
+    }
+  }
+  std::vector<std::vector<ItemOutput>> all_outputs;
+  if (batches.empty()) return all_outputs;
+
+  grpc::ClientContext context;
+  SetDeadline(options_, &context);
+  std::unique_ptr<grpc::ClientReaderWriter<v1::ComputeRequest, v1::ComputeResponse>> stream =
+      stubs_->service->ComputeStream(&context);
+  // Writing everything before reading could deadlock once both directions' flow-control
+  // windows fill up, so one thread writes while this one reads.
+  std::thread writer([&stream, batches] {
+    for (const Batch& batch : batches) {
+      if (!stream->Write(batch.request())) return;  // the call has ended; Finish says why
+    }
+    stream->WritesDone();
+  });
+  absl::Status reply_status;
+  v1::ComputeResponse response;
+  while (all_outputs.size() < batches.size() && stream->Read(&response)) {
+    absl::StatusOr<std::vector<ItemOutput>> outputs =
+        TakeOutputs(&response, batches[all_outputs.size()].size());
+    if (!outputs.ok()) {
+      reply_status = absl::Status(outputs.status().code(),
+                                  absl::StrCat("batches[", all_outputs.size(), "]: ",
+                                               outputs.status().message()));
+      context.TryCancel();
+      break;
+    }
+    all_outputs.push_back(*std::move(outputs));
+  }
+  writer.join();
+  absl::Status status = client_internal::FromGrpcStatus(stream->Finish());
+  if (!reply_status.ok()) return reply_status;
+  if (!status.ok()) return status;
+  if (all_outputs.size() != batches.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed reply from the server: the stream ended after ",
+                     all_outputs.size(), " of ", batches.size(), " responses"));
+  }
+  return all_outputs;
+}
+
+absl::StatusOr<ServiceDescription> Client::ListActivations() const {
+  grpc::ClientContext context;
+  SetDeadline(options_, &context);
+  v1::ListActivationsResponse response;
+  absl::Status status = client_internal::FromGrpcStatus(stubs_->service->ListActivations(
+      &context, v1::ListActivationsRequest(), &response));
+  if (!status.ok()) return status;
+  return DescriptionFromProto(response);
+}
+
+absl::StatusOr<HealthStatus> Client::Health(absl::string_view service) const {
+  grpc::ClientContext context;
+  SetDeadline(options_, &context);
+  const std::string request_bytes = client_internal::EncodeHealthCheckRequest(service);
+  grpc::Slice request_slice(request_bytes);
+  grpc::ByteBuffer request(&request_slice, 1);
+  grpc::ByteBuffer response;
+  grpc::Status call_status;
+  absl::Notification done;
+  stubs_->generic.UnaryCall(&context, kHealthCheckMethod, grpc::StubOptions(), &request,
+                            &response, [&call_status, &done](grpc::Status status) {
+                              call_status = std::move(status);
+                              done.Notify();
+                            });
+  done.WaitForNotification();
+  absl::Status status = client_internal::FromGrpcStatus(call_status);
+  if (!status.ok()) return status;
+  return client_internal::DecodeHealthCheckResponse(ByteBufferToString(response));
+}
+
+}  // namespace actserve

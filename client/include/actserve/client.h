@@ -1,0 +1,208 @@
+// The actserve C++ SDK: a client for the ActivationService (DESIGN.md section 2), which
+// computes neural-network activations and their gradients on a remote server.
+//
+//   actserve::Client client("localhost:50051");
+//   std::vector<float> x = {-2, -1, 0, 1, 2};
+//   absl::StatusOr<actserve::TypedResult<float>> r =
+//       client.Compute(absl::MakeConstSpan(x), {5}, "gelu");
+//   if (!r.ok()) { /* r.status(): the server's code and message, or a local error */ }
+//   r->output;      // gelu(x)
+//   r->grad_input;  // gelu'(x), since no grad_output was given
+//
+// Every call blocks until the reply arrives or `ClientOptions::deadline` passes, and
+// returns an absl::Status with the gRPC status code (UNAVAILABLE when the server cannot be
+// reached, DEADLINE_EXCEEDED, the server's INVALID_ARGUMENT with its message, ...). An
+// activation given as text is parsed on the client: a bad spec is InvalidArgument before
+// any network traffic.
+//
+// A Client is thread-safe: any number of threads may call it at once, and calls share
+// one gRPC channel (HTTP/2 connections are multiplexed and, with several addresses,
+// balanced round-robin).
+#ifndef ACTSERVE_CLIENT_INCLUDE_ACTSERVE_CLIENT_H_
+#define ACTSERVE_CLIENT_INCLUDE_ACTSERVE_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "absl/strings/string_view.h"
+#include "actserve/batch.h"
+#include "actserve/tensor.h"
+#include "src/dtype.h"
+#include "src/engine.h"
+
+namespace grpc {
+class Channel;
+class ChannelCredentials;
+}  // namespace grpc
+
+namespace actserve {
+
+struct ClientOptions {
+  // How long each call may take, from its start to its last reply; then it fails with
+  // DEADLINE_EXCEEDED and the server stops computing it. For ComputeStream this bounds
+  // the whole stream. absl::InfiniteDuration() for no deadline. Default: 30 s.
+  absl::Duration deadline = absl::Seconds(30);
+
+  // The largest message sent or received, in bytes (gRPC's own default is 4 MiB for
+  // received messages). A larger one fails with RESOURCE_EXHAUSTED. The server has its
+  // own limit (see `ServerDescription`). Default: 256 MiB.
+  int max_message_bytes = 256 << 20;
+
+  // gRPC load-balancing policy, set through the channel's service config. "round_robin"
+  // spreads calls over every address the target resolves to (several pods behind a
+  // headless Kubernetes Service, or "ipv4:10.0.0.1:50051,10.0.0.2:50051"); "pick_first"
+  // uses one connection; "" leaves gRPC's default (pick_first). Default: "round_robin".
+  std::string load_balancing_policy = "round_robin";
+
+  // How many times gRPC may try a call that failed with UNAVAILABLE before any reply
+  // (every RPC of the service is idempotent), with exponential backoff from 100 ms.
+  // 1 disables retries; gRPC caps the value at 5. Default: 3.
+  int max_attempts = 3;
+
+  // The channel's credentials: where TLS (grpc::SslCredentials) and a bearer token
+  // (grpc::CompositeChannelCredentials with grpc::AccessTokenCredentials) plug in.
+  // nullptr: plaintext (grpc::InsecureChannelCredentials()). Default: nullptr.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+};
+
+// The result of one computed item, as the server returned it. A result the item's mode
+// did not ask for is std::nullopt.
+struct ItemOutput {
+  std::optional<Tensor> output;       // y = f(x): the input's shape and dtype
+  std::optional<Tensor> grad_input;   // dx = dy * f'(x): the input's shape and dtype
+  std::optional<Tensor> grad_weight;  // PReLU with a gradient: the weight's shape
+};
+
+// The result of a typed call, as flat row-major vectors in the input's element type
+// (`uint16_t` bit patterns for float16 and bfloat16). A result the mode did not ask for
+// is empty.
+template <typename T>
+struct TypedResult {
+  std::vector<T> output;
+  std::vector<T> grad_input;
+  std::vector<T> grad_weight;  // PReLU only
+};
+
+// grpc.health.v1.HealthCheckResponse.ServingStatus.
+enum class HealthStatus {
+  kUnknown = 0,
+  kServing = 1,
+  kNotServing = 2,
+  kServiceUnknown = 3,  // the server does not know the service asked about
+};
+// "UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN".
+absl::string_view HealthStatusName(HealthStatus status);
+
+// One parameter of an activation, as the server describes it.
+struct ParameterDescription {
+  std::string name;          // PyTorch's name, e.g. "negative_slope"
+  std::string type;          // "real", "integer", "choice", "tensor" (or "unspecified")
+  bool required = false;     // no default: threshold's two parameters
+  std::string default_text;  // e.g. "0.01", "none"; empty when required
+  std::string valid_range;   // e.g. "nonzero", ">= 0"; empty when any finite value
+  std::vector<std::string> choices;  // "choice" only, e.g. {"none", "tanh"}
+};
+
+struct ActivationDescription {
+  std::string name;         // text-form name, e.g. "leaky_relu"
+  std::string description;  // one line
+  std::string formula;      // forward
+  std::string gradient;     // backward, in terms of g = dy
+  std::vector<ParameterDescription> parameters;
+  bool elementwise = true;  // false for softmax and log_softmax
+  std::string example;      // a text-form spec
+};
+
+struct ServerDescription {
+  std::string version;        // e.g. "0.1.0"
+  std::vector<DType> dtypes;  // dtypes the server accepts
+  std::string simd_target;    // e.g. "AVX3"
+  int threads = 0;            // compute threads
+  int64_t max_message_bytes = 0;  // 0 means unlimited
+  int64_t max_elements = 0;       // input elements per request; 0 means unlimited
+  int64_t max_inflight = 0;       // concurrent calls; 0 means unlimited
+};
+
+struct ServiceDescription {
+  std::vector<ActivationDescription> activations;
+  ServerDescription server;
+};
+
+class Client {
+ public:
+  // Connects to `target`, in gRPC's syntax: "localhost:50051",
+  // "dns:///actserve.default.svc:50051", "ipv4:127.0.0.1:5001,127.0.0.1:5002". The
+  // connection is made lazily, so construction never fails; an unreachable server shows
+  // up as UNAVAILABLE from the first call.
+  explicit Client(absl::string_view target, ClientOptions options = ClientOptions());
+
+  // Uses an existing channel (e.g. an in-process one). The channel's own arguments rule;
+  // of `options`, only `deadline` applies.
+  Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options);
+
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  const ClientOptions& options() const { return options_; }
+
+  // Computes one tensor `x` of `shape` through `activation` (text or spec) in `mode`,
+  // with dy = `grad_output` when given (it must have x's size). The float16 / bfloat16
+  // form takes bit patterns and their `dtype` (kFloat16 or kBFloat16; any other dtype is
+  // InvalidArgument). For PReLU this sends the spec's single weight; use a Batch to send
+  // one weight per channel. Errors: InvalidArgument for a bad spec or a size mismatch
+  // (before any network call), else the server's status.
+  absl::StatusOr<TypedResult<float>> Compute(
+      absl::Span<const float> x, absl::Span<const int64_t> shape,
+      const ActivationArg& activation, Mode mode = Mode::kForwardBackward,
+      std::optional<absl::Span<const float>> grad_output = std::nullopt) const;
+  absl::StatusOr<TypedResult<double>> Compute(
+      absl::Span<const double> x, absl::Span<const int64_t> shape,
+      const ActivationArg& activation, Mode mode = Mode::kForwardBackward,
+      std::optional<absl::Span<const double>> grad_output = std::nullopt) const;
+  absl::StatusOr<TypedResult<uint16_t>> Compute(
+      DType dtype, absl::Span<const uint16_t> x, absl::Span<const int64_t> shape,
+      const ActivationArg& activation, Mode mode = Mode::kForwardBackward,
+      std::optional<absl::Span<const uint16_t>> grad_output = std::nullopt) const;
+
+  // Computes a whole batch in one request. One ItemOutput per item, in order. Returns
+  // `batch.status()` unsent when the batch recorded an error; an empty batch is valid
+  // (no results). Also InvalidArgument if the server's reply has the wrong number of
+  // results or a malformed tensor (a server bug).
+  absl::StatusOr<std::vector<ItemOutput>> Compute(const Batch& batch) const;
+
+  // Sends every batch on one ComputeStream call, pipelined (a writer thread sends while
+  // this thread reads), and returns their outputs in the same order. All or nothing: the
+  // first invalid batch is reported unsent; the first failed batch fails the call (its
+  // status is the stream's). The deadline covers the whole stream.
+  absl::StatusOr<std::vector<std::vector<ItemOutput>>> ComputeStream(
+      absl::Span<const Batch> batches) const;
+
+  // Every activation the server computes, with its parameters, and the server's version,
+  // dtypes, SIMD target, threads and limits.
+  absl::StatusOr<ServiceDescription> ListActivations() const;
+
+  // grpc.health.v1.Health/Check for `service` ("" is the server as a whole). The server's
+  // answer when it replies (kServing, kNotServing, ...); an error status when it cannot be
+  // reached (UNAVAILABLE) or does not serve health checks (UNIMPLEMENTED), or NOT_FOUND
+  // when it does not know `service`.
+  absl::StatusOr<HealthStatus> Health(absl::string_view service = "") const;
+
+ private:
+  struct Stubs;
+
+  ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<Stubs> stubs_;
+};
+
+}  // namespace actserve
+
+#endif  // ACTSERVE_CLIENT_INCLUDE_ACTSERVE_CLIENT_H_
