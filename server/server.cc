@@ -73,6 +73,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(GrpcMessageLimit(options.max_message_bytes));
   builder.SetMaxSendMessageSize(GrpcMessageLimit(options.max_message_bytes));
+  // gRPC sets SO_REUSEPORT by default, so a second server on a busy port would start and
+  // silently share its traffic; refuse instead, so "address in use" is reported.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(server->service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || port == 0) {

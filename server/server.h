@@ -38,7 +38,7 @@ class Server {
  public:
   // Builds, binds and starts a server from `options`. InvalidArgument for options out of
   // range (negative limits or threads, empty address); Unavailable when the address
-  // cannot be bound (in use, bad host). Logs the bound address at info level.
+  // cannot be bound (in use, also by another actserve: SO_REUSEPORT is off; bad host). Logs the bound address at info level.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
 
   ~Server();
