@@ -75,7 +75,8 @@ absl::Status PrefixError(absl::string_view path, const absl::Status& status) {
 
 std::string ShortestDouble(double value) {
   char buffer[64];
-  const std::to_chars_result result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  const std::to_chars_result result =
+      std::to_chars(buffer, buffer + sizeof(buffer), value);
   if (result.ec != std::errc()) return absl::StrCat(value);
   return std::string(buffer, result.ptr);
 }
@@ -130,9 +131,9 @@ absl::StatusOr<Mode> ModeFromProto(v1::Mode proto, absl::string_view path) {
     default:
       break;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      path, ": unknown mode number ", static_cast<int>(proto),
-      " (expected 0..3: unspecified, forward, backward, forward_backward)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": unknown mode number ", static_cast<int>(proto),
+                   " (expected 0..3: unspecified, forward, backward, forward_backward)"));
 }
 
 v1::Mode ModeToProto(Mode mode) {
@@ -171,8 +172,8 @@ absl::StatusOr<ActivationSpec> ActivationFromProto(const v1::Activation& proto,
   const ActivationInfo& info = GetActivationInfo(kind);
   const KindFields& fields = FieldTable()[index];
   if (fields.kind_field == nullptr) {
-    return absl::InternalError(absl::StrCat(
-        path, ": activation '", info.name, "' is in the catalogue but not on the wire"));
+    return absl::InternalError(absl::StrCat(path, ": activation '", info.name,
+                                            "' is in the catalogue but not on the wire"));
   }
 
   const Reflection* reflection = proto.GetReflection();

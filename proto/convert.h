@@ -12,7 +12,8 @@
 //
 //   absl::StatusOr<std::vector<actserve::ComputeItem>> items =
 //       actserve::wire::ItemsFromProto(request);
-//   if (!items.ok()) return items.status();  // "items[1].mode: unknown mode number 7 ..."
+//   // On error, e.g. "items[1].mode: unknown mode number 7 (expected 0..3: ...)":
+//   if (!items.ok()) return items.status();
 //   absl::StatusOr<std::vector<actserve::ResultSizes>> sizes = engine.Plan(*items);
 //
 // Every function here is thread-safe (none holds state) and allocates only the
@@ -106,7 +107,8 @@ void SetTensorHeader(DType dtype, absl::Span<const int64_t> shape, v1::Tensor* p
 // ("items[i].input.dtype", "items[i].grad_output.dtype",
 // "items[i].activation.prelu.weight.dtype"). Everything else (shape, sizes, unspecified
 // dtype, grad_output and weight agreement, softmax dim, limits) is Engine::Plan's job.
-absl::StatusOr<std::vector<ComputeItem>> ItemsFromProto(const v1::ComputeRequest& request);
+absl::StatusOr<std::vector<ComputeItem>> ItemsFromProto(
+    const v1::ComputeRequest& request);
 
 // ---------------------------------------------------------------------------------------
 // ListActivations.

@@ -60,8 +60,7 @@ void LogCallError(absl::string_view method, const absl::Status& status) {
                              ? LogLevel::kDebug
                              : LogLevel::kWarning;
   if (!LogEnabled(level)) return;
-  Log(level, absl::StrCat(method, " failed: ",
-                          status.ToString()));
+  Log(level, absl::StrCat(method, " failed: ", status.ToString()));
 }
 
 // A batch ready to compute: engine items viewing the request, and buffers viewing the
@@ -107,9 +106,9 @@ absl::StatusOr<PreparedBatch> Prepare(const Engine& engine, int64_t max_message_
                                            size.output_bytes, result->mutable_output());
     }
     if (ComputesGradient(item.mode)) {
-      buffers.grad_input = PrepareResultTensor(item.input.dtype, item.input.shape,
-                                               size.grad_input_bytes,
-                                               result->mutable_grad_input());
+      buffers.grad_input =
+          PrepareResultTensor(item.input.dtype, item.input.shape, size.grad_input_bytes,
+                              result->mutable_grad_input());
       if (item.activation.kind == ActivationKind::kPrelu) {
         // The weight's shape; the default weight is one value, so [1].
         const absl::Span<const int64_t> weight_shape =

@@ -17,10 +17,10 @@
 #ifndef ACTSERVE_SERVER_ACTIVATION_SERVICE_H_
 #define ACTSERVE_SERVER_ACTIVATION_SERVICE_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <functional>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "actserve/v1/activation.grpc.pb.h"
@@ -37,7 +37,8 @@ namespace server {
 class ActivationServiceImpl final : public v1::ActivationService::CallbackService {
  public:
   // `options` gives the limits that are enforced here and reported by ListActivations.
-  ActivationServiceImpl(const Engine* engine, ThreadPool* pool, const ServerOptions& options);
+  ActivationServiceImpl(const Engine* engine, ThreadPool* pool,
+                        const ServerOptions& options);
   ActivationServiceImpl(const ActivationServiceImpl&) = delete;
   ActivationServiceImpl& operator=(const ActivationServiceImpl&) = delete;
 
@@ -48,9 +49,9 @@ class ActivationServiceImpl final : public v1::ActivationService::CallbackServic
   grpc::ServerBidiReactor<v1::ComputeRequest, v1::ComputeResponse>* ComputeStream(
       grpc::CallbackServerContext* context) override;
 
-  grpc::ServerUnaryReactor* ListActivations(grpc::CallbackServerContext* context,
-                                            const v1::ListActivationsRequest* request,
-                                            v1::ListActivationsResponse* response) override;
+  grpc::ServerUnaryReactor* ListActivations(
+      grpc::CallbackServerContext* context, const v1::ListActivationsRequest* request,
+      v1::ListActivationsResponse* response) override;
 
   // Compute and ComputeStream calls currently admitted.
   int inflight() const { return inflight_.load(std::memory_order_relaxed); }
@@ -70,7 +71,8 @@ class ActivationServiceImpl final : public v1::ActivationService::CallbackServic
   // computing) or later on a compute worker. `request` and `response` must stay alive
   // and untouched until `done` runs. `cancelled` is polled by the engine between chunks.
   void RunBatch(const v1::ComputeRequest& request, v1::ComputeResponse* response,
-                const std::atomic<bool>* cancelled, std::function<void(absl::Status)> done);
+                const std::atomic<bool>* cancelled,
+                std::function<void(absl::Status)> done);
 
  private:
   const Engine& engine_;

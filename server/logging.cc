@@ -63,8 +63,8 @@ bool LogEnabled(LogLevel level) {
 
 void Log(LogLevel level, absl::string_view message) {
   if (!LogEnabled(level)) return;
-  std::string line = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ ", absl::Now(),
-                                      absl::UTCTimeZone());
+  std::string line =
+      absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ ", absl::Now(), absl::UTCTimeZone());
   line += LevelLetter(level);
   line += ' ';
   constexpr absl::string_view kCut = "...";
@@ -80,7 +80,8 @@ void Log(LogLevel level, absl::string_view message) {
   line += '\n';
   size_t written = 0;
   while (written < line.size()) {
-    const ssize_t n = ::write(STDERR_FILENO, line.data() + written, line.size() - written);
+    const ssize_t n =
+        ::write(STDERR_FILENO, line.data() + written, line.size() - written);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;  // stderr is gone; nothing sensible left to do
     written += static_cast<size_t>(n);

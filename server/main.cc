@@ -31,10 +31,11 @@ ABSL_FLAG(int64_t, max_elements, int64_t{1} << 26 /* 64 Mi */,
           "most input elements per request, summed over its items; 0: unlimited");
 ABSL_FLAG(int, max_inflight, 64,
           "most Compute/ComputeStream calls in progress; 0: unlimited");
-ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
-          "on SIGINT/SIGTERM, how long in-flight calls may finish before being cancelled");
-ABSL_FLAG(std::string, log_level, "info", "least severe level logged: debug, info, "
-                                          "warning, error");
+ABSL_FLAG(
+    absl::Duration, shutdown_grace, absl::Seconds(5),
+    "on SIGINT/SIGTERM, how long in-flight calls may finish before being cancelled");
+ABSL_FLAG(std::string, log_level, "info",
+          "least severe level logged: debug, info, warning, error");
 
 namespace {
 
@@ -85,7 +86,8 @@ int main(int argc, char** argv) {
   std::thread signal_waiter([&shutdown_signals, &server] {
     int signal_number = 0;
     sigwait(&shutdown_signals, &signal_number);
-    Log(LogLevel::kInfo, signal_number == SIGTERM ? "received SIGTERM" : "received SIGINT");
+    Log(LogLevel::kInfo,
+        signal_number == SIGTERM ? "received SIGTERM" : "received SIGINT");
     (*server)->Shutdown();
   });
   (*server)->Wait();  // returns once the waiter's Shutdown has drained every call

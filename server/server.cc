@@ -1,14 +1,14 @@
 // See server.h.
 #include "server/server.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
 #include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <string>
 #include <utility>
-
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -27,8 +27,9 @@ absl::Status ValidateOptions(const ServerOptions& options) {
         absl::StrCat("threads must be >= 0 (0: one per core), got ", options.threads));
   }
   if (options.max_message_bytes < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_message_bytes must be >= 0 (0: unlimited), got ", options.max_message_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_message_bytes must be >= 0 (0: unlimited), got ",
+                     options.max_message_bytes));
   }
   if (options.max_elements < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -50,19 +51,28 @@ int GrpcMessageLimit(int64_t max_message_bytes) {
   return static_cast<int>(std::min<int64_t>(max_message_bytes, INT_MAX));
 }
 
+// The engine shares the server's pool: a batch handed to a worker can spread a large
+// item's chunks over the other idle workers.
+EngineOptions MakeEngineOptions(const ServerOptions& options, ThreadPool* pool) {
+  EngineOptions engine_options;
+  engine_options.max_elements = options.max_elements;
+  engine_options.pool = pool;
+  return engine_options;
+}
+
 }  // namespace
 
-Server::Server(const ServerOptions& options, int threads)
+Server::Server(const ServerOptions& options)
     : options_(options),
-      engine_(std::make_unique<Engine>(EngineOptions{options.max_elements})),
       pool_(std::make_unique<ThreadPool>(
-          ThreadPoolOptions{threads, options.max_queued})),
-      service_(std::make_unique<ActivationServiceImpl>(engine_.get(), pool_.get(),
-                                                       options)) {}
+          ThreadPoolOptions{options.threads, options.max_queued})),
+      engine_(std::make_unique<Engine>(MakeEngineOptions(options, pool_.get()))),
+      service_(
+          std::make_unique<ActivationServiceImpl>(engine_.get(), pool_.get(), options)) {}
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   if (absl::Status valid = ValidateOptions(options); !valid.ok()) return valid;
-  std::unique_ptr<Server> server(new Server(options, options.threads));
+  std::unique_ptr<Server> server(new Server(options));
 
   // Both are process-wide switches that apply to servers built afterwards.
   grpc::EnableDefaultHealthCheckService(true);
@@ -102,10 +112,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 
 Server::~Server() {
   Shutdown();
-  // Order matters: the service's reactors borrow the pool and the engine.
+  // Order matters. Once the grpc::Server is gone every call has finished; the pool then
+  // runs whatever is still queued (helpers of a finished ParallelFor, which may touch
+  // the engine) and joins its workers; only then may the service and the engine go.
   grpc_server_.reset();
-  service_.reset();
   pool_.reset();
+  service_.reset();
   engine_.reset();
 }
 

@@ -17,9 +17,9 @@
 #ifndef ACTSERVE_SERVER_SERVER_H_
 #define ACTSERVE_SERVER_SERVER_H_
 
-#include <memory>
-
 #include <grpcpp/grpcpp.h>
+
+#include <memory>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -38,7 +38,8 @@ class Server {
  public:
   // Builds, binds and starts a server from `options`. InvalidArgument for options out of
   // range (negative limits or threads, empty address); Unavailable when the address
-  // cannot be bound (in use, also by another actserve: SO_REUSEPORT is off; bad host). Logs the bound address at info level.
+  // cannot be bound (in use, also by another actserve: SO_REUSEPORT is off; bad host).
+  // Logs the bound address at info level.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
 
   ~Server();
@@ -62,13 +63,13 @@ class Server {
   void Wait();
 
  private:
-  Server(const ServerOptions& options, int threads);
+  explicit Server(const ServerOptions& options);
 
   const ServerOptions options_;
-  // Destroyed in reverse order: the grpc::Server (all calls done) before the service,
-  // the service before the pool and the engine it borrows.
-  std::unique_ptr<Engine> engine_;
+  // Built in this order (the engine and the service borrow the pool; the service
+  // borrows the engine); ~Server destroys them in the order its comment explains.
   std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<Engine> engine_;
   std::unique_ptr<ActivationServiceImpl> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;

@@ -1,7 +1,7 @@
 // Everything that configures an actserve server, with its default and unit.
 //
-// `main` turns command-line flags into a ServerOptions; nothing below `main` reads a flag.
-// Tests build one directly, e.g. to listen on an ephemeral port:
+// `main` turns command-line flags into a ServerOptions; nothing below `main` reads a
+// flag. Tests build one directly, e.g. to listen on an ephemeral port:
 //
 //   actserve::server::ServerOptions options;
 //   options.address = "127.0.0.1:0";

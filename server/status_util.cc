@@ -11,9 +11,10 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   const int code = static_cast<int>(status.code());
   // Both enums are the canonical codes 0..16 (google.rpc.Code).
-  const grpc::StatusCode grpc_code = (code > 0 && code <= grpc::StatusCode::UNAUTHENTICATED)
-                                         ? static_cast<grpc::StatusCode>(code)
-                                         : grpc::StatusCode::UNKNOWN;
+  const grpc::StatusCode grpc_code =
+      (code > 0 && code <= grpc::StatusCode::UNAUTHENTICATED)
+          ? static_cast<grpc::StatusCode>(code)
+          : grpc::StatusCode::UNKNOWN;
   const absl::string_view message = status.message();
   if (message.size() <= kMaxStatusMessageBytes) {
     return grpc::Status(grpc_code, std::string(message));

@@ -8,9 +8,9 @@
 #ifndef ACTSERVE_SERVER_STATUS_UTIL_H_
 #define ACTSERVE_SERVER_STATUS_UTIL_H_
 
-#include <cstddef>
-
 #include <grpcpp/support/status.h>
+
+#include <cstddef>
 
 #include "absl/status/status.h"
 

@@ -3,13 +3,13 @@
 // softmax, streaming order, ListActivations and the valid edge cases.
 #include "server/activation_service.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "src/catalogue.h"
 #include "tests/server/test_server.h"
@@ -72,22 +72,18 @@ TEST_F(ActivationServiceTest, ReluForwardAndGradientByHand) {
 //       (g,) = torch.autograd.grad(y.sum(), x)
 //       print(a, ["%.17g" % v for v in y.tolist()], ["%.17g" % v for v in g.tolist()])'
 constexpr double kGeluX[] = {-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0};
-constexpr double kGeluExact[] = {-0.0040496940948903104, -0.15865525393145702,
-                                 -0.15426876936299344,   0,
-                                 0.34573123063700656,    0.84134474606854304,
-                                 2.9959503059051098};
-constexpr double kGeluExactGrad[] = {-0.01194564720418392,  -0.083315470587686347,
-                                     0.13250487534383712,   0.5,
-                                     0.86749512465616285,   1.0833154705876864,
-                                     1.0119456472041839};
-constexpr double kGeluTanh[] = {-0.0036373920817729943, -0.15880800939172324,
-                                -0.15428599017485606,   0,
-                                0.34571400982514394,    0.84119199060827676,
-                                2.9963626079182268};
-constexpr double kGeluTanhGrad[] = {-0.011584166630969648, -0.082964083845782521,
-                                    0.13263009646535764,   0.5,
-                                    0.86736990353464238,   1.0829640838457826,
-                                    1.0115841666309695};
+constexpr double kGeluExact[] = {
+    -0.0040496940948903104, -0.15865525393145702, -0.15426876936299344, 0,
+    0.34573123063700656,    0.84134474606854304,  2.9959503059051098};
+constexpr double kGeluExactGrad[] = {
+    -0.01194564720418392, -0.083315470587686347, 0.13250487534383712, 0.5,
+    0.86749512465616285,  1.0833154705876864,    1.0119456472041839};
+constexpr double kGeluTanh[] = {
+    -0.0036373920817729943, -0.15880800939172324, -0.15428599017485606, 0,
+    0.34571400982514394,    0.84119199060827676,  2.9963626079182268};
+constexpr double kGeluTanhGrad[] = {
+    -0.011584166630969648, -0.082964083845782521, 0.13263009646535764, 0.5,
+    0.86736990353464238,   1.0829640838457826,    1.0115841666309695};
 
 void ExpectNearAll(const std::vector<double>& actual, const double* expected, size_t n,
                    double tolerance) {
@@ -390,7 +386,8 @@ TEST_F(ActivationServiceTest, ListActivationsDescribesTheCatalogueAndTheServer) 
   grpc::ClientContext context;
   v1::ListActivationsResponse response;
   ASSERT_TRUE(
-      server_.stub->ListActivations(&context, v1::ListActivationsRequest(), &response).ok());
+      server_.stub->ListActivations(&context, v1::ListActivationsRequest(), &response)
+          .ok());
 
   ASSERT_EQ(response.activations_size(), 24);
   ASSERT_EQ(Catalogue().size(), 24u);
@@ -400,7 +397,8 @@ TEST_F(ActivationServiceTest, ListActivationsDescribesTheCatalogueAndTheServer) 
     EXPECT_FALSE(info.description().empty()) << info.name();
     EXPECT_FALSE(info.formula().empty()) << info.name();
     EXPECT_FALSE(info.gradient().empty()) << info.name();
-    EXPECT_EQ(info.elementwise(), info.name() != "softmax" && info.name() != "log_softmax");
+    EXPECT_EQ(info.elementwise(),
+              info.name() != "softmax" && info.name() != "log_softmax");
   }
   // Wire order: the oneof's field numbers minus one.
   EXPECT_EQ(response.activations(0).name(), "relu");
@@ -454,7 +452,8 @@ TEST(ActivationServiceLimitsTest, ListActivationsReportsConfiguredLimits) {
   grpc::ClientContext context;
   v1::ListActivationsResponse response;
   ASSERT_TRUE(
-      server.stub->ListActivations(&context, v1::ListActivationsRequest(), &response).ok());
+      server.stub->ListActivations(&context, v1::ListActivationsRequest(), &response)
+          .ok());
   EXPECT_EQ(response.server().threads(), 1);
   EXPECT_EQ(response.server().limits().max_message_bytes(), 12345);
   EXPECT_EQ(response.server().limits().max_elements(), 678);

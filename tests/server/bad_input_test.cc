@@ -2,13 +2,13 @@
 // names the exact place ("items[1].input"), and that the server then still answers a
 // valid call. The bad item is items[1], after a valid items[0], so that the place is
 // not trivially the first item and nothing of items[0] is returned.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <limits>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "google/protobuf/unknown_field_set.h"
 #include "tests/server/test_server.h"
@@ -101,7 +101,8 @@ TEST_F(BadInputTest, ActivationUnknownToThisServer) {
   // What a newer client's 25th activation looks like to this server: an unknown field.
   v1::ComputeItem item = ReluItem({2}, {1, 2});
   item.mutable_activation()->clear_kind();
-  item.mutable_activation()->GetReflection()
+  item.mutable_activation()
+      ->GetReflection()
       ->MutableUnknownFields(item.mutable_activation())
       ->AddLengthDelimited(99, "");
   ExpectRejected(item, kInvalid, "items[1].activation", "that this server knows");
@@ -291,7 +292,8 @@ TEST(LimitsTest, OverMaxInflightIsRefusedAtOnce) {
   grpc::ClientContext list_context;
   v1::ListActivationsResponse list;
   EXPECT_TRUE(
-      server.stub->ListActivations(&list_context, v1::ListActivationsRequest(), &list).ok());
+      server.stub->ListActivations(&list_context, v1::ListActivationsRequest(), &list)
+          .ok());
 
   // Closing the stream frees the slot before its status reaches the client.
   ASSERT_TRUE(stream->WritesDone());

@@ -3,12 +3,12 @@
 // the request's memory instead of copying it, and the errors' places.
 #include "proto/convert.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "src/catalogue.h"
 
@@ -48,7 +48,8 @@ TEST(ModeTest, MapsEveryMode) {
   }
   absl::StatusOr<Mode> unknown = ModeFromProto(static_cast<v1::Mode>(7), "items[3].mode");
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(unknown.status().message(), HasSubstr("items[3].mode: unknown mode number 7"));
+  EXPECT_THAT(unknown.status().message(),
+              HasSubstr("items[3].mode: unknown mode number 7"));
 }
 
 // The catalogue is the single source of names: every entry must be the oneof field of
@@ -137,7 +138,8 @@ TEST(ActivationTest, ToProtoSetsEveryParameterExplicitly) {
 
 TEST(ActivationTest, ErrorsArePrefixedWithThePath) {
   v1::Activation proto;
-  absl::StatusOr<ActivationSpec> unset = ActivationFromProto(proto, "items[0].activation");
+  absl::StatusOr<ActivationSpec> unset =
+      ActivationFromProto(proto, "items[0].activation");
   EXPECT_EQ(unset.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(unset.status().message(), "items[0].activation: no activation set");
 
@@ -216,8 +218,9 @@ TEST(ItemsTest, ErrorsNameTheItem) {
 
   bad->mutable_activation()->mutable_prelu()->mutable_weight()->set_dtype(
       static_cast<v1::DType>(6));
-  EXPECT_THAT(ItemsFromProto(request).status().message(),
-              HasSubstr("items[1].activation.prelu.weight.dtype: unknown dtype number 6"));
+  EXPECT_THAT(
+      ItemsFromProto(request).status().message(),
+      HasSubstr("items[1].activation.prelu.weight.dtype: unknown dtype number 6"));
 }
 
 TEST(ActivationInfoTest, CopiesTheCatalogueEntry) {

@@ -1,10 +1,10 @@
 // The server log: levels filter, each event is one bounded line.
 #include "server/logging.h"
 
-#include <string>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
 
 namespace actserve {
 namespace server {

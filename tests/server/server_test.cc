@@ -4,14 +4,14 @@
 // because Debian ships no generated client code for either.
 #include "server/server.h"
 
+#include <gmock/gmock.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/generic/generic_stub.h>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -66,7 +66,8 @@ grpc::Status RawUnaryCall(const std::shared_ptr<grpc::Channel>& channel,
 // a hand-encoded HealthCheckRequest {string service = 1;}; the reply is
 // HealthCheckResponse {ServingStatus status = 1;}: tag 0x08 then a one-byte varint.
 // Returns -1 when the call fails.
-int HealthStatus(const std::shared_ptr<grpc::Channel>& channel, const std::string& service) {
+int HealthStatus(const std::shared_ptr<grpc::Channel>& channel,
+                 const std::string& service) {
   std::string request;
   if (!service.empty()) {
     request.push_back(0x0A);  // field 1, length-delimited
@@ -77,7 +78,8 @@ int HealthStatus(const std::shared_ptr<grpc::Channel>& channel, const std::strin
   const grpc::Status status =
       RawUnaryCall(channel, "/grpc.health.v1.Health/Check", request, &reply);
   if (!status.ok()) return -1;
-  if (reply.size() != 2 || reply[0] != 0x08) return 0;  // 0: UNKNOWN (the field's default)
+  if (reply.size() != 2 || reply[0] != 0x08)
+    return 0;  // 0: UNKNOWN (the field's default)
   return reply[1];
 }
 
@@ -142,8 +144,9 @@ TEST(ServerTest, UndecodableRequestBytesFailTheCallNotTheServer) {
   TestServer server = StartTestServer();
   ASSERT_NE(server.server, nullptr);
   // Field 1 (items) claims 100 bytes but only 2 follow.
-  const grpc::Status status = RawUnaryCall(
-      server.channel, "/actserve.v1.ActivationService/Compute", "\x0A\x64\x01\x02", nullptr);
+  const grpc::Status status =
+      RawUnaryCall(server.channel, "/actserve.v1.ActivationService/Compute",
+                   "\x0A\x64\x01\x02", nullptr);
   EXPECT_FALSE(status.ok());
   EXPECT_TRUE(CallCompute(server, ValidRequest()).ok());
 }
@@ -190,7 +193,7 @@ TEST(ServerTest, ShutdownCancelsCallsStillOpenAfterTheGrace) {
   EXPECT_FALSE(stream->Read(&response));
   EXPECT_FALSE(stream->Finish().ok());
   stopper.join();
-  server.server->Wait();  // returns at once: already shut down
+  server.server->Wait();      // returns at once: already shut down
   server.server->Shutdown();  // idempotent
   EXPECT_EQ(server.server->service().inflight(), 0);
 }

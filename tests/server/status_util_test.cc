@@ -1,10 +1,10 @@
 // ToGrpcStatus: codes pass through, messages are capped without splitting a character.
 #include "server/status_util.h"
 
-#include <string>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
 
 namespace actserve {
 namespace server {

@@ -8,14 +8,14 @@
 #ifndef ACTSERVE_TESTS_SERVER_TEST_SERVER_H_
 #define ACTSERVE_TESTS_SERVER_TEST_SERVER_H_
 
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 
 #include "actserve/v1/activation.grpc.pb.h"
 #include "server/logging.h"
@@ -48,9 +48,9 @@ inline TestServer StartTestServer(ServerOptions options = {}) {
   // The client must not refuse what the server under test is meant to refuse.
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
-  test.channel = grpc::CreateCustomChannel(
-      "127.0.0.1:" + std::to_string(test.server->port()),
-      grpc::InsecureChannelCredentials(), args);
+  test.channel =
+      grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(test.server->port()),
+                                grpc::InsecureChannelCredentials(), args);
   test.stub = v1::ActivationService::NewStub(test.channel);
   return test;
 }
@@ -71,8 +71,8 @@ inline std::string EncodeValues(DType dtype, const std::vector<double>& values) 
         break;
       case DType::kFloat16:
       case DType::kBFloat16: {
-        const uint16_t bits = dtype == DType::kFloat16 ? RoundToFloat16(value)
-                                                       : RoundToBFloat16(value);
+        const uint16_t bits =
+            dtype == DType::kFloat16 ? RoundToFloat16(value) : RoundToBFloat16(value);
         bytes.append(reinterpret_cast<const char*>(&bits), sizeof(bits));
         break;
       }
@@ -139,7 +139,8 @@ inline std::vector<int64_t> Shape(const v1::Tensor& tensor) {
 
 // An item computing relu on a float32 tensor, the simplest valid item; tests then break
 // one thing about it.
-inline v1::ComputeItem ReluItem(std::vector<int64_t> shape, const std::vector<double>& x) {
+inline v1::ComputeItem ReluItem(std::vector<int64_t> shape,
+                                const std::vector<double>& x) {
   v1::ComputeItem item;
   *item.mutable_input() = F32(std::move(shape), x);
   item.mutable_activation()->mutable_relu();
@@ -154,7 +155,8 @@ inline v1::ComputeRequest ValidRequest() {
 }
 
 // Calls Compute and returns its status; `response` may be null.
-inline grpc::Status CallCompute(const TestServer& server, const v1::ComputeRequest& request,
+inline grpc::Status CallCompute(const TestServer& server,
+                                const v1::ComputeRequest& request,
                                 v1::ComputeResponse* response = nullptr) {
   v1::ComputeResponse ignored;
   grpc::ClientContext context;
