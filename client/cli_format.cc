@@ -111,8 +111,13 @@ absl::StatusOr<DType> ParseDTypeFlag(absl::string_view text) {
 std::string FormatNumber(double value, DType dtype) {
   if (std::isnan(value)) return "nan";
   if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  // %g switches to an exponent when the exponent reaches the precision, so that 500
+  // with one digit is "5e+02"; plain notation reads better for moderate magnitudes.
+  const double magnitude = std::abs(value);
+  const bool plain = magnitude == 0 || (magnitude >= 1e-5 && magnitude < 1e15);
   for (int digits = 1; digits < 17; ++digits) {
     std::string text = absl::StrFormat("%.*g", digits, value);
+    if (plain && text.find('e') != std::string::npos) continue;
     if (RoundTo(std::strtod(text.c_str(), nullptr), dtype) == value) return text;
   }
   return absl::StrFormat("%.17g", value);

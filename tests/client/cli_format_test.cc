@@ -51,6 +51,9 @@ TEST(FormatNumberTest, ShortestTextThatReadsBackExactly) {
   EXPECT_EQ(FormatNumber(1.0f / 3.0f, DType::kFloat32), "0.33333334");
   EXPECT_EQ(FormatNumber(0.0999755859375, DType::kFloat16), "0.1");  // 0x2E66
   EXPECT_EQ(FormatNumber(-2, DType::kFloat32), "-2");
+  EXPECT_EQ(FormatNumber(-500, DType::kFloat32), "-500");
+  EXPECT_EQ(FormatNumber(1e20, DType::kFloat64), "1e+20");
+  EXPECT_EQ(FormatNumber(1.5e-7, DType::kFloat64), "1.5e-07");
   EXPECT_EQ(FormatNumber(std::nan(""), DType::kFloat32), "nan");
   EXPECT_EQ(FormatNumber(-std::numeric_limits<double>::infinity(), DType::kFloat64), "-inf");
 }

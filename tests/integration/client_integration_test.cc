@@ -1,0 +1,628 @@
+// The real `actserve` binary, started as a separate process on a free port, driven by the
+// real `actctl` binary (its stdout, stderr and exit code) and by the C++ SDK.
+//
+// Reference values come from PyTorch 1.13 and numpy 1.24 (Debian's python3-torch and
+// python3-numpy), printed by:
+//
+//   /usr/bin/python3 -c '
+//   import torch, numpy as np
+//   x = torch.tensor([-2., -1., -0.5, 0., 0.5, 1., 2.], dtype=torch.float64,
+//                    requires_grad=True)
+//   y = torch.nn.functional.gelu(x); y.sum().backward()
+//   print([f"{v:.17g}" for v in y.tolist()], [f"{v:.17g}" for v in x.grad.tolist()])
+//   print([hex(v) for v in np.array(y.tolist()).astype(np.float16).view(np.uint16)])
+//   print([hex(v & 0xffff) for v in y.detach().to(torch.bfloat16).view(torch.int16)])'
+//
+// (the float16 and bfloat16 references are the float64 results rounded to nearest-even by
+// numpy and torch, and likewise for x.grad).
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "actserve/batch.h"
+#include "actserve/client.h"
+#include "actserve/tensor.h"
+#include "client/npy.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+extern char** environ;
+
+namespace actserve {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Readiness polling: bounded attempts, each short; no test asserts on time.
+constexpr int kPollAttempts = 600;
+constexpr absl::Duration kPollInterval = absl::Milliseconds(50);
+
+std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+// A fresh directory for one test's files.
+std::string MakeWorkDir() {
+  std::string pattern = ::testing::TempDir() + "/client_integration_XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) std::abort();
+  return pattern;
+}
+
+// Starts `argv` with stdout and stderr sent to files. Returns the pid, or -1.
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path,
+            const std::string& err_path) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  const int error = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return error == 0 ? pid : -1;
+}
+
+struct ProcessResult {
+  int exit_code = -1;  // -1 when killed by a signal
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` to completion.
+ProcessResult Run(const std::vector<std::string>& argv, const std::string& dir) {
+  static int counter = 0;
+  const std::string out_path = absl::StrCat(dir, "/run", counter, ".out");
+  const std::string err_path = absl::StrCat(dir, "/run", counter++, ".err");
+  ProcessResult result;
+  const pid_t pid = Spawn(argv, out_path, err_path);
+  if (pid < 0) return result;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  result.out = ReadWholeFile(out_path);
+  result.err = ReadWholeFile(err_path);
+  return result;
+}
+
+ProcessResult Actctl(const std::string& target, std::vector<std::string> args,
+                     const std::string& dir) {
+  args.insert(args.begin(), {ACTCTL_BINARY, "--target=" + target});
+  return Run(args, dir);
+}
+
+// The actserve binary, running on 127.0.0.1 on a port of its own choosing: it is started
+// with --address=127.0.0.1:0 and logs "(port N)" once it listens.
+class ServerProcess {
+ public:
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const std::string& dir) {
+    std::vector<std::string> argv = {ACTSERVE_BINARY, "--address=127.0.0.1:0", "--threads=2"};
+    // Keep several test servers from fighting over the metrics port, where the server
+    // has one.
+    const ProcessResult help = Run({ACTSERVE_BINARY, "--helpfull"}, dir);
+    if ((help.out + help.err).find("metrics_address") != std::string::npos) {
+      argv.push_back("--metrics_address=");
+    }
+    auto server = std::unique_ptr<ServerProcess>(new ServerProcess(dir + "/actserve.log"));
+    server->pid_ = Spawn(argv, dir + "/actserve.out", server->log_path_);
+    if (server->pid_ < 0) return absl::InternalError("cannot start " ACTSERVE_BINARY);
+
+    for (int attempt = 0; attempt < kPollAttempts && server->port_ == 0; ++attempt) {
+      const std::string log = ReadWholeFile(server->log_path_);
+      const size_t at = log.find("(port ");
+      if (at != std::string::npos) {
+        absl::string_view rest = absl::string_view(log).substr(at + 6);
+        rest = rest.substr(0, rest.find(')'));
+        if (!absl::SimpleAtoi(rest, &server->port_)) server->port_ = 0;
+      }
+      if (server->port_ == 0) {
+        if (waitpid(server->pid_, nullptr, WNOHANG) == server->pid_) {
+          server->pid_ = -1;
+          return absl::InternalError(absl::StrCat("actserve exited at start:\n", log));
+        }
+        absl::SleepFor(kPollInterval);
+      }
+    }
+    if (server->port_ == 0) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "actserve logged no port:\n", ReadWholeFile(server->log_path_)));
+    }
+
+    ClientOptions options;
+    options.deadline = absl::Seconds(5);
+    options.max_attempts = 1;
+    const Client client(server->target(), options);
+    absl::StatusOr<HealthStatus> health;
+    for (int attempt = 0; attempt < kPollAttempts; ++attempt) {
+      health = client.Health();
+      if (health.ok() && *health == HealthStatus::kServing) return server;
+      absl::SleepFor(kPollInterval);
+    }
+    return absl::DeadlineExceededError(absl::StrCat(
+        "actserve never became SERVING: ",
+        health.ok() ? std::string(HealthStatusName(*health)) : health.status().ToString()));
+  }
+
+  ~ServerProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+  const std::string& log_path() const { return log_path_; }
+
+  // Sends SIGTERM and waits (bounded) for the exit. The exit code, or -1 when the
+  // process died of a signal or did not exit.
+  int Stop() {
+    kill(pid_, SIGTERM);
+    for (int attempt = 0; attempt < kPollAttempts; ++attempt) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      absl::SleepFor(kPollInterval);
+    }
+    return -1;
+  }
+
+ private:
+  explicit ServerProcess(std::string log_path) : log_path_(std::move(log_path)) {}
+
+  std::string log_path_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+class ClientIntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeWorkDir();
+    absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(dir_);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+
+  ProcessResult Actctl(std::vector<std::string> args) {
+    return actserve::Actctl(server_->target(), std::move(args), dir_);
+  }
+
+  std::string dir_;
+  std::unique_ptr<ServerProcess> server_;
+};
+
+// The rows of actctl's compute table (the lines under the dashed rule), as numbers.
+std::vector<std::vector<double>> TableRows(const std::string& out) {
+  std::vector<std::vector<double>> rows;
+  bool in_table = false;
+  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+    if (!line.empty() && line.find_first_not_of("-+") == absl::string_view::npos) {
+      in_table = true;
+      continue;
+    }
+    if (!in_table || line.empty() || line.find('|') == absl::string_view::npos) continue;
+    std::vector<double> row;
+    for (absl::string_view cell : absl::StrSplit(line, '|')) {
+      row.push_back(std::strtod(std::string(absl::StripAsciiWhitespace(cell)).c_str(),
+                                nullptr));
+    }
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+std::vector<double> Column(const std::vector<std::vector<double>>& rows, size_t column) {
+  std::vector<double> values;
+  for (const std::vector<double>& row : rows) values.push_back(row.at(column));
+  return values;
+}
+
+// Within `ulps` units in the last place of a `float` (or `double`) of |want|'s size.
+template <typename T>
+void ExpectClose(const std::vector<double>& got, const std::vector<double>& want, int ulps) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double tolerance =
+        ulps * std::numeric_limits<T>::epsilon() * std::max(std::abs(want[i]), 1e-30);
+    EXPECT_NEAR(got[i], want[i], tolerance) << "element " << i;
+  }
+}
+
+const std::vector<double> kGeluX = {-2, -1, -0.5, 0, 0.5, 1, 2};
+// PyTorch, float64 (see the top of this file).
+const std::vector<double> kGeluY = {
+    -0.045500263896358417, -0.15865525393145702, -0.15426876936299344, 0,
+    0.34573123063700656,   0.84134474606854304,  1.9544997361036416};
+const std::vector<double> kGeluDx = {
+    -0.085231801078196917, -0.083315470587686347, 0.13250487534383712, 0.5,
+    0.86749512465616285,   1.0833154705876864,    1.0852318010781969};
+// float32 results are checked against PyTorch's float64 values, in float32 ULPs: PyTorch's
+// own float32 CPU gelu is itself off by about 3.6e-6 relative at x = -2 (it prints
+// -0.0455000997 where the exact value is -0.0455002639), from cancellation in
+// 1 + erf(x / sqrt(2)), so its float32 output is no oracle there.
+const std::vector<double> kGeluY32 = {kGeluY[0], kGeluY[1], kGeluY[3], kGeluY[5], kGeluY[6]};
+const std::vector<double> kGeluDx32 = {kGeluDx[0], kGeluDx[1], kGeluDx[3], kGeluDx[5],
+                                       kGeluDx[6]};
+// The float64 results rounded to float16 (numpy) and bfloat16 (torch), as bit patterns.
+const std::vector<uint16_t> kGeluYF16 = {0xa9d3, 0xb114, 0xb0f0, 0x0, 0x3588, 0x3abb, 0x3fd1};
+const std::vector<uint16_t> kGeluDxF16 = {0xad74, 0xad55, 0x303d, 0x3800,
+                                          0x3af1, 0x3c55, 0x3c57};
+const std::vector<uint16_t> kGeluYBF16 = {0xbd3a, 0xbe22, 0xbe1e, 0x0, 0x3eb1, 0x3f57, 0x3ffa};
+const std::vector<uint16_t> kGeluDxBF16 = {0xbdaf, 0xbdab, 0x3e08, 0x3f00,
+                                           0x3f5e, 0x3f8b, 0x3f8b};
+// x in float16 and bfloat16 (exact in both).
+const std::vector<uint16_t> kGeluXF16 = {0xc000, 0xbc00, 0xb800, 0x0, 0x3800, 0x3c00, 0x4000};
+const std::vector<uint16_t> kGeluXBF16 = {0xc000, 0xbf80, 0xbf00, 0x0,
+                                          0x3f00, 0x3f80, 0x4000};
+
+// ---------------------------------------------------------------------------------------
+// actctl
+
+TEST_F(ClientIntegrationTest, ListShowsEveryActivationAndTheServer) {
+  const ProcessResult list = Actctl({"list"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  // The 24 names of DESIGN.md section 3.
+  for (const char* name :
+       {"relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "selu", "gelu", "silu", "mish",
+        "softplus", "hardtanh", "hardsigmoid", "hardswish", "sigmoid", "tanh", "logsigmoid",
+        "softsign", "tanhshrink", "softshrink", "hardshrink", "threshold", "softmax",
+        "log_softmax"}) {
+    EXPECT_THAT(list.out, HasSubstr(absl::StrCat("\n", name, " "))) << name;
+  }
+  EXPECT_THAT(list.out, HasSubstr("24 activations"));
+  EXPECT_THAT(list.out, HasSubstr("server:  actserve "));
+  EXPECT_THAT(list.out, HasSubstr("dtypes:  float32, float64, float16, bfloat16"));
+  EXPECT_THAT(list.out, HasSubstr("threads: 2"));
+  EXPECT_THAT(list.out, HasSubstr("negative_slope=0.01"));
+}
+
+TEST_F(ClientIntegrationTest, ComputeReluPrintsOutputsAndGradients) {
+  const ProcessResult relu = Actctl({"compute", "--activation=relu", "--values=-2,-1,0,1,2"});
+  ASSERT_EQ(relu.exit_code, 0) << relu.err;
+  EXPECT_THAT(relu.out, HasSubstr("x | y | dx"));
+  const std::vector<std::vector<double>> rows = TableRows(relu.out);
+  ASSERT_EQ(rows.size(), 5u) << relu.out;
+  EXPECT_THAT(Column(rows, 0), ElementsAre(-2, -1, 0, 1, 2));
+  EXPECT_THAT(Column(rows, 1), ElementsAre(0, 0, 0, 1, 2));
+  EXPECT_THAT(Column(rows, 2), ElementsAre(0, 0, 0, 1, 1));  // ReLU'(0) = 0
+
+  const ProcessResult forward =
+      Actctl({"compute", "--activation=relu", "--values=-1,3", "--mode=forward"});
+  ASSERT_EQ(forward.exit_code, 0) << forward.err;
+  EXPECT_THAT(forward.out, Not(HasSubstr("dx")));
+  EXPECT_THAT(Column(TableRows(forward.out), 1), ElementsAre(0, 3));
+}
+
+TEST_F(ClientIntegrationTest, ComputeGeluAgreesWithPyTorch) {
+  const ProcessResult f32 = Actctl({"compute", "--activation=gelu", "--values=-2,-1,0,1,2"});
+  ASSERT_EQ(f32.exit_code, 0) << f32.err;
+  const std::vector<std::vector<double>> rows32 = TableRows(f32.out);
+  ExpectClose<float>(Column(rows32, 1), kGeluY32, 2);
+  ExpectClose<float>(Column(rows32, 2), kGeluDx32, 2);
+
+  const ProcessResult f64 = Actctl({"compute", "--activation=gelu", "--dtype=float64",
+                                    "--values=-2,-1,-0.5,0,0.5,1,2"});
+  ASSERT_EQ(f64.exit_code, 0) << f64.err;
+  const std::vector<std::vector<double>> rows64 = TableRows(f64.out);
+  ExpectClose<double>(Column(rows64, 1), kGeluY, 4);
+  ExpectClose<double>(Column(rows64, 2), kGeluDx, 4);
+}
+
+TEST_F(ClientIntegrationTest, ComputeReadsAndWritesNpyFiles) {
+  // leaky_relu(0.2) on x = [[-2, -0.5], [0, 3]] with dy = [[1, 2], [3, 4]]:
+  // y = [[-0.4, -0.1], [0, 3]]; dx = dy * (x > 0 ? 1 : 0.2) = [[0.2, 0.4], [0.6, 4]].
+  const std::string x_path = dir_ + "/x.npy", dy_path = dir_ + "/dy.npy",
+                    y_path = dir_ + "/y.npy", dx_path = dir_ + "/dx.npy";
+  absl::StatusOr<Tensor> x = Tensor::FromDoubles(DType::kFloat64, {2, 2}, {-2, -0.5, 0, 3});
+  absl::StatusOr<Tensor> dy = Tensor::FromDoubles(DType::kFloat64, {2, 2}, {1, 2, 3, 4});
+  ASSERT_TRUE(x.ok() && dy.ok());
+  ASSERT_TRUE(npy::WriteFile(x_path, *x).ok());
+  ASSERT_TRUE(npy::WriteFile(dy_path, *dy).ok());
+
+  const ProcessResult run = Actctl(
+      {"compute", "--activation=leaky_relu(negative_slope=0.2)", "--input=" + x_path,
+       "--grad_output=" + dy_path, "--output=" + y_path, "--grad_input=" + dx_path});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_THAT(run.out, HasSubstr("wrote " + y_path));
+  absl::StatusOr<Tensor> y = npy::ReadFile(y_path, {});
+  absl::StatusOr<Tensor> dx = npy::ReadFile(dx_path, {});
+  ASSERT_TRUE(y.ok()) << y.status();
+  ASSERT_TRUE(dx.ok()) << dx.status();
+  EXPECT_EQ(y->dtype(), DType::kFloat64);
+  EXPECT_THAT(y->shape(), ElementsAre(2, 2));
+  ExpectClose<double>(y->ToDoubles(), {-0.4, -0.1, 0, 3}, 1);
+  ExpectClose<double>(dx->ToDoubles(), {0.2, 0.4, 0.6, 4}, 1);
+
+  if (std::system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") == 0) {
+    const std::string check = absl::StrCat(
+        "/usr/bin/python3 -c 'import numpy as np; y = np.load(\"", y_path,
+        "\"); dx = np.load(\"", dx_path, "\"); ",
+        "assert y.dtype == np.float64 and y.shape == (2, 2), (y.dtype, y.shape); ",
+        "assert np.allclose(y, [[-0.4, -0.1], [0, 3]], rtol=1e-15, atol=0), y; ",
+        "assert np.allclose(dx, [[0.2, 0.4], [0.6, 4]], rtol=1e-15, atol=0), dx'");
+    EXPECT_EQ(std::system(check.c_str()), 0) << check;
+  }
+}
+
+TEST_F(ClientIntegrationTest, ComputeBfloat16NpyAndLargeInputSummary) {
+  // '<u2' holds bfloat16 bits when asked for with --dtype=bfloat16.
+  const std::string x_path = dir_ + "/x_bf16.npy", y_path = dir_ + "/y_bf16.npy";
+  absl::StatusOr<Tensor> x = Tensor::FromDoubles(DType::kBFloat16, {7}, kGeluX);
+  ASSERT_TRUE(x.ok());
+  ASSERT_TRUE(npy::WriteFile(x_path, *x).ok());
+  const ProcessResult refused = Actctl({"compute", "--activation=gelu", "--input=" + x_path});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.err, HasSubstr("bfloat16"));
+  const ProcessResult run = Actctl({"compute", "--activation=gelu", "--input=" + x_path,
+                                    "--dtype=bfloat16", "--output=" + y_path});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  absl::StatusOr<Tensor> y = npy::ReadFile(y_path, {/*uint16_as_bfloat16=*/true});
+  ASSERT_TRUE(y.ok()) << y.status();
+  EXPECT_THAT(y->Values<uint16_t>(), ElementsAreArray(kGeluYBF16));
+
+  // A big input prints a summary instead of a table.
+  std::vector<double> ramp(1000);
+  for (size_t i = 0; i < ramp.size(); ++i) ramp[i] = static_cast<double>(i) - 500;
+  absl::StatusOr<Tensor> big = Tensor::FromDoubles(DType::kFloat32, {10, 100}, ramp);
+  ASSERT_TRUE(big.ok());
+  ASSERT_TRUE(npy::WriteFile(dir_ + "/big.npy", *big).ok());
+  const ProcessResult summary =
+      Actctl({"compute", "--activation=relu", "--input=" + dir_ + "/big.npy"});
+  ASSERT_EQ(summary.exit_code, 0) << summary.err;
+  EXPECT_THAT(summary.out, HasSubstr("x: shape [10,100] float32, 1000 elements, min -500, "
+                                     "max 499"));
+  EXPECT_THAT(summary.out, HasSubstr("y: shape [10,100] float32, 1000 elements, min 0, "
+                                     "max 499"));
+  EXPECT_THAT(summary.out, HasSubstr("dx: shape [10,100] float32, 1000 elements, min 0, "
+                                     "max 1"));
+}
+
+TEST_F(ClientIntegrationTest, BadRequestsFailWithTheirMessage) {
+  const ProcessResult unknown = Actctl({"compute", "--activation=gelux", "--values=1"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_THAT(unknown.err, HasSubstr("unknown activation 'gelux'"));
+
+  const ProcessResult bad_parameter =
+      Actctl({"compute", "--activation=softplus(beta=0)", "--values=1"});
+  EXPECT_NE(bad_parameter.exit_code, 0);
+  EXPECT_THAT(bad_parameter.err, HasSubstr("beta"));
+
+  // Valid text, but the server finds dim out of range for a 1-D input.
+  const ProcessResult server_error =
+      Actctl({"compute", "--activation=softmax(dim=3)", "--values=1,2"});
+  EXPECT_EQ(server_error.exit_code, 1);
+  EXPECT_THAT(server_error.err, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(server_error.err, HasSubstr("dim"));
+
+  const ProcessResult bad_values = Actctl({"compute", "--activation=relu", "--values=1,x"});
+  EXPECT_EQ(bad_values.exit_code, 2);
+  EXPECT_THAT(bad_values.err, HasSubstr("'x' is not a number"));
+
+  const ProcessResult no_command = Actctl({});
+  EXPECT_EQ(no_command.exit_code, 2);
+  const ProcessResult bad_command = Actctl({"frobnicate"});
+  EXPECT_EQ(bad_command.exit_code, 2);
+  EXPECT_THAT(bad_command.err, HasSubstr("unknown command 'frobnicate'"));
+}
+
+TEST_F(ClientIntegrationTest, HealthUntilTheServerStopsOnSigterm) {
+  const ProcessResult serving = Actctl({"health"});
+  EXPECT_EQ(serving.exit_code, 0) << serving.err;
+  EXPECT_EQ(serving.out, "SERVING\n");
+
+  const std::string target = server_->target();
+  EXPECT_EQ(server_->Stop(), 0) << ReadWholeFile(server_->log_path());
+
+  const ProcessResult stopped = actserve::Actctl(target, {"health"}, dir_);
+  EXPECT_NE(stopped.exit_code, 0);
+  EXPECT_THAT(stopped.err, HasSubstr("UNAVAILABLE"));
+  EXPECT_THAT(stopped.err, HasSubstr(target));
+  const ProcessResult list = actserve::Actctl(target, {"list"}, dir_);
+  EXPECT_NE(list.exit_code, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// The SDK over the real process.
+
+TEST_F(ClientIntegrationTest, SdkTypedCallsForEveryDtype) {
+  const Client client(server_->target());
+  const int64_t shape[] = {7};
+
+  const std::vector<double> x64 = kGeluX;
+  absl::StatusOr<TypedResult<double>> f64 = client.Compute(x64, shape, "gelu");
+  ASSERT_TRUE(f64.ok()) << f64.status();
+  ExpectClose<double>(f64->output, kGeluY, 4);
+  ExpectClose<double>(f64->grad_input, kGeluDx, 4);
+  EXPECT_TRUE(f64->grad_weight.empty());
+
+  const std::vector<float> x32 = {-2, -1, 0, 1, 2};
+  const int64_t shape5[] = {5};
+  absl::StatusOr<TypedResult<float>> f32 = client.Compute(x32, shape5, "gelu");
+  ASSERT_TRUE(f32.ok()) << f32.status();
+  ExpectClose<float>(std::vector<double>(f32->output.begin(), f32->output.end()), kGeluY32,
+                     2);
+  ExpectClose<float>(std::vector<double>(f32->grad_input.begin(), f32->grad_input.end()),
+                     kGeluDx32, 2);
+
+  // dy scales the gradient: relu with dy = 3 gives dx = 3 where x > 0.
+  const std::vector<float> dy = {3, 3, 3, 3, 3};
+  absl::StatusOr<TypedResult<float>> backward =
+      client.Compute(x32, shape5, "relu", Mode::kBackward, dy);
+  ASSERT_TRUE(backward.ok()) << backward.status();
+  EXPECT_TRUE(backward->output.empty());
+  EXPECT_THAT(backward->grad_input, ElementsAre(0, 0, 0, 3, 3));
+
+  absl::StatusOr<TypedResult<uint16_t>> f16 =
+      client.Compute(DType::kFloat16, kGeluXF16, shape, "gelu");
+  ASSERT_TRUE(f16.ok()) << f16.status();
+  EXPECT_THAT(f16->output, ElementsAreArray(kGeluYF16));
+  EXPECT_THAT(f16->grad_input, ElementsAreArray(kGeluDxF16));
+
+  absl::StatusOr<TypedResult<uint16_t>> bf16 =
+      client.Compute(DType::kBFloat16, kGeluXBF16, shape, "gelu", Mode::kForward);
+  ASSERT_TRUE(bf16.ok()) << bf16.status();
+  EXPECT_THAT(bf16->output, ElementsAreArray(kGeluYBF16));
+  EXPECT_TRUE(bf16->grad_input.empty());
+  absl::StatusOr<TypedResult<uint16_t>> bf16_grad =
+      client.Compute(DType::kBFloat16, kGeluXBF16, shape, "gelu", Mode::kBackward);
+  ASSERT_TRUE(bf16_grad.ok()) << bf16_grad.status();
+  EXPECT_THAT(bf16_grad->grad_input, ElementsAreArray(kGeluDxBF16));
+
+  // The server's own validation comes back as its status and message.
+  const int64_t matrix[] = {2, 2};
+  absl::StatusOr<TypedResult<float>> bad_dim =
+      client.Compute(std::vector<float>{1, 2, 3, 4}, matrix, "softmax(dim=2)");
+  EXPECT_EQ(bad_dim.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad_dim.status().message(), HasSubstr("items[0]"));
+}
+
+TEST_F(ClientIntegrationTest, SdkBatchWithPerChannelPrelu) {
+  const Client client(server_->target());
+  // x has shape [N=1, C=2, L=2]; channel 0 has weight 0.1, channel 1 weight 0.5.
+  // y = x > 0 ? x : w_c * x; dx = x > 0 ? g : w_c * g (g = 1 here);
+  // dw_c = sum over x <= 0 in channel c of x * g.
+  const std::vector<float> x = {-1, 2, -4, -2};
+  const std::vector<float> w = {0.1f, 0.5f};
+  const int64_t shape[] = {1, 2, 2};
+  const int64_t channels[] = {2};
+  const std::vector<double> z = {-1, 0.5};
+  const int64_t two[] = {2};
+  Batch batch;
+  batch.Add(MakeTensorView(x, shape), "prelu", Mode::kForwardBackward, std::nullopt,
+            MakeTensorView(w, channels))
+      .Add(MakeTensorView(z, two), "elu(alpha=2)", Mode::kForward);
+  absl::StatusOr<std::vector<ItemOutput>> outputs = client.Compute(batch);
+  ASSERT_TRUE(outputs.ok()) << outputs.status();
+  ASSERT_EQ(outputs->size(), 2u);
+  const ItemOutput& prelu = (*outputs)[0];
+  ASSERT_TRUE(prelu.output.has_value() && prelu.grad_input.has_value() &&
+              prelu.grad_weight.has_value());
+  EXPECT_THAT(prelu.output->shape(), ElementsAre(1, 2, 2));
+  EXPECT_THAT(prelu.output->Values<float>(), ElementsAre(-0.1f, 2.0f, -2.0f, -1.0f));
+  EXPECT_THAT(prelu.grad_input->Values<float>(), ElementsAre(0.1f, 1.0f, 0.5f, 0.5f));
+  EXPECT_THAT(prelu.grad_weight->shape(), ElementsAre(2));
+  EXPECT_THAT(prelu.grad_weight->Values<float>(), ElementsAre(-1.0f, -6.0f));
+  const ItemOutput& elu = (*outputs)[1];
+  ASSERT_TRUE(elu.output.has_value());
+  EXPECT_FALSE(elu.grad_input.has_value());
+  ExpectClose<double>(elu.output->ToDoubles(), {2 * std::expm1(-1.0), 0.5}, 4);
+
+  // An empty batch is valid and has no results.
+  absl::StatusOr<std::vector<ItemOutput>> none = client.Compute(Batch());
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_F(ClientIntegrationTest, SdkListActivationsAndHealth) {
+  const Client client(server_->target());
+  absl::StatusOr<ServiceDescription> description = client.ListActivations();
+  ASSERT_TRUE(description.ok()) << description.status();
+  EXPECT_EQ(description->activations.size(), 24u);
+  EXPECT_FALSE(description->server.version.empty());
+  EXPECT_THAT(description->server.dtypes, ElementsAre(DType::kFloat32, DType::kFloat64,
+                                                      DType::kFloat16, DType::kBFloat16));
+  EXPECT_EQ(description->server.threads, 2);
+  const ActivationDescription* gelu = nullptr;
+  for (const ActivationDescription& a : description->activations) {
+    if (a.name == "gelu") gelu = &a;
+  }
+  ASSERT_NE(gelu, nullptr);
+  ASSERT_EQ(gelu->parameters.size(), 1u);
+  EXPECT_EQ(gelu->parameters[0].name, "approximate");
+  EXPECT_EQ(gelu->parameters[0].default_text, "none");
+  EXPECT_THAT(gelu->parameters[0].choices, ElementsAre("none", "tanh"));
+
+  absl::StatusOr<HealthStatus> health = client.Health();
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, HealthStatus::kServing);
+  absl::StatusOr<HealthStatus> service = client.Health("actserve.v1.ActivationService");
+  ASSERT_TRUE(service.ok()) << service.status();
+  EXPECT_EQ(*service, HealthStatus::kServing);
+  EXPECT_EQ(client.Health("no.such.Service").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ClientIntegrationTest, SdkComputeStreamKeepsOrder) {
+  const Client client(server_->target());
+  // Batch i holds x = i - 10 (and, every fifth batch, a 256 Ki-element item too, so that
+  // the stream carries more than the flow-control windows hold while both directions are
+  // busy). relu(i - 10) and its gradient identify the batch.
+  constexpr int kBatches = 30;
+  constexpr int64_t kBig = 256 * 1024;
+  std::vector<float> big(kBig);
+  for (int64_t i = 0; i < kBig; ++i) big[i] = static_cast<float>(i % 7) - 3;
+  const int64_t big_shape[] = {kBig};
+  const int64_t one[] = {1};
+  std::vector<std::vector<float>> xs(kBatches);
+  std::vector<Batch> batches(kBatches);
+  for (int i = 0; i < kBatches; ++i) {
+    xs[i] = {static_cast<float>(i - 10)};
+    batches[i].Add(MakeTensorView(xs[i], one), "relu");
+    if (i % 5 == 0) batches[i].Add(MakeTensorView(big, big_shape), "relu", Mode::kForward);
+  }
+  absl::StatusOr<std::vector<std::vector<ItemOutput>>> outputs = client.ComputeStream(batches);
+  ASSERT_TRUE(outputs.ok()) << outputs.status();
+  ASSERT_EQ(outputs->size(), static_cast<size_t>(kBatches));
+  for (int i = 0; i < kBatches; ++i) {
+    const std::vector<ItemOutput>& items = (*outputs)[i];
+    ASSERT_EQ(items.size(), i % 5 == 0 ? 2u : 1u) << "batch " << i;
+    EXPECT_THAT(items[0].output->Values<float>(), ElementsAre(std::max(i - 10, 0)))
+        << "batch " << i;
+    EXPECT_THAT(items[0].grad_input->Values<float>(), ElementsAre(i > 10 ? 1 : 0))
+        << "batch " << i;
+    if (i % 5 == 0) {
+      const std::vector<float> y = items[1].output->Values<float>();
+      ASSERT_EQ(y.size(), static_cast<size_t>(kBig));
+      for (int64_t k = 0; k < kBig; k += 4099) EXPECT_EQ(y[k], std::max(big[k], 0.0f));
+    }
+  }
+
+  // One bad batch fails the whole stream with the server's status.
+  std::vector<Batch> with_bad(3);
+  for (int i = 0; i < 3; ++i) {
+    with_bad[i].Add(MakeTensorView(xs[i], one), i == 1 ? "softmax(dim=4)" : "relu");
+  }
+  absl::StatusOr<std::vector<std::vector<ItemOutput>>> failed = client.ComputeStream(with_bad);
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace actserve
