@@ -198,7 +198,7 @@ TEST(ServerTest, ShutdownCancelsCallsStillOpenAfterTheGrace) {
   EXPECT_EQ(server.server->service().inflight(), 0);
 }
 
-TEST(ServerTest, ShutdownLetsCompletedCallsAnswer) {
+TEST(ServerTest, NoNewCallsAfterShutdown) {
   TestServer server = StartTestServer();
   ASSERT_NE(server.server, nullptr);
   v1::ComputeResponse response;
