@@ -15,209 +15,52 @@
 //
 // (the float16 and bfloat16 references are the float64 results rounded to nearest-even by
 // numpy and torch, and likewise for x.grad).
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <limits>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/strip.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "actserve/batch.h"
 #include "actserve/client.h"
 #include "actserve/tensor.h"
 #include "client/npy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-
-extern char** environ;
+#include "tests/integration/subprocess.h"
 
 namespace actserve {
 namespace {
 
+using ::actserve::integration::MakeWorkDir;
+using ::actserve::integration::ProcessResult;
+using ::actserve::integration::ReadWholeFile;
+using ::actserve::integration::RunProcess;
+using ::actserve::integration::ServerProcess;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// Readiness polling: bounded attempts, each short; no test asserts on time.
-constexpr int kPollAttempts = 600;
-constexpr absl::Duration kPollInterval = absl::Milliseconds(50);
-
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
-
-// A fresh directory for one test's files.
-std::string MakeWorkDir() {
-  std::string pattern = ::testing::TempDir() + "/client_integration_XXXXXX";
-  if (mkdtemp(pattern.data()) == nullptr) std::abort();
-  return pattern;
-}
-
-// Starts `argv` with stdout and stderr sent to files. Returns the pid, or -1.
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path,
-            const std::string& err_path) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<char*> args;
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  const int error = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return error == 0 ? pid : -1;
-}
-
-struct ProcessResult {
-  int exit_code = -1;  // -1 when killed by a signal
-  std::string out;
-  std::string err;
-};
-
-// Runs `argv` to completion.
-ProcessResult Run(const std::vector<std::string>& argv, const std::string& dir) {
-  static int counter = 0;
-  const std::string out_path = absl::StrCat(dir, "/run", counter, ".out");
-  const std::string err_path = absl::StrCat(dir, "/run", counter++, ".err");
-  ProcessResult result;
-  const pid_t pid = Spawn(argv, out_path, err_path);
-  if (pid < 0) return result;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  result.out = ReadWholeFile(out_path);
-  result.err = ReadWholeFile(err_path);
-  return result;
-}
-
 ProcessResult Actctl(const std::string& target, std::vector<std::string> args,
                      const std::string& dir) {
   args.insert(args.begin(), {ACTCTL_BINARY, "--target=" + target});
-  return Run(args, dir);
+  return RunProcess(args, dir);
 }
-
-// The actserve binary, running on 127.0.0.1 on a port of its own choosing: it is started
-// with --address=127.0.0.1:0 and logs "(port N)" once it listens.
-class ServerProcess {
- public:
-  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const std::string& dir) {
-    std::vector<std::string> argv = {ACTSERVE_BINARY, "--address=127.0.0.1:0", "--threads=2"};
-    // Keep several test servers from fighting over the metrics port, where the server
-    // has one.
-    const ProcessResult help = Run({ACTSERVE_BINARY, "--helpfull"}, dir);
-    if ((help.out + help.err).find("metrics_address") != std::string::npos) {
-      argv.push_back("--metrics_address=");
-    }
-    auto server = std::unique_ptr<ServerProcess>(new ServerProcess(dir + "/actserve.log"));
-    server->pid_ = Spawn(argv, dir + "/actserve.out", server->log_path_);
-    if (server->pid_ < 0) return absl::InternalError("cannot start " ACTSERVE_BINARY);
-
-    for (int attempt = 0; attempt < kPollAttempts && server->port_ == 0; ++attempt) {
-      const std::string log = ReadWholeFile(server->log_path_);
-      const size_t at = log.find("(port ");
-      if (at != std::string::npos) {
-        absl::string_view rest = absl::string_view(log).substr(at + 6);
-        rest = rest.substr(0, rest.find(')'));
-        if (!absl::SimpleAtoi(rest, &server->port_)) server->port_ = 0;
-      }
-      if (server->port_ == 0) {
-        if (waitpid(server->pid_, nullptr, WNOHANG) == server->pid_) {
-          server->pid_ = -1;
-          return absl::InternalError(absl::StrCat("actserve exited at start:\n", log));
-        }
-        absl::SleepFor(kPollInterval);
-      }
-    }
-    if (server->port_ == 0) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "actserve logged no port:\n", ReadWholeFile(server->log_path_)));
-    }
-
-    ClientOptions options;
-    options.deadline = absl::Seconds(5);
-    options.max_attempts = 1;
-    const Client client(server->target(), options);
-    absl::StatusOr<HealthStatus> health;
-    for (int attempt = 0; attempt < kPollAttempts; ++attempt) {
-      health = client.Health();
-      if (health.ok() && *health == HealthStatus::kServing) return server;
-      absl::SleepFor(kPollInterval);
-    }
-    return absl::DeadlineExceededError(absl::StrCat(
-        "actserve never became SERVING: ",
-        health.ok() ? std::string(HealthStatusName(*health)) : health.status().ToString()));
-  }
-
-  ~ServerProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-
-  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
-  const std::string& log_path() const { return log_path_; }
-
-  // Sends SIGTERM and waits (bounded) for the exit. The exit code, or -1 when the
-  // process died of a signal or did not exit.
-  int Stop() {
-    kill(pid_, SIGTERM);
-    for (int attempt = 0; attempt < kPollAttempts; ++attempt) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      absl::SleepFor(kPollInterval);
-    }
-    return -1;
-  }
-
- private:
-  explicit ServerProcess(std::string log_path) : log_path_(std::move(log_path)) {}
-
-  std::string log_path_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
 
 class ClientIntegrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = MakeWorkDir();
-    absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(dir_);
+    absl::StatusOr<std::unique_ptr<ServerProcess>> server =
+        ServerProcess::Start(ACTSERVE_BINARY, dir_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
   }

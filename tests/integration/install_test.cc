@@ -1,0 +1,85 @@
+// The SDK as a user gets it: `cmake --install` this build tree into a fresh prefix, build
+// a separate project that does find_package(actserve) and links actserve::client, and run
+// that program against the real server.
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/integration/subprocess.h"
+
+namespace actserve {
+namespace {
+
+using ::actserve::integration::MakeWorkDir;
+using ::actserve::integration::ProcessResult;
+using ::actserve::integration::RunProcess;
+using ::actserve::integration::ServerProcess;
+
+constexpr char kConsumerCMakeLists[] = R"cmake(
+cmake_minimum_required(VERSION 3.20)
+project(actserve_consumer LANGUAGES CXX)
+set(CMAKE_CXX_STANDARD 17)
+find_package(actserve 0.1 CONFIG REQUIRED)
+add_executable(consumer main.cc)
+target_link_libraries(consumer PRIVATE actserve::client)
+)cmake";
+
+constexpr char kConsumerMain[] = R"cc(
+#include <cstdio>
+#include <vector>
+
+#include "actserve/client.h"
+
+int main(int argc, char** argv) {
+  if (argc != 2) return 2;
+  const actserve::Client client(argv[1]);
+  const std::vector<float> x = {-1, 0, 2};
+  absl::StatusOr<actserve::TypedResult<float>> r = client.Compute(x, {3}, "relu");
+  if (!r.ok()) {
+    std::printf("%s\n", r.status().ToString().c_str());
+    return 1;
+  }
+  for (float v : r->output) std::printf("%g ", v);
+  for (float v : r->grad_input) std::printf("%g ", v);
+  std::printf("\n");
+  return 0;
+}
+)cc";
+
+void WriteFile(const std::string& path, const char* contents) {
+  std::ofstream(path) << contents;
+}
+
+TEST(InstallTest, FindPackageGivesAWorkingClient) {
+  const std::string dir = MakeWorkDir();
+  const std::string prefix = dir + "/prefix";
+  const ProcessResult install =
+      RunProcess({CMAKE_COMMAND, "--install", ACTSERVE_BUILD_DIR, "--prefix", prefix}, dir);
+  ASSERT_EQ(install.exit_code, 0) << install.out << install.err;
+
+  const std::string source = dir + "/consumer";
+  ASSERT_EQ(RunProcess({"/bin/mkdir", "-p", source}, dir).exit_code, 0);
+  WriteFile(source + "/CMakeLists.txt", kConsumerCMakeLists);
+  WriteFile(source + "/main.cc", kConsumerMain);
+  const ProcessResult configure =
+      RunProcess({CMAKE_COMMAND, "-S", source, "-B", dir + "/build", "-G", CMAKE_GENERATOR,
+           "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_CXX_COMPILER=" CMAKE_CXX_COMPILER,
+           "-DCMAKE_PREFIX_PATH=" + prefix},
+          dir);
+  ASSERT_EQ(configure.exit_code, 0) << configure.out << configure.err;
+  const ProcessResult build = RunProcess({CMAKE_COMMAND, "--build", dir + "/build"}, dir);
+  ASSERT_EQ(build.exit_code, 0) << build.out << build.err;
+
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server =
+      ServerProcess::Start(ACTSERVE_BINARY, dir);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const ProcessResult run = RunProcess({dir + "/build/consumer", (*server)->target()}, dir);
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  // relu(-1, 0, 2) and its gradient.
+  EXPECT_EQ(run.out, "0 0 2 0 0 1 \n");
+  EXPECT_EQ((*server)->Stop(), 0);
+}
+
+}  // namespace
+}  // namespace actserve
