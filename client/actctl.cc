@@ -44,8 +44,7 @@ ABSL_FLAG(std::string, dtype, "",
           "compute: float32, float64, float16 or bfloat16. Default: float32 for --values, "
           "the file's dtype for --input (a '<u2' file needs --dtype=bfloat16); another "
           "dtype converts the values, rounding to nearest-even");
-ABSL_FLAG(std::string, mode, "forward_backward",
-          "compute: forward, backward or forward_backward");
+ABSL_FLAG(std::string, mode, "forward_backward", "compute: forward, backward or forward_backward");
 ABSL_FLAG(std::string, service, "", "health: the service to ask about; empty: the server");
 
 namespace {
@@ -75,8 +74,7 @@ Exit codes: 0 success, 1 failure (server error, not serving, unreachable, file e
 2 usage error.)usage";
 
 int Fail(const absl::Status& status, absl::string_view context) {
-  std::fprintf(stderr, "actctl: %s: %s\n", std::string(context).c_str(),
-               status.ToString().c_str());
+  std::fprintf(stderr, "actctl: %s: %s\n", std::string(context).c_str(), status.ToString().c_str());
   return kExitFailure;
 }
 
@@ -121,11 +119,10 @@ absl::StatusOr<actserve::Tensor> ConvertTo(actserve::Tensor tensor, actserve::DT
 
 int RunCompute(const actserve::Client& client) {
   const std::string activation_text = absl::GetFlag(FLAGS_activation);
-  absl::StatusOr<actserve::ActivationSpec> spec =
-      actserve::ParseActivationSpec(activation_text);
+  absl::StatusOr<actserve::ActivationSpec> spec = actserve::ParseActivationSpec(activation_text);
   if (!spec.ok()) {
-    return UsageError(absl::StrCat("bad --activation='", activation_text,
-                                   "': ", spec.status().message()));
+    return UsageError(
+        absl::StrCat("bad --activation='", activation_text, "': ", spec.status().message()));
   }
   absl::StatusOr<actserve::Mode> mode = actserve::cli::ParseMode(absl::GetFlag(FLAGS_mode));
   if (!mode.ok()) return UsageError(absl::StrCat("--mode: ", mode.status().message()));
@@ -176,9 +173,8 @@ int RunCompute(const actserve::Client& client) {
             dy.has_value() ? std::optional<actserve::TensorView>(dy->view()) : std::nullopt);
   absl::StatusOr<std::vector<actserve::ItemOutput>> outputs = client.Compute(batch);
   if (!outputs.ok()) {
-    return Fail(outputs.status(),
-                absl::StrCat("compute ", actserve::FormatActivationSpec(*spec), " on ",
-                             absl::GetFlag(FLAGS_target)));
+    return Fail(outputs.status(), absl::StrCat("compute ", actserve::FormatActivationSpec(*spec),
+                                               " on ", absl::GetFlag(FLAGS_target)));
   }
   const actserve::ItemOutput& result = outputs->front();
 
@@ -194,7 +190,7 @@ int RunCompute(const actserve::Client& client) {
 
   for (const auto& [path, tensor] :
        {std::pair<const std::string&, const std::optional<actserve::Tensor>&>{output_path,
-                                                                             result.output},
+                                                                              result.output},
         {grad_input_path, result.grad_input}}) {
     if (path.empty() || !tensor.has_value()) continue;
     absl::Status written = actserve::npy::WriteFile(path, *tensor);

@@ -23,9 +23,9 @@ absl::Status ViewToProto(const TensorView& view, absl::string_view path, v1::Ten
   }
   const size_t expected = static_cast<size_t>(*elements) * DTypeSize(view.dtype);
   if (view.data.size() != expected) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": ", view.data.size(), " bytes of data, but shape ", ShapeToString(view.shape),
-        " ", DTypeName(view.dtype), " needs ", expected));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", view.data.size(), " bytes of data, but shape ",
+                     ShapeToString(view.shape), " ", DTypeName(view.dtype), " needs ", expected));
   }
   wire::SetTensorHeader(view.dtype, view.shape, proto);
   proto->set_data(view.data.data(), view.data.size());
@@ -36,8 +36,7 @@ absl::Status ViewToProto(const TensorView& view, absl::string_view path, v1::Ten
 
 ActivationArg::ActivationArg(absl::string_view text) : spec_(ParseActivationSpec(text)) {}
 ActivationArg::ActivationArg(const char* text) : ActivationArg(absl::string_view(text)) {}
-ActivationArg::ActivationArg(const std::string& text)
-    : ActivationArg(absl::string_view(text)) {}
+ActivationArg::ActivationArg(const std::string& text) : ActivationArg(absl::string_view(text)) {}
 ActivationArg::ActivationArg(const ActivationSpec& spec) : spec_(spec) {}
 
 Batch::Batch() : request_(std::make_unique<v1::ComputeRequest>()) {}
@@ -57,15 +56,14 @@ Batch& Batch::Add(const TensorView& input, const ActivationArg& activation, Mode
   v1::ComputeItem item;
   absl::Status status = [&]() -> absl::Status {
     if (!activation.spec().ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(item_path, ".activation: ",
-                                                     activation.spec().status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(item_path, ".activation: ", activation.spec().status().message()));
     }
     const ActivationSpec& spec = *activation.spec();
     absl::Status checked = ViewToProto(input, item_path + ".input", item.mutable_input());
     if (!checked.ok()) return checked;
     if (grad_output.has_value()) {
-      checked = ViewToProto(*grad_output, item_path + ".grad_output",
-                            item.mutable_grad_output());
+      checked = ViewToProto(*grad_output, item_path + ".grad_output", item.mutable_grad_output());
       if (!checked.ok()) return checked;
     }
     wire::ActivationToProto(spec, item.mutable_activation());
@@ -84,8 +82,8 @@ Batch& Batch::Add(const TensorView& input, const ActivationArg& activation, Mode
         weight->set_data(one->data());
       }
     } else if (prelu_weight.has_value()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          item_path, ": a PReLU weight was given for ", FormatActivationSpec(spec)));
+      return absl::InvalidArgumentError(
+          absl::StrCat(item_path, ": a PReLU weight was given for ", FormatActivationSpec(spec)));
     }
     item.set_mode(wire::ModeToProto(mode));
     return absl::OkStatus();

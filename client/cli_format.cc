@@ -59,9 +59,9 @@ std::string SummaryLine(absl::string_view name, const Tensor& tensor) {
       ++stats.finite;
     }
   }
-  std::string line = absl::StrCat(name, ": shape ", ShapeToString(tensor.shape()), " ",
-                                  DTypeName(tensor.dtype()), ", ", tensor.num_elements(),
-                                  " elements");
+  std::string line =
+      absl::StrCat(name, ": shape ", ShapeToString(tensor.shape()), " ", DTypeName(tensor.dtype()),
+                   ", ", tensor.num_elements(), " elements");
   if (stats.finite > 0) {
     absl::StrAppend(&line, ", min ", FormatNumber(stats.min, tensor.dtype()), ", max ",
                     FormatNumber(stats.max, tensor.dtype()), ", mean ",
@@ -97,15 +97,15 @@ absl::StatusOr<Mode> ParseMode(absl::string_view text) {
   for (Mode mode : {Mode::kForward, Mode::kBackward, Mode::kForwardBackward}) {
     if (text == ModeName(mode)) return mode;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown mode '", text, "'; expected forward, backward or forward_backward"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown mode '", text, "'; expected forward, backward or forward_backward"));
 }
 
 absl::StatusOr<DType> ParseDTypeFlag(absl::string_view text) {
   DType dtype;
   if (ParseDType(text, &dtype) && dtype != DType::kUnspecified) return dtype;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown dtype '", text, "'; expected float32, float64, float16 or bfloat16"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown dtype '", text, "'; expected float32, float64, float16 or bfloat16"));
 }
 
 std::string FormatNumber(double value, DType dtype) {
@@ -210,13 +210,10 @@ std::string FormatServiceDescription(const ServiceDescription& description) {
   std::vector<std::string> dtypes;
   for (DType dtype : server.dtypes) dtypes.emplace_back(DTypeName(dtype));
   std::string out = absl::StrCat(
-      "server:  actserve ", server.version, "\n",
-      "dtypes:  ", absl::StrJoin(dtypes, ", "), "\n",
-      "simd:    ", server.simd_target, "\n",
-      "threads: ", server.threads, "\n",
-      "limits:  max_message_bytes ", LimitText(server.max_message_bytes),
-      ", max_elements ", LimitText(server.max_elements), ", max_inflight ",
-      LimitText(server.max_inflight), "\n\n");
+      "server:  actserve ", server.version, "\n", "dtypes:  ", absl::StrJoin(dtypes, ", "), "\n",
+      "simd:    ", server.simd_target, "\n", "threads: ", server.threads, "\n",
+      "limits:  max_message_bytes ", LimitText(server.max_message_bytes), ", max_elements ",
+      LimitText(server.max_elements), ", max_inflight ", LimitText(server.max_inflight), "\n\n");
   std::vector<std::vector<std::string>> rows;
   for (const ActivationDescription& activation : description.activations) {
     rows.push_back({activation.name, FormatParameters(activation), activation.formula});
@@ -232,8 +229,8 @@ std::string FormatServiceDescription(const ServiceDescription& description) {
                            static_cast<int>(widths[1]), b, c);
   };
   out += line("name", "parameters", "formula");
-  out += absl::StrCat(std::string(widths[0], '-'), "-+-", std::string(widths[1], '-'),
-                      "-+-", std::string(7, '-'), "\n");
+  out += absl::StrCat(std::string(widths[0], '-'), "-+-", std::string(widths[1], '-'), "-+-",
+                      std::string(7, '-'), "\n");
   for (const std::vector<std::string>& row : rows) out += line(row[0], row[1], row[2]);
   absl::StrAppend(&out, "\n", description.activations.size(), " activations\n");
   return out;

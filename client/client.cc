@@ -47,27 +47,24 @@ std::string ServiceConfigJson(const ClientOptions& options) {
   }
   if (options.max_attempts > 1) {
     if (json.size() > 1) json += ", ";
-    absl::StrAppend(
-        &json,
-        R"("methodConfig": [{"name": [{"service": "actserve.v1.ActivationService"},)",
-        R"( {"service": "grpc.health.v1.Health"}], "retryPolicy": {"maxAttempts": )",
-        options.max_attempts,
-        R"(, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,)",
-        R"( "retryableStatusCodes": ["UNAVAILABLE"]}}])");
+    absl::StrAppend(&json,
+                    R"("methodConfig": [{"name": [{"service": "actserve.v1.ActivationService"},)",
+                    R"( {"service": "grpc.health.v1.Health"}], "retryPolicy": {"maxAttempts": )",
+                    options.max_attempts,
+                    R"(, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,)",
+                    R"( "retryableStatusCodes": ["UNAVAILABLE"]}}])");
   }
   json += "}";
   return json;
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(absl::string_view target,
-                                           const ClientOptions& options) {
+std::shared_ptr<grpc::Channel> MakeChannel(absl::string_view target, const ClientOptions& options) {
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(options.max_message_bytes);
   arguments.SetMaxSendMessageSize(options.max_message_bytes);
   arguments.SetServiceConfigJSON(ServiceConfigJson(options));
   std::shared_ptr<grpc::ChannelCredentials> credentials =
-      options.credentials != nullptr ? options.credentials
-                                     : grpc::InsecureChannelCredentials();
+      options.credentials != nullptr ? options.credentials : grpc::InsecureChannelCredentials();
   return grpc::CreateCustomChannel(std::string(target), credentials, arguments);
 }
 
@@ -82,16 +79,16 @@ void SetDeadline(const ClientOptions& options, grpc::ClientContext* context) {
 absl::StatusOr<std::optional<Tensor>> TakeTensor(bool present, v1::Tensor* proto,
                                                  absl::string_view path) {
   // A server may also mark a result it did not compute by an empty, typeless message.
-  const bool empty = proto->dtype() == v1::DTYPE_UNSPECIFIED && proto->shape().empty() &&
-                     proto->data().empty();
+  const bool empty =
+      proto->dtype() == v1::DTYPE_UNSPECIFIED && proto->shape().empty() && proto->data().empty();
   if (!present || empty) return std::optional<Tensor>();
-  absl::StatusOr<Tensor> tensor = Tensor::FromBytes(
-      wire::DTypeFromProto(proto->dtype()),
-      std::vector<int64_t>(proto->shape().begin(), proto->shape().end()),
-      std::move(*proto->mutable_data()));
+  absl::StatusOr<Tensor> tensor =
+      Tensor::FromBytes(wire::DTypeFromProto(proto->dtype()),
+                        std::vector<int64_t>(proto->shape().begin(), proto->shape().end()),
+                        std::move(*proto->mutable_data()));
   if (!tensor.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "malformed reply from the server: ", path, ": ", tensor.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed reply from the server: ", path, ": ", tensor.status().message()));
   }
   return std::optional<Tensor>(*std::move(tensor));
 }
@@ -100,8 +97,8 @@ absl::StatusOr<std::vector<ItemOutput>> TakeOutputs(v1::ComputeResponse* respons
                                                     int expected_items) {
   if (response->results_size() != expected_items) {
     return absl::InvalidArgumentError(
-        absl::StrCat("malformed reply from the server: ", response->results_size(),
-                     " results for ", expected_items, " items"));
+        absl::StrCat("malformed reply from the server: ", response->results_size(), " results for ",
+                     expected_items, " items"));
   }
   std::vector<ItemOutput> outputs(static_cast<size_t>(expected_items));
   for (int i = 0; i < expected_items; ++i) {
@@ -110,14 +107,13 @@ absl::StatusOr<std::vector<ItemOutput>> TakeOutputs(v1::ComputeResponse* respons
     absl::StatusOr<std::optional<Tensor>> output =
         TakeTensor(result->has_output(), result->mutable_output(), path + ".output");
     if (!output.ok()) return output.status();
-    absl::StatusOr<std::optional<Tensor>> grad_input = TakeTensor(
-        result->has_grad_input(), result->mutable_grad_input(), path + ".grad_input");
+    absl::StatusOr<std::optional<Tensor>> grad_input =
+        TakeTensor(result->has_grad_input(), result->mutable_grad_input(), path + ".grad_input");
     if (!grad_input.ok()) return grad_input.status();
-    absl::StatusOr<std::optional<Tensor>> grad_weight = TakeTensor(
-        result->has_grad_weight(), result->mutable_grad_weight(), path + ".grad_weight");
+    absl::StatusOr<std::optional<Tensor>> grad_weight =
+        TakeTensor(result->has_grad_weight(), result->mutable_grad_weight(), path + ".grad_weight");
     if (!grad_weight.ok()) return grad_weight.status();
-    outputs[i] = ItemOutput{*std::move(output), *std::move(grad_input),
-                            *std::move(grad_weight)};
+    outputs[i] = ItemOutput{*std::move(output), *std::move(grad_input), *std::move(grad_weight)};
   }
   return outputs;
 }
@@ -137,12 +133,11 @@ absl::StatusOr<TypedResult<T>> ComputeTyped(const Client& client, TensorView inp
   absl::StatusOr<std::vector<ItemOutput>> outputs = client.Compute(batch);
   if (!outputs.ok()) return outputs.status();
   const ItemOutput& item = outputs->front();
-  for (const std::optional<Tensor>* tensor :
-       {&item.output, &item.grad_input, &item.grad_weight}) {
+  for (const std::optional<Tensor>* tensor : {&item.output, &item.grad_input, &item.grad_weight}) {
     if (tensor->has_value() && (*tensor)->dtype() != input.dtype) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "malformed reply from the server: a ", DTypeName((*tensor)->dtype()),
-          " result for a ", DTypeName(input.dtype), " input"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed reply from the server: a ", DTypeName((*tensor)->dtype()),
+                       " result for a ", DTypeName(input.dtype), " input"));
     }
   }
   return TypedResult<T>{ValuesOrEmpty<T>(item.output), ValuesOrEmpty<T>(item.grad_input),
@@ -176,8 +171,8 @@ ServiceDescription DescriptionFromProto(const v1::ListActivationsResponse& respo
     activation.example = info.example();
     for (const v1::ParameterInfo& param : info.parameters()) {
       activation.parameters.push_back(ParameterDescription{
-          param.name(), ParameterTypeName(param.type()), param.required(),
-          param.default_text(), param.valid_range(),
+          param.name(), ParameterTypeName(param.type()), param.required(), param.default_text(),
+          param.valid_range(),
           std::vector<std::string>(param.choices().begin(), param.choices().end())});
     }
     description.activations.push_back(std::move(activation));
@@ -232,18 +227,16 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
 Client::~Client() = default;
 
 absl::StatusOr<TypedResult<float>> Client::Compute(
-    absl::Span<const float> x, absl::Span<const int64_t> shape,
-    const ActivationArg& activation, Mode mode,
-    std::optional<absl::Span<const float>> grad_output) const {
+    absl::Span<const float> x, absl::Span<const int64_t> shape, const ActivationArg& activation,
+    Mode mode, std::optional<absl::Span<const float>> grad_output) const {
   std::optional<TensorView> dy;
   if (grad_output.has_value()) dy = MakeTensorView(*grad_output, shape);
   return ComputeTyped<float>(*this, MakeTensorView(x, shape), activation, mode, dy);
 }
 
 absl::StatusOr<TypedResult<double>> Client::Compute(
-    absl::Span<const double> x, absl::Span<const int64_t> shape,
-    const ActivationArg& activation, Mode mode,
-    std::optional<absl::Span<const double>> grad_output) const {
+    absl::Span<const double> x, absl::Span<const int64_t> shape, const ActivationArg& activation,
+    Mode mode, std::optional<absl::Span<const double>> grad_output) const {
   std::optional<TensorView> dy;
   if (grad_output.has_value()) dy = MakeTensorView(*grad_output, shape);
   return ComputeTyped<double>(*this, MakeTensorView(x, shape), activation, mode, dy);
@@ -254,13 +247,12 @@ absl::StatusOr<TypedResult<uint16_t>> Client::Compute(
     const ActivationArg& activation, Mode mode,
     std::optional<absl::Span<const uint16_t>> grad_output) const {
   if (dtype != DType::kFloat16 && dtype != DType::kBFloat16) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "16-bit values need dtype float16 or bfloat16, got ", DTypeName(dtype)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("16-bit values need dtype float16 or bfloat16, got ", DTypeName(dtype)));
   }
   std::optional<TensorView> dy;
   if (grad_output.has_value()) dy = MakeTensorView(dtype, *grad_output, shape);
-  return ComputeTyped<uint16_t>(*this, MakeTensorView(dtype, x, shape), activation, mode,
-                                dy);
+  return ComputeTyped<uint16_t>(*this, MakeTensorView(dtype, x, shape), activation, mode, dy);
 }
 
 absl::StatusOr<std::vector<ItemOutput>> Client::Compute(const Batch& batch) const {
@@ -303,9 +295,9 @@ absl::StatusOr<std::vector<std::vector<ItemOutput>>> Client::ComputeStream(
     absl::StatusOr<std::vector<ItemOutput>> outputs =
         TakeOutputs(&response, batches[all_outputs.size()].size());
     if (!outputs.ok()) {
-      reply_status = absl::Status(outputs.status().code(),
-                                  absl::StrCat("batches[", all_outputs.size(), "]: ",
-                                               outputs.status().message()));
+      reply_status = absl::Status(
+          outputs.status().code(),
+          absl::StrCat("batches[", all_outputs.size(), "]: ", outputs.status().message()));
       context.TryCancel();
       break;
     }
@@ -317,8 +309,8 @@ absl::StatusOr<std::vector<std::vector<ItemOutput>>> Client::ComputeStream(
   if (!status.ok()) return status;
   if (all_outputs.size() != batches.size()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("malformed reply from the server: the stream ended after ",
-                     all_outputs.size(), " of ", batches.size(), " responses"));
+        absl::StrCat("malformed reply from the server: the stream ended after ", all_outputs.size(),
+                     " of ", batches.size(), " responses"));
   }
   return all_outputs;
 }
@@ -327,8 +319,8 @@ absl::StatusOr<ServiceDescription> Client::ListActivations() const {
   grpc::ClientContext context;
   SetDeadline(options_, &context);
   v1::ListActivationsResponse response;
-  absl::Status status = client_internal::FromGrpcStatus(stubs_->service->ListActivations(
-      &context, v1::ListActivationsRequest(), &response));
+  absl::Status status = client_internal::FromGrpcStatus(
+      stubs_->service->ListActivations(&context, v1::ListActivationsRequest(), &response));
   if (!status.ok()) return status;
   return DescriptionFromProto(response);
 }
@@ -342,8 +334,8 @@ absl::StatusOr<HealthStatus> Client::Health(absl::string_view service) const {
   grpc::ByteBuffer response;
   grpc::Status call_status;
   absl::Notification done;
-  stubs_->generic.UnaryCall(&context, kHealthCheckMethod, grpc::StubOptions(), &request,
-                            &response, [&call_status, &done](grpc::Status status) {
+  stubs_->generic.UnaryCall(&context, kHealthCheckMethod, grpc::StubOptions(), &request, &response,
+                            [&call_status, &done](grpc::Status status) {
                               call_status = std::move(status);
                               done.Notify();
                             });

@@ -78,8 +78,8 @@ absl::StatusOr<HealthStatus> DecodeHealthCheckResponse(absl::string_view bytes) 
         ok = false;
     }
     if (!ok) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "HealthCheckResponse: malformed field ", field, " at byte ", field_start));
+      return absl::InvalidArgumentError(
+          absl::StrCat("HealthCheckResponse: malformed field ", field, " at byte ", field_start));
     }
     if (field == 1 && wire_type == kWireVarint) {
       status = value <= 3 ? static_cast<HealthStatus>(value) : HealthStatus::kUnknown;

@@ -130,8 +130,8 @@ class HeaderReader {
 absl::StatusOr<DType> DTypeFromDescr(absl::string_view descr, const ReadOptions& options) {
   if (descr.size() >= 2 && descr[0] == '>') {
     return absl::InvalidArgumentError(absl::StrCat(
-        "big-endian data ('", descr, "') is not supported; convert it with numpy: ",
-        "a.astype('<", descr.substr(1), "')"));
+        "big-endian data ('", descr, "') is not supported; convert it with numpy: ", "a.astype('<",
+        descr.substr(1), "')"));
   }
   if (descr == "<f4") return DType::kFloat32;
   if (descr == "<f8") return DType::kFloat64;
@@ -195,8 +195,8 @@ absl::StatusOr<Tensor> Parse(absl::string_view bytes, const ReadOptions& options
   const int major = static_cast<uint8_t>(bytes[6]);
   const int minor = static_cast<uint8_t>(bytes[7]);
   if (major < 1 || major > 3 || minor != 0) {
-    return Malformed(absl::StrCat("format version ", major, ".", minor,
-                                  " (supported: 1.0, 2.0, 3.0)"));
+    return Malformed(
+        absl::StrCat("format version ", major, ".", minor, " (supported: 1.0, 2.0, 3.0)"));
   }
   const size_t length_bytes = major == 1 ? 2 : 4;
   if (bytes.size() < 8 + length_bytes) return Malformed("truncated header");
@@ -221,8 +221,8 @@ absl::StatusOr<Tensor> Parse(absl::string_view bytes, const ReadOptions& options
   if (!elements.ok()) return elements.status();
   const size_t data_bytes = static_cast<size_t>(*elements) * DTypeSize(*dtype);
   if (bytes.size() - data_offset < data_bytes) {
-    return Malformed(absl::StrCat("shape ", ShapeToString(shape), " ", DTypeName(*dtype),
-                                  " needs ", data_bytes, " bytes of data, the file has ",
+    return Malformed(absl::StrCat("shape ", ShapeToString(shape), " ", DTypeName(*dtype), " needs ",
+                                  data_bytes, " bytes of data, the file has ",
                                   bytes.size() - data_offset));
   }
   return Tensor::FromBytes(*dtype, std::move(shape),

@@ -22,19 +22,18 @@ absl::StatusOr<size_t> ExpectedBytes(DType dtype, absl::Span<const int64_t> shap
 }  // namespace
 
 TensorView MakeTensorView(absl::Span<const float> values, absl::Span<const int64_t> shape) {
-  return TensorView{DType::kFloat32, shape,
-                    {reinterpret_cast<const char*>(values.data()), values.size() * 4}};
+  return TensorView{
+      DType::kFloat32, shape, {reinterpret_cast<const char*>(values.data()), values.size() * 4}};
 }
 
 TensorView MakeTensorView(absl::Span<const double> values, absl::Span<const int64_t> shape) {
-  return TensorView{DType::kFloat64, shape,
-                    {reinterpret_cast<const char*>(values.data()), values.size() * 8}};
+  return TensorView{
+      DType::kFloat64, shape, {reinterpret_cast<const char*>(values.data()), values.size() * 8}};
 }
 
 TensorView MakeTensorView(DType dtype, absl::Span<const uint16_t> bits,
                           absl::Span<const int64_t> shape) {
-  return TensorView{dtype, shape,
-                    {reinterpret_cast<const char*>(bits.data()), bits.size() * 2}};
+  return TensorView{dtype, shape, {reinterpret_cast<const char*>(bits.data()), bits.size() * 2}};
 }
 
 Tensor::Tensor() : dtype_(DType::kFloat32), shape_{0} {}
@@ -44,9 +43,9 @@ absl::StatusOr<Tensor> Tensor::FromBytes(DType dtype, std::vector<int64_t> shape
   absl::StatusOr<size_t> expected = ExpectedBytes(dtype, shape);
   if (!expected.ok()) return expected.status();
   if (data.size() != *expected) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        data.size(), " bytes of data, but shape ", ShapeToString(shape), " ",
-        DTypeName(dtype), " needs ", *expected));
+    return absl::InvalidArgumentError(absl::StrCat(data.size(), " bytes of data, but shape ",
+                                                   ShapeToString(shape), " ", DTypeName(dtype),
+                                                   " needs ", *expected));
   }
   return Tensor(dtype, std::move(shape), std::move(data));
 }
@@ -62,9 +61,9 @@ absl::StatusOr<Tensor> Tensor::FromDoubles(DType dtype, std::vector<int64_t> sha
   if (!expected.ok()) return expected.status();
   const size_t size = DTypeSize(dtype);
   if (values.size() * size != *expected) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        values.size(), " values, but shape ", ShapeToString(shape), " has ",
-        *expected / size, " elements"));
+    return absl::InvalidArgumentError(absl::StrCat(values.size(), " values, but shape ",
+                                                   ShapeToString(shape), " has ", *expected / size,
+                                                   " elements"));
   }
   std::string data(*expected, '\0');
   char* out = data.data();

@@ -28,8 +28,9 @@ TEST(BatchTest, BuildsOneItemPerAdd) {
   const int64_t shape[] = {2, 3};
   const int64_t scalar_shape[] = {1};
   Batch batch;
-  batch.Add(MakeTensorView(x, shape), "leaky_relu(negative_slope=0.2)", Mode::kBackward,
-            MakeTensorView(dy, shape))
+  batch
+      .Add(MakeTensorView(x, shape), "leaky_relu(negative_slope=0.2)", Mode::kBackward,
+           MakeTensorView(dy, shape))
       .Add(MakeTensorView(z, scalar_shape), "gelu(approximate=tanh)", Mode::kForward);
   ASSERT_TRUE(batch.status().ok()) << batch.status();
   ASSERT_EQ(batch.size(), 2);

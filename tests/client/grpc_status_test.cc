@@ -7,9 +7,7 @@ namespace actserve {
 namespace client_internal {
 namespace {
 
-TEST(FromGrpcStatusTest, OkIsOk) {
-  EXPECT_TRUE(FromGrpcStatus(grpc::Status::OK).ok());
-}
+TEST(FromGrpcStatusTest, OkIsOk) { EXPECT_TRUE(FromGrpcStatus(grpc::Status::OK).ok()); }
 
 TEST(FromGrpcStatusTest, KeepsCodeAndMessage) {
   struct Case {

@@ -18,8 +18,7 @@ TEST(HealthWireTest, EncodesTheServiceName) {
 TEST(HealthWireTest, DecodesTheStatus) {
   EXPECT_EQ(*DecodeHealthCheckResponse(std::string("\x08\x01", 2)), HealthStatus::kServing);
   EXPECT_EQ(*DecodeHealthCheckResponse(std::string("\x08\x02", 2)), HealthStatus::kNotServing);
-  EXPECT_EQ(*DecodeHealthCheckResponse(std::string("\x08\x03", 2)),
-            HealthStatus::kServiceUnknown);
+  EXPECT_EQ(*DecodeHealthCheckResponse(std::string("\x08\x03", 2)), HealthStatus::kServiceUnknown);
   // proto3 leaves the default (UNKNOWN = 0) out: an empty message.
   EXPECT_EQ(*DecodeHealthCheckResponse(""), HealthStatus::kUnknown);
   // A number the enum does not define.
@@ -28,7 +27,12 @@ TEST(HealthWireTest, DecodesTheStatus) {
 
 TEST(HealthWireTest, SkipsUnknownFields) {
   // Field 2 (a string "ab"), field 3 (fixed32), then status = SERVING.
-  const std::string bytes("\x12\x02" "ab" "\x1D\x01\x02\x03\x04" "\x08\x01", 11);
+  const std::string bytes(
+      "\x12\x02"
+      "ab"
+      "\x1D\x01\x02\x03\x04"
+      "\x08\x01",
+      11);
   EXPECT_EQ(*DecodeHealthCheckResponse(bytes), HealthStatus::kServing);
 }
 
@@ -37,7 +41,11 @@ TEST(HealthWireTest, RejectsMalformedMessages) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(DecodeHealthCheckResponse(std::string("\x08\x80", 2)).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(DecodeHealthCheckResponse(std::string("\x12\x05" "ab", 4)).status().code(),
+  EXPECT_EQ(DecodeHealthCheckResponse(std::string("\x12\x05"
+                                                  "ab",
+                                                  4))
+                .status()
+                .code(),
             absl::StatusCode::kInvalidArgument);
 }
 

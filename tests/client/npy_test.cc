@@ -80,8 +80,7 @@ TEST(NpyTest, ReadsHandWrittenHeaders) {
   const std::string data(reinterpret_cast<const char*>(values), sizeof(values));
   // Keys in another order, double quotes, no trailing comma, extra spaces.
   absl::StatusOr<Tensor> t = npy::Parse(
-      NpyWithHeader("{\"shape\": (1, 2), \"fortran_order\": False, \"descr\": \"<f4\"}", data),
-      {});
+      NpyWithHeader("{\"shape\": (1, 2), \"fortran_order\": False, \"descr\": \"<f4\"}", data), {});
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_THAT(t->shape(), ElementsAre(1, 2));
   EXPECT_THAT(t->Values<float>(), ElementsAre(1.5f, -2.0f));
@@ -131,15 +130,12 @@ TEST(NpyTest, ReadsFilesWrittenByNumpy) {
                     v2 = TempPath("np_v2.npy"), scalar = TempPath("np_scalar.npy"),
                     fortran = TempPath("np_fortran.npy"), big = TempPath("np_big.npy");
   ASSERT_EQ(RunPython(absl::StrCat(
-                "import numpy as np; a = np.arange(6).reshape(2, 3) - 2.5; ",
-                "np.save(\"", f4, "\", a.astype(np.float32)); ",
-                "np.save(\"", f8, "\", a); ",
-                "np.save(\"", f2, "\", a.astype(np.float16)); ",
-                "np.save(\"", u2, "\", np.array([0x3F80, 0xC000], dtype=np.uint16)); ",
-                "np.save(\"", scalar, "\", np.float64(7.25)); ",
-                "np.save(\"", fortran, "\", np.asfortranarray(a)); ",
-                "np.save(\"", big, "\", a.astype(\">f4\")); ",
-                "f = open(\"", v2, "\", \"wb\"); ",
+                "import numpy as np; a = np.arange(6).reshape(2, 3) - 2.5; ", "np.save(\"", f4,
+                "\", a.astype(np.float32)); ", "np.save(\"", f8, "\", a); ", "np.save(\"", f2,
+                "\", a.astype(np.float16)); ", "np.save(\"", u2,
+                "\", np.array([0x3F80, 0xC000], dtype=np.uint16)); ", "np.save(\"", scalar,
+                "\", np.float64(7.25)); ", "np.save(\"", fortran, "\", np.asfortranarray(a)); ",
+                "np.save(\"", big, "\", a.astype(\">f4\")); ", "f = open(\"", v2, "\", \"wb\"); ",
                 "np.lib.format.write_array(f, a.astype(np.float32), version=(2, 0)); f.close()")),
             0);
   const std::vector<double> expected = {-2.5, -1.5, -0.5, 0.5, 1.5, 2.5};
@@ -184,9 +180,8 @@ TEST(NpyTest, NumpyReadsFilesWeWrite) {
             ? "(a.astype(np.uint32) << 16).view(np.float32).astype(np.float64)"
             : "a.astype(np.float64)";
     EXPECT_EQ(RunPython(absl::StrCat(
-                  "import numpy as np; a = np.load(\"", path, "\"); ",
-                  "assert a.dtype == np.", c.numpy_dtype, ", a.dtype; ",
-                  "assert a.shape == (3, 2), a.shape; ",
+                  "import numpy as np; a = np.load(\"", path, "\"); ", "assert a.dtype == np.",
+                  c.numpy_dtype, ", a.dtype; ", "assert a.shape == (3, 2), a.shape; ",
                   "assert a.flags.c_contiguous; v = ", as_values, "; ",
                   "assert (v.ravel() == [-2.5, -1.5, -0.5, 0.5, 1.5, 2.5]).all(), v")),
               0)

@@ -85,8 +85,7 @@ std::vector<std::vector<double>> TableRows(const std::string& out) {
     if (!in_table || line.empty() || line.find('|') == absl::string_view::npos) continue;
     std::vector<double> row;
     for (absl::string_view cell : absl::StrSplit(line, '|')) {
-      row.push_back(std::strtod(std::string(absl::StripAsciiWhitespace(cell)).c_str(),
-                                nullptr));
+      row.push_back(std::strtod(std::string(absl::StripAsciiWhitespace(cell)).c_str(), nullptr));
     }
     rows.push_back(row);
   }
@@ -123,19 +122,15 @@ const std::vector<double> kGeluDx = {
 // -0.0455000997 where the exact value is -0.0455002639), from cancellation in
 // 1 + erf(x / sqrt(2)), so its float32 output is no oracle there.
 const std::vector<double> kGeluY32 = {kGeluY[0], kGeluY[1], kGeluY[3], kGeluY[5], kGeluY[6]};
-const std::vector<double> kGeluDx32 = {kGeluDx[0], kGeluDx[1], kGeluDx[3], kGeluDx[5],
-                                       kGeluDx[6]};
+const std::vector<double> kGeluDx32 = {kGeluDx[0], kGeluDx[1], kGeluDx[3], kGeluDx[5], kGeluDx[6]};
 // The float64 results rounded to float16 (numpy) and bfloat16 (torch), as bit patterns.
 const std::vector<uint16_t> kGeluYF16 = {0xa9d3, 0xb114, 0xb0f0, 0x0, 0x3588, 0x3abb, 0x3fd1};
-const std::vector<uint16_t> kGeluDxF16 = {0xad74, 0xad55, 0x303d, 0x3800,
-                                          0x3af1, 0x3c55, 0x3c57};
+const std::vector<uint16_t> kGeluDxF16 = {0xad74, 0xad55, 0x303d, 0x3800, 0x3af1, 0x3c55, 0x3c57};
 const std::vector<uint16_t> kGeluYBF16 = {0xbd3a, 0xbe22, 0xbe1e, 0x0, 0x3eb1, 0x3f57, 0x3ffa};
-const std::vector<uint16_t> kGeluDxBF16 = {0xbdaf, 0xbdab, 0x3e08, 0x3f00,
-                                           0x3f5e, 0x3f8b, 0x3f8b};
+const std::vector<uint16_t> kGeluDxBF16 = {0xbdaf, 0xbdab, 0x3e08, 0x3f00, 0x3f5e, 0x3f8b, 0x3f8b};
 // x in float16 and bfloat16 (exact in both).
 const std::vector<uint16_t> kGeluXF16 = {0xc000, 0xbc00, 0xb800, 0x0, 0x3800, 0x3c00, 0x4000};
-const std::vector<uint16_t> kGeluXBF16 = {0xc000, 0xbf80, 0xbf00, 0x0,
-                                          0x3f00, 0x3f80, 0x4000};
+const std::vector<uint16_t> kGeluXBF16 = {0xc000, 0xbf80, 0xbf00, 0x0, 0x3f00, 0x3f80, 0x4000};
 
 // ---------------------------------------------------------------------------------------
 // actctl
@@ -145,10 +140,10 @@ TEST_F(ClientIntegrationTest, ListShowsEveryActivationAndTheServer) {
   ASSERT_EQ(list.exit_code, 0) << list.err;
   // The 24 names of DESIGN.md section 3.
   for (const char* name :
-       {"relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "selu", "gelu", "silu", "mish",
-        "softplus", "hardtanh", "hardsigmoid", "hardswish", "sigmoid", "tanh", "logsigmoid",
-        "softsign", "tanhshrink", "softshrink", "hardshrink", "threshold", "softmax",
-        "log_softmax"}) {
+       {"relu",        "relu6",      "leaky_relu", "prelu",     "elu",        "celu",
+        "selu",        "gelu",       "silu",       "mish",      "softplus",   "hardtanh",
+        "hardsigmoid", "hardswish",  "sigmoid",    "tanh",      "logsigmoid", "softsign",
+        "tanhshrink",  "softshrink", "hardshrink", "threshold", "softmax",    "log_softmax"}) {
     EXPECT_THAT(list.out, HasSubstr(absl::StrCat("\n", name, " "))) << name;
   }
   EXPECT_THAT(list.out, HasSubstr("24 activations"));
@@ -182,8 +177,8 @@ TEST_F(ClientIntegrationTest, ComputeGeluAgreesWithPyTorch) {
   ExpectClose<float>(Column(rows32, 1), kGeluY32, 2);
   ExpectClose<float>(Column(rows32, 2), kGeluDx32, 2);
 
-  const ProcessResult f64 = Actctl({"compute", "--activation=gelu", "--dtype=float64",
-                                    "--values=-2,-1,-0.5,0,0.5,1,2"});
+  const ProcessResult f64 =
+      Actctl({"compute", "--activation=gelu", "--dtype=float64", "--values=-2,-1,-0.5,0,0.5,1,2"});
   ASSERT_EQ(f64.exit_code, 0) << f64.err;
   const std::vector<std::vector<double>> rows64 = TableRows(f64.out);
   ExpectClose<double>(Column(rows64, 1), kGeluY, 4);
@@ -193,17 +188,17 @@ TEST_F(ClientIntegrationTest, ComputeGeluAgreesWithPyTorch) {
 TEST_F(ClientIntegrationTest, ComputeReadsAndWritesNpyFiles) {
   // leaky_relu(0.2) on x = [[-2, -0.5], [0, 3]] with dy = [[1, 2], [3, 4]]:
   // y = [[-0.4, -0.1], [0, 3]]; dx = dy * (x > 0 ? 1 : 0.2) = [[0.2, 0.4], [0.6, 4]].
-  const std::string x_path = dir_ + "/x.npy", dy_path = dir_ + "/dy.npy",
-                    y_path = dir_ + "/y.npy", dx_path = dir_ + "/dx.npy";
+  const std::string x_path = dir_ + "/x.npy", dy_path = dir_ + "/dy.npy", y_path = dir_ + "/y.npy",
+                    dx_path = dir_ + "/dx.npy";
   absl::StatusOr<Tensor> x = Tensor::FromDoubles(DType::kFloat64, {2, 2}, {-2, -0.5, 0, 3});
   absl::StatusOr<Tensor> dy = Tensor::FromDoubles(DType::kFloat64, {2, 2}, {1, 2, 3, 4});
   ASSERT_TRUE(x.ok() && dy.ok());
   ASSERT_TRUE(npy::WriteFile(x_path, *x).ok());
   ASSERT_TRUE(npy::WriteFile(dy_path, *dy).ok());
 
-  const ProcessResult run = Actctl(
-      {"compute", "--activation=leaky_relu(negative_slope=0.2)", "--input=" + x_path,
-       "--grad_output=" + dy_path, "--output=" + y_path, "--grad_input=" + dx_path});
+  const ProcessResult run =
+      Actctl({"compute", "--activation=leaky_relu(negative_slope=0.2)", "--input=" + x_path,
+              "--grad_output=" + dy_path, "--output=" + y_path, "--grad_input=" + dx_path});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_THAT(run.out, HasSubstr("wrote " + y_path));
   absl::StatusOr<Tensor> y = npy::ReadFile(y_path, {});
@@ -216,12 +211,12 @@ TEST_F(ClientIntegrationTest, ComputeReadsAndWritesNpyFiles) {
   ExpectClose<double>(dx->ToDoubles(), {0.2, 0.4, 0.6, 4}, 1);
 
   if (std::system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") == 0) {
-    const std::string check = absl::StrCat(
-        "/usr/bin/python3 -c 'import numpy as np; y = np.load(\"", y_path,
-        "\"); dx = np.load(\"", dx_path, "\"); ",
-        "assert y.dtype == np.float64 and y.shape == (2, 2), (y.dtype, y.shape); ",
-        "assert np.allclose(y, [[-0.4, -0.1], [0, 3]], rtol=1e-15, atol=0), y; ",
-        "assert np.allclose(dx, [[0.2, 0.4], [0.6, 4]], rtol=1e-15, atol=0), dx'");
+    const std::string check =
+        absl::StrCat("/usr/bin/python3 -c 'import numpy as np; y = np.load(\"", y_path,
+                     "\"); dx = np.load(\"", dx_path, "\"); ",
+                     "assert y.dtype == np.float64 and y.shape == (2, 2), (y.dtype, y.shape); ",
+                     "assert np.allclose(y, [[-0.4, -0.1], [0, 3]], rtol=1e-15, atol=0), y; ",
+                     "assert np.allclose(dx, [[0.2, 0.4], [0.6, 4]], rtol=1e-15, atol=0), dx'");
     EXPECT_EQ(std::system(check.c_str()), 0) << check;
   }
 }
@@ -321,10 +316,9 @@ TEST_F(ClientIntegrationTest, SdkTypedCallsForEveryDtype) {
   const int64_t shape5[] = {5};
   absl::StatusOr<TypedResult<float>> f32 = client.Compute(x32, shape5, "gelu");
   ASSERT_TRUE(f32.ok()) << f32.status();
-  ExpectClose<float>(std::vector<double>(f32->output.begin(), f32->output.end()), kGeluY32,
+  ExpectClose<float>(std::vector<double>(f32->output.begin(), f32->output.end()), kGeluY32, 2);
+  ExpectClose<float>(std::vector<double>(f32->grad_input.begin(), f32->grad_input.end()), kGeluDx32,
                      2);
-  ExpectClose<float>(std::vector<double>(f32->grad_input.begin(), f32->grad_input.end()),
-                     kGeluDx32, 2);
 
   // dy scales the gradient: relu with dy = 3 gives dx = 3 where x > 0.
   const std::vector<float> dy = {3, 3, 3, 3, 3};
@@ -370,8 +364,9 @@ TEST_F(ClientIntegrationTest, SdkBatchWithPerChannelPrelu) {
   const std::vector<double> z = {-1, 0.5};
   const int64_t two[] = {2};
   Batch batch;
-  batch.Add(MakeTensorView(x, shape), "prelu", Mode::kForwardBackward, std::nullopt,
-            MakeTensorView(w, channels))
+  batch
+      .Add(MakeTensorView(x, shape), "prelu", Mode::kForwardBackward, std::nullopt,
+           MakeTensorView(w, channels))
       .Add(MakeTensorView(z, two), "elu(alpha=2)", Mode::kForward);
   absl::StatusOr<std::vector<ItemOutput>> outputs = client.Compute(batch);
   ASSERT_TRUE(outputs.ok()) << outputs.status();
@@ -401,8 +396,8 @@ TEST_F(ClientIntegrationTest, SdkListActivationsAndHealth) {
   ASSERT_TRUE(description.ok()) << description.status();
   EXPECT_EQ(description->activations.size(), 24u);
   EXPECT_FALSE(description->server.version.empty());
-  EXPECT_THAT(description->server.dtypes, ElementsAre(DType::kFloat32, DType::kFloat64,
-                                                      DType::kFloat16, DType::kBFloat16));
+  EXPECT_THAT(description->server.dtypes,
+              ElementsAre(DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16));
   EXPECT_EQ(description->server.threads, 2);
   const ActivationDescription* gelu = nullptr;
   for (const ActivationDescription& a : description->activations) {
@@ -449,8 +444,7 @@ TEST_F(ClientIntegrationTest, SdkComputeStreamKeepsOrder) {
     ASSERT_EQ(items.size(), i % 5 == 0 ? 2u : 1u) << "batch " << i;
     EXPECT_THAT(items[0].output->Values<float>(), ElementsAre(std::max(i - 10, 0)))
         << "batch " << i;
-    EXPECT_THAT(items[0].grad_input->Values<float>(), ElementsAre(i > 10 ? 1 : 0))
-        << "batch " << i;
+    EXPECT_THAT(items[0].grad_input->Values<float>(), ElementsAre(i > 10 ? 1 : 0)) << "batch " << i;
     if (i % 5 == 0) {
       const std::vector<float> y = items[1].output->Values<float>();
       ASSERT_EQ(y.size(), static_cast<size_t>(kBig));

@@ -25,7 +25,7 @@ add_executable(consumer main.cc)
 target_link_libraries(consumer PRIVATE actserve::client)
 )cmake";
 
-constexpr char kConsumerMain[] = R"cc(
+constexpr char kConsumerMain[] = R"source(
 #include <cstdio>
 #include <vector>
 
@@ -45,11 +45,9 @@ int main(int argc, char** argv) {
   std::printf("\n");
   return 0;
 }
-)cc";
+)source";
 
-void WriteFile(const std::string& path, const char* contents) {
-  std::ofstream(path) << contents;
-}
+void WriteFile(const std::string& path, const char* contents) { std::ofstream(path) << contents; }
 
 TEST(InstallTest, FindPackageGivesAWorkingClient) {
   const std::string dir = MakeWorkDir();
@@ -64,9 +62,9 @@ TEST(InstallTest, FindPackageGivesAWorkingClient) {
   WriteFile(source + "/main.cc", kConsumerMain);
   const ProcessResult configure =
       RunProcess({CMAKE_COMMAND, "-S", source, "-B", dir + "/build", "-G", CMAKE_GENERATOR,
-           "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_CXX_COMPILER=" CMAKE_CXX_COMPILER,
-           "-DCMAKE_PREFIX_PATH=" + prefix},
-          dir);
+                  "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_CXX_COMPILER=" CMAKE_CXX_COMPILER,
+                  "-DCMAKE_PREFIX_PATH=" + prefix},
+                 dir);
   ASSERT_EQ(configure.exit_code, 0) << configure.out << configure.err;
   const ProcessResult build = RunProcess({CMAKE_COMMAND, "--build", dir + "/build"}, dir);
   ASSERT_EQ(build.exit_code, 0) << build.out << build.err;

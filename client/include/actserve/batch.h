@@ -35,10 +35,10 @@ class ComputeRequest;
 // a parse error, which the call that receives it reports.
 class ActivationArg {
  public:
-  ActivationArg(absl::string_view text);         // NOLINT(google-explicit-constructor)
-  ActivationArg(const char* text);              // NOLINT(google-explicit-constructor)
-  ActivationArg(const std::string& text);       // NOLINT(google-explicit-constructor)
-  ActivationArg(const ActivationSpec& spec);    // NOLINT(google-explicit-constructor)
+  ActivationArg(absl::string_view text);      // NOLINT(google-explicit-constructor)
+  ActivationArg(const char* text);            // NOLINT(google-explicit-constructor)
+  ActivationArg(const std::string& text);     // NOLINT(google-explicit-constructor)
+  ActivationArg(const ActivationSpec& spec);  // NOLINT(google-explicit-constructor)
 
   // The spec, or InvalidArgument from the parser ("unknown activation 'gelux' ...").
   const absl::StatusOr<ActivationSpec>& spec() const { return spec_; }

@@ -29,9 +29,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "absl/strings/string_view.h"
 #include "actserve/batch.h"
 #include "actserve/tensor.h"
 #include "src/dtype.h"
@@ -102,11 +102,11 @@ absl::string_view HealthStatusName(HealthStatus status);
 
 // One parameter of an activation, as the server describes it.
 struct ParameterDescription {
-  std::string name;          // PyTorch's name, e.g. "negative_slope"
-  std::string type;          // "real", "integer", "choice", "tensor" (or "unspecified")
-  bool required = false;     // no default: threshold's two parameters
-  std::string default_text;  // e.g. "0.01", "none"; empty when required
-  std::string valid_range;   // e.g. "nonzero", ">= 0"; empty when any finite value
+  std::string name;                  // PyTorch's name, e.g. "negative_slope"
+  std::string type;                  // "real", "integer", "choice", "tensor" (or "unspecified")
+  bool required = false;             // no default: threshold's two parameters
+  std::string default_text;          // e.g. "0.01", "none"; empty when required
+  std::string valid_range;           // e.g. "nonzero", ">= 0"; empty when any finite value
   std::vector<std::string> choices;  // "choice" only, e.g. {"none", "tanh"}
 };
 
@@ -121,10 +121,10 @@ struct ActivationDescription {
 };
 
 struct ServerDescription {
-  std::string version;        // e.g. "0.1.0"
-  std::vector<DType> dtypes;  // dtypes the server accepts
-  std::string simd_target;    // e.g. "AVX3"
-  int threads = 0;            // compute threads
+  std::string version;            // e.g. "0.1.0"
+  std::vector<DType> dtypes;      // dtypes the server accepts
+  std::string simd_target;        // e.g. "AVX3"
+  int threads = 0;                // compute threads
   int64_t max_message_bytes = 0;  // 0 means unlimited
   int64_t max_elements = 0;       // input elements per request; 0 means unlimited
   int64_t max_inflight = 0;       // concurrent calls; 0 means unlimited
@@ -160,12 +160,12 @@ class Client {
   // one weight per channel. Errors: InvalidArgument for a bad spec or a size mismatch
   // (before any network call), else the server's status.
   absl::StatusOr<TypedResult<float>> Compute(
-      absl::Span<const float> x, absl::Span<const int64_t> shape,
-      const ActivationArg& activation, Mode mode = Mode::kForwardBackward,
+      absl::Span<const float> x, absl::Span<const int64_t> shape, const ActivationArg& activation,
+      Mode mode = Mode::kForwardBackward,
       std::optional<absl::Span<const float>> grad_output = std::nullopt) const;
   absl::StatusOr<TypedResult<double>> Compute(
-      absl::Span<const double> x, absl::Span<const int64_t> shape,
-      const ActivationArg& activation, Mode mode = Mode::kForwardBackward,
+      absl::Span<const double> x, absl::Span<const int64_t> shape, const ActivationArg& activation,
+      Mode mode = Mode::kForwardBackward,
       std::optional<absl::Span<const double>> grad_output = std::nullopt) const;
   absl::StatusOr<TypedResult<uint16_t>> Compute(
       DType dtype, absl::Span<const uint16_t> x, absl::Span<const int64_t> shape,
