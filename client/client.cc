@@ -1,6 +1,9 @@
 #include "actserve/client.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <functional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -200,6 +203,97 @@ std::string ByteBufferToString(const grpc::ByteBuffer& buffer) {
   return out;
 }
 
+// Runs one ComputeStream call over `count` requests: `request_at(i)` gives the i-th
+// request (called on a writer thread, in order, each pointer used only until the next
+// call), `on_response(i, response)` takes the i-th response (on this thread). Writing
+// everything before reading could deadlock once both directions' flow-control windows fill
+// up, so one thread writes while this one reads. The first error (a request that cannot
+// be built, a response `on_response` rejects, or the call's status) cancels the call and
+// is returned.
+absl::Status RunStream(
+    v1::ActivationService::Stub* stub, const ClientOptions& options, size_t count,
+    const std::function<absl::StatusOr<const v1::ComputeRequest*>(size_t)>& request_at,
+    const std::function<absl::Status(size_t, v1::ComputeResponse*)>& on_response) {
+  if (count == 0) return absl::OkStatus();
+  grpc::ClientContext context;
+  SetDeadline(options, &context);
+  std::unique_ptr<grpc::ClientReaderWriter<v1::ComputeRequest, v1::ComputeResponse>> stream =
+      stub->ComputeStream(&context);
+  absl::Status request_status;  // written by the writer thread, read after join()
+  std::thread writer([&] {
+    for (size_t i = 0; i < count; ++i) {
+      absl::StatusOr<const v1::ComputeRequest*> request = request_at(i);
+      if (!request.ok()) {
+        request_status = request.status();
+        context.TryCancel();
+        return;
+      }
+      if (!stream->Write(**request)) return;  // the call has ended; Finish says why
+    }
+    stream->WritesDone();
+  });
+  absl::Status response_status;
+  size_t received = 0;
+  v1::ComputeResponse response;
+  while (received < count && stream->Read(&response)) {
+    response_status = on_response(received, &response);
+    if (!response_status.ok()) {
+      context.TryCancel();
+      break;
+    }
+    ++received;
+  }
+  writer.join();
+  const absl::Status call_status = client_internal::FromGrpcStatus(stream->Finish());
+  if (!request_status.ok()) return request_status;
+  if (!response_status.ok()) {
+    return absl::Status(response_status.code(), absl::StrCat("stream response ", received, ": ",
+                                                             response_status.message()));
+  }
+  if (!call_status.ok()) return call_status;
+  if (received != count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed reply from the server: the stream ended after ", received, " of ",
+                     count, " responses"));
+  }
+  return absl::OkStatus();
+}
+
+// OK when `input` holds exactly its shape's bytes and `grad_output`, if any, has the same
+// dtype and shape; InvalidArgument naming the problem otherwise.
+absl::Status CheckChunkable(const TensorView& input, const std::optional<TensorView>& grad_output) {
+  absl::StatusOr<int64_t> elements = NumElements(input.shape);
+  if (!elements.ok())
+    return absl::InvalidArgumentError(absl::StrCat("input: ", elements.status().message()));
+  if (DTypeSize(input.dtype) == 0 ||
+      static_cast<size_t>(*elements) * DTypeSize(input.dtype) != input.data.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input: ", input.data.size(), " bytes of data, but shape ",
+                     ShapeToString(input.shape), " ", DTypeName(input.dtype), " needs ",
+                     *elements * static_cast<int64_t>(DTypeSize(input.dtype))));
+  }
+  if (grad_output.has_value() && (grad_output->dtype != input.dtype ||
+                                  !std::equal(grad_output->shape.begin(), grad_output->shape.end(),
+                                              input.shape.begin(), input.shape.end()) ||
+                                  grad_output->data.size() != input.data.size())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "grad_output: ", ShapeToString(grad_output->shape), " ", DTypeName(grad_output->dtype),
+        " with ", grad_output->data.size(), " bytes, but the input is ", ShapeToString(input.shape),
+        " ", DTypeName(input.dtype), " with ", input.data.size()));
+  }
+  return absl::OkStatus();
+}
+
+// True for softmax / log_softmax whose `dim` names dimension 0 of a `rank`-dimensional
+// input: splitting along dimension 0 would change the result.
+bool ReducesAlongDimZero(const ActivationSpec& spec, size_t rank) {
+  if (spec.kind != ActivationKind::kSoftmax && spec.kind != ActivationKind::kLogSoftmax) {
+    return false;
+  }
+  const int64_t dim = static_cast<int64_t>(spec.Param("dim"));
+  return (dim < 0 ? dim + static_cast<int64_t>(rank) : dim) == 0;
+}
+
 }  // namespace
 
 absl::string_view HealthStatusName(HealthStatus status) {
@@ -275,44 +369,136 @@ absl::StatusOr<std::vector<std::vector<ItemOutput>>> Client::ComputeStream(
     }
   }
   std::vector<std::vector<ItemOutput>> all_outputs;
-  if (batches.empty()) return all_outputs;
-
-  grpc::ClientContext context;
-  SetDeadline(options_, &context);
-  std::unique_ptr<grpc::ClientReaderWriter<v1::ComputeRequest, v1::ComputeResponse>> stream =
-      stubs_->service->ComputeStream(&context);
-  // Writing everything before reading could deadlock once both directions' flow-control
-  // windows fill up, so one thread writes while this one reads.
-  std::thread writer([&stream, batches] {
-    for (const Batch& batch : batches) {
-      if (!stream->Write(batch.request())) return;  // the call has ended; Finish says why
-    }
-    stream->WritesDone();
-  });
-  absl::Status reply_status;
-  v1::ComputeResponse response;
-  while (all_outputs.size() < batches.size() && stream->Read(&response)) {
-    absl::StatusOr<std::vector<ItemOutput>> outputs =
-        TakeOutputs(&response, batches[all_outputs.size()].size());
-    if (!outputs.ok()) {
-      reply_status = absl::Status(
-          outputs.status().code(),
-          absl::StrCat("batches[", all_outputs.size(), "]: ", outputs.status().message()));
-      context.TryCancel();
-      break;
-    }
-    all_outputs.push_back(*std::move(outputs));
-  }
-  writer.join();
-  absl::Status status = client_internal::FromGrpcStatus(stream->Finish());
-  if (!reply_status.ok()) return reply_status;
+  absl::Status status = RunStream(
+      stubs_->service.get(), options_, batches.size(),
+      [batches](size_t i) -> absl::StatusOr<const v1::ComputeRequest*> {
+        return &batches[i].request();
+      },
+      [&batches, &all_outputs](size_t i, v1::ComputeResponse* response) {
+        absl::StatusOr<std::vector<ItemOutput>> outputs = TakeOutputs(response, batches[i].size());
+        if (!outputs.ok()) return outputs.status();
+        all_outputs.push_back(*std::move(outputs));
+        return absl::OkStatus();
+      });
   if (!status.ok()) return status;
-  if (all_outputs.size() != batches.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("malformed reply from the server: the stream ended after ", all_outputs.size(),
-                     " of ", batches.size(), " responses"));
-  }
   return all_outputs;
+}
+
+absl::StatusOr<ItemOutput> Client::ComputeChunked(const TensorView& input,
+                                                  const ActivationArg& activation, Mode mode,
+                                                  const std::optional<TensorView>& grad_output,
+                                                  const std::optional<TensorView>& prelu_weight,
+                                                  int64_t chunk_bytes) const {
+  // Everything that would make a chunk invalid is checked on the whole tensor first, so
+  // that the error names the caller's tensor and nothing is sent.
+  if (!activation.spec().ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("activation: ", activation.spec().status().message()));
+  }
+  const ActivationSpec& spec = *activation.spec();
+  absl::Status checked = CheckChunkable(input, grad_output);
+  if (!checked.ok()) return checked;
+  if (chunk_bytes <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk_bytes must be positive, got ", chunk_bytes));
+  }
+
+  // Rows along dimension 0 per chunk; a scalar, an empty tensor, and a softmax along
+  // dimension 0 (which needs every row at once) go as one chunk.
+  const int64_t rows = input.shape.empty() ? 1 : input.shape[0];
+  const size_t row_bytes = rows == 0 ? 0 : input.data.size() / static_cast<size_t>(rows);
+  int64_t rows_per_chunk = rows;
+  if (!input.shape.empty() && row_bytes > 0 && !ReducesAlongDimZero(spec, input.shape.size())) {
+    rows_per_chunk = std::max<int64_t>(1, chunk_bytes / static_cast<int64_t>(row_bytes));
+  }
+  const size_t chunks =
+      rows == 0 ? 1 : static_cast<size_t>((rows + rows_per_chunk - 1) / rows_per_chunk);
+
+  const size_t bytes = input.data.size();
+  std::string output(ComputesOutput(mode) ? bytes : 0, '\0');
+  std::string grad_input(ComputesGradient(mode) ? bytes : 0, '\0');
+  std::vector<double> grad_weight_sum;
+  std::vector<int64_t> grad_weight_shape;
+  bool have_grad_weight = false;
+
+  // The writer thread builds each chunk's request just before sending it, so that at
+  // most one chunk's copy exists at a time on the sending side.
+  Batch current;
+  auto chunk_view = [&](const TensorView& whole, size_t chunk, std::vector<int64_t>* shape) {
+    const int64_t first = static_cast<int64_t>(chunk) * rows_per_chunk;
+    const int64_t count = std::min(rows_per_chunk, rows - first);
+    shape->assign(whole.shape.begin(), whole.shape.end());
+    if (shape->empty()) return whole;
+    (*shape)[0] = count;
+    return TensorView{whole.dtype, *shape,
+                      whole.data.subspan(static_cast<size_t>(first) * row_bytes,
+                                         static_cast<size_t>(count) * row_bytes)};
+  };
+  std::vector<int64_t> x_shape, dy_shape;
+  absl::Status status = RunStream(
+      stubs_->service.get(), options_, chunks,
+      [&](size_t chunk) -> absl::StatusOr<const v1::ComputeRequest*> {
+        current = Batch();
+        std::optional<TensorView> dy;
+        if (grad_output.has_value()) dy = chunk_view(*grad_output, chunk, &dy_shape);
+        current.Add(chunk_view(input, chunk, &x_shape), spec, mode, dy, prelu_weight);
+        if (!current.status().ok()) return current.status();
+        return &current.request();
+      },
+      [&](size_t chunk, v1::ComputeResponse* response) -> absl::Status {
+        absl::StatusOr<std::vector<ItemOutput>> outputs = TakeOutputs(response, 1);
+        if (!outputs.ok()) return outputs.status();
+        ItemOutput& item = outputs->front();
+        const size_t offset = chunk * static_cast<size_t>(rows_per_chunk) * row_bytes;
+        for (auto [result, whole] :
+             {std::pair<std::optional<Tensor>*, std::string*>{&item.output, &output},
+              {&item.grad_input, &grad_input}}) {
+          if (whole->empty()) continue;
+          if (!result->has_value() || offset + (*result)->data().size() > whole->size() ||
+              (*result)->dtype() != input.dtype) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("malformed reply from the server: chunk ", chunk,
+                             " has a missing or mis-sized result"));
+          }
+          std::memcpy(whole->data() + offset, (*result)->data().data(), (*result)->data().size());
+        }
+        if (item.grad_weight.has_value()) {
+          const std::vector<double> partial = item.grad_weight->ToDoubles();
+          if (!have_grad_weight) {
+            grad_weight_sum.assign(partial.size(), 0.0);
+            grad_weight_shape.assign(item.grad_weight->shape().begin(),
+                                     item.grad_weight->shape().end());
+            have_grad_weight = true;
+          }
+          if (partial.size() != grad_weight_sum.size()) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "malformed reply from the server: chunk ", chunk, " has a mis-sized grad_weight"));
+          }
+          for (size_t i = 0; i < partial.size(); ++i) grad_weight_sum[i] += partial[i];
+        }
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+
+  ItemOutput result;
+  const std::vector<int64_t> shape(input.shape.begin(), input.shape.end());
+  if (ComputesOutput(mode)) {
+    absl::StatusOr<Tensor> tensor = Tensor::FromBytes(input.dtype, shape, std::move(output));
+    if (!tensor.ok()) return tensor.status();
+    result.output = *std::move(tensor);
+  }
+  if (ComputesGradient(mode)) {
+    absl::StatusOr<Tensor> tensor = Tensor::FromBytes(input.dtype, shape, std::move(grad_input));
+    if (!tensor.ok()) return tensor.status();
+    result.grad_input = *std::move(tensor);
+  }
+  if (have_grad_weight) {
+    absl::StatusOr<Tensor> tensor =
+        Tensor::FromDoubles(input.dtype, std::move(grad_weight_shape), grad_weight_sum);
+    if (!tensor.ok()) return tensor.status();
+    result.grad_weight = *std::move(tensor);
+  }
+  return result;
 }
 
 absl::StatusOr<ServiceDescription> Client::ListActivations() const {

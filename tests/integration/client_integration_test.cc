@@ -461,5 +461,58 @@ TEST_F(ClientIntegrationTest, SdkComputeStreamKeepsOrder) {
   EXPECT_EQ(failed.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(ClientIntegrationTest, SdkComputeChunkedEqualsOneRequest) {
+  const Client client(server_->target());
+  // Reference: the whole tensor in one Compute. Chunks of 10000 bytes are 67 rows of 37
+  // float32, so 1000 rows go as 15 pipelined requests.
+  constexpr int64_t kRows = 1000, kCols = 37;
+  std::vector<float> x(kRows * kCols), dy(kRows * kCols);
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = static_cast<float>(static_cast<int64_t>(i % 101) - 50) / 8;
+    dy[i] = static_cast<float>(i % 3) - 1;
+  }
+  const int64_t shape[] = {kRows, kCols};
+  const TensorView x_view = MakeTensorView(x, shape), dy_view = MakeTensorView(dy, shape);
+  for (const char* activation : {"gelu", "softmax(dim=1)", "softmax(dim=0)", "log_softmax"}) {
+    Batch whole;
+    whole.Add(x_view, activation, Mode::kForwardBackward, dy_view);
+    absl::StatusOr<std::vector<ItemOutput>> expected = client.Compute(whole);
+    ASSERT_TRUE(expected.ok()) << expected.status();
+    absl::StatusOr<ItemOutput> chunked = client.ComputeChunked(
+        x_view, activation, Mode::kForwardBackward, dy_view, std::nullopt, 10000);
+    ASSERT_TRUE(chunked.ok()) << activation << ": " << chunked.status();
+    ASSERT_TRUE(chunked->output.has_value() && chunked->grad_input.has_value());
+    EXPECT_EQ(*chunked->output, *(*expected)[0].output) << activation;
+    EXPECT_EQ(*chunked->grad_input, *(*expected)[0].grad_input) << activation;
+    EXPECT_FALSE(chunked->grad_weight.has_value());
+  }
+
+  // PReLU with one weight per channel (dim 1): the weight gradient is summed over chunks.
+  const std::vector<float> w = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f, 0.9f, 1.0f,
+                                1.1f, 1.2f, 1.3f, 1.4f, 1.5f, 1.6f, 1.7f, 1.8f, 1.9f, 2.0f,
+                                2.1f, 2.2f, 2.3f, 2.4f, 2.5f, 2.6f, 2.7f, 2.8f, 2.9f, 3.0f,
+                                3.1f, 3.2f, 3.3f, 3.4f, 3.5f, 3.6f, 3.7f};
+  const int64_t channels[] = {kCols};
+  Batch whole;
+  whole.Add(x_view, "prelu", Mode::kBackward, dy_view, MakeTensorView(w, channels));
+  absl::StatusOr<std::vector<ItemOutput>> expected = client.Compute(whole);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  absl::StatusOr<ItemOutput> chunked = client.ComputeChunked(
+      x_view, "prelu", Mode::kBackward, dy_view, MakeTensorView(w, channels), 10000);
+  ASSERT_TRUE(chunked.ok()) << chunked.status();
+  EXPECT_FALSE(chunked->output.has_value());
+  EXPECT_EQ(*chunked->grad_input, *(*expected)[0].grad_input);
+  ASSERT_TRUE(chunked->grad_weight.has_value());
+  EXPECT_THAT(chunked->grad_weight->shape(), ElementsAre(kCols));
+  ExpectClose<float>(chunked->grad_weight->ToDoubles(), (*expected)[0].grad_weight->ToDoubles(), 4);
+
+  // A grad_output that does not match is refused before anything is sent.
+  const int64_t other_shape[] = {kCols, kRows};
+  EXPECT_EQ(client.ComputeChunked(x_view, "relu", Mode::kBackward, MakeTensorView(dy, other_shape))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace actserve

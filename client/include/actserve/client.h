@@ -185,6 +185,24 @@ class Client {
   absl::StatusOr<std::vector<std::vector<ItemOutput>>> ComputeStream(
       absl::Span<const Batch> batches) const;
 
+  // Computes one tensor of any size: splits `input` (and `grad_output`, which must have the
+  // input's dtype and shape) along dimension 0 into chunks of at most `chunk_bytes` bytes
+  // of input (at least one row each), sends them pipelined on one ComputeStream call, and
+  // joins the results into tensors of the input's shape. The results equal those of a
+  // single Compute, with two exceptions: softmax / log_softmax along dimension 0 needs
+  // every row at once and is sent as one chunk; a PReLU grad_weight is the sum of the
+  // chunks' grad_weights, added in double and rounded once to the dtype (the chunks' own
+  // sums were already rounded, so float16 / bfloat16 results may differ in the last
+  // place). `prelu_weight` is as in Batch::Add. InvalidArgument before any network call
+  // for a bad spec, a size or grad_output mismatch, or chunk_bytes <= 0; otherwise the
+  // first failed chunk's status. Default chunk: 4 MiB.
+  static constexpr int64_t kDefaultChunkBytes = int64_t{4} << 20;
+  absl::StatusOr<ItemOutput> ComputeChunked(
+      const TensorView& input, const ActivationArg& activation, Mode mode = Mode::kForwardBackward,
+      const std::optional<TensorView>& grad_output = std::nullopt,
+      const std::optional<TensorView>& prelu_weight = std::nullopt,
+      int64_t chunk_bytes = kDefaultChunkBytes) const;
+
   // Every activation the server computes, with its parameters, and the server's version,
   // dtypes, SIMD target, threads and limits.
   absl::StatusOr<ServiceDescription> ListActivations() const;
