@@ -14,15 +14,13 @@
 #include "absl/synchronization/notification.h"
 #include "actserve/v1/activation.grpc.pb.h"
 #include "actserve/v1/activation.pb.h"
+#include "client/channel.h"
 #include "client/grpc_status.h"
 #include "client/health_wire.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
-#include "grpcpp/create_channel.h"
 #include "grpcpp/generic/generic_stub.h"
-#include "grpcpp/security/credentials.h"
 #include "grpcpp/support/byte_buffer.h"
-#include "grpcpp/support/channel_arguments.h"
 #include "proto/convert.h"
 
 namespace actserve {
@@ -38,38 +36,6 @@ struct Client::Stubs {
 namespace {
 
 constexpr char kHealthCheckMethod[] = "/grpc.health.v1.Health/Check";
-
-// The channel's service config: the load-balancing policy, and a retry policy for
-// UNAVAILABLE (the server not reachable yet, or a pod going away). Every method of both
-// services is idempotent, so a retry can never apply anything twice.
-std::string ServiceConfigJson(const ClientOptions& options) {
-  std::string json = "{";
-  if (!options.load_balancing_policy.empty()) {
-    absl::StrAppend(&json, R"("loadBalancingConfig": [{")", options.load_balancing_policy,
-                    R"(": {}}])");
-  }
-  if (options.max_attempts > 1) {
-    if (json.size() > 1) json += ", ";
-    absl::StrAppend(&json,
-                    R"("methodConfig": [{"name": [{"service": "actserve.v1.ActivationService"},)",
-                    R"( {"service": "grpc.health.v1.Health"}], "retryPolicy": {"maxAttempts": )",
-                    options.max_attempts,
-                    R"(, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,)",
-                    R"( "retryableStatusCodes": ["UNAVAILABLE"]}}])");
-  }
-  json += "}";
-  return json;
-}
-
-std::shared_ptr<grpc::Channel> MakeChannel(absl::string_view target, const ClientOptions& options) {
-  grpc::ChannelArguments arguments;
-  arguments.SetMaxReceiveMessageSize(options.max_message_bytes);
-  arguments.SetMaxSendMessageSize(options.max_message_bytes);
-  arguments.SetServiceConfigJSON(ServiceConfigJson(options));
-  std::shared_ptr<grpc::ChannelCredentials> credentials =
-      options.credentials != nullptr ? options.credentials : grpc::InsecureChannelCredentials();
-  return grpc::CreateCustomChannel(std::string(target), credentials, arguments);
-}
 
 void SetDeadline(const ClientOptions& options, grpc::ClientContext* context) {
   if (options.deadline == absl::InfiniteDuration()) return;
@@ -311,7 +277,7 @@ absl::string_view HealthStatusName(HealthStatus status) {
 }
 
 Client::Client(absl::string_view target, ClientOptions options)
-    : Client(MakeChannel(target, options), options) {}
+    : Client(client_internal::MakeChannel(target, options), options) {}
 
 Client::Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
     : options_(std::move(options)),

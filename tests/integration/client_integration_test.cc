@@ -31,8 +31,10 @@
 #include "actserve/batch.h"
 #include "actserve/client.h"
 #include "actserve/tensor.h"
+#include "client/channel.h"
 #include "client/npy.h"
 #include "gmock/gmock.h"
+#include "grpcpp/channel.h"
 #include "gtest/gtest.h"
 #include "tests/integration/subprocess.h"
 
@@ -512,6 +514,38 @@ TEST_F(ClientIntegrationTest, SdkComputeChunkedEqualsOneRequest) {
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ClientIntegrationTest, SdkBalancesRoundRobinOverSeveralAddresses) {
+  absl::StatusOr<std::unique_ptr<ServerProcess>> second =
+      ServerProcess::Start(ACTSERVE_BINARY, dir_);
+  ASSERT_TRUE(second.ok()) << second.status();
+  const std::string target = absl::StrCat("ipv4:", server_->target(), ",", (*second)->target());
+  const ClientOptions options;
+  const std::shared_ptr<grpc::Channel> channel = client_internal::MakeChannel(target, options);
+  const Client client(channel, options);
+  const std::vector<float> x = {-1, 1};
+  const int64_t shape[] = {2};
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<TypedResult<float>> r = client.Compute(x, shape, "relu");
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_THAT(r->output, ElementsAre(0, 1));
+  }
+  EXPECT_EQ(channel->GetLoadBalancingPolicyName(), "round_robin");
+
+  // With one server gone, calls go to the other (a call that still picked the stopped one
+  // is retried on UNAVAILABLE).
+  EXPECT_EQ((*second)->Stop(), 0);
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<TypedResult<float>> r = client.Compute(x, shape, "relu");
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+
+  // The DNS resolver's syntax works too.
+  const Client dns(absl::StrCat("dns:///", server_->target()));
+  absl::StatusOr<HealthStatus> health = dns.Health();
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, HealthStatus::kServing);
 }
 
 }  // namespace

@@ -89,8 +89,10 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::s
   if ((help.out + help.err).find("metrics_address") != std::string::npos) {
     argv.push_back("--metrics_address=");
   }
-  std::unique_ptr<ServerProcess> server(new ServerProcess(dir + "/actserve.log"));
-  server->pid_ = Spawn(argv, dir + "/actserve.out", server->log_path_);
+  static int instance = 0;  // several servers may share `dir`
+  const std::string name = absl::StrCat(dir, "/actserve", instance++);
+  std::unique_ptr<ServerProcess> server(new ServerProcess(name + ".log"));
+  server->pid_ = Spawn(argv, name + ".out", server->log_path_);
   if (server->pid_ < 0) return absl::InternalError(absl::StrCat("cannot start ", binary));
 
   for (int attempt = 0; attempt < kPollAttempts && server->port_ == 0; ++attempt) {

@@ -32,14 +32,15 @@ struct ProcessResult {
   std::string err;
 };
 
-// Runs `argv` to completion; its output files go to `dir`. Not thread-safe.
+// Runs `argv` to completion; its output files go to `dir`. Not thread-safe (neither is
+// ServerProcess::Start).
 ProcessResult RunProcess(const std::vector<std::string>& argv, const std::string& dir);
 
 // The actserve binary, started with --address=127.0.0.1:0 (the kernel picks a free port;
 // the server logs "(port N)" once it listens) and --threads=2.
 class ServerProcess {
  public:
-  // Starts `binary`, writing its log into `dir`, and waits until grpc.health.v1 says
+  // Starts `binary`, writing its log into a new file in `dir`, and waits until grpc.health.v1 says
   // SERVING. An error with the server's log when it exits, logs no port, or never serves.
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const std::string& binary,
                                                               const std::string& dir);
