@@ -12,7 +12,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-TEST(TensorTest, FromBytesChecksTheSize) {
+TEST(ClientTensorTest, FromBytesChecksTheSize) {
   absl::StatusOr<Tensor> ok = Tensor::FromBytes(DType::kFloat32, {2, 2}, std::string(16, '\0'));
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->num_elements(), 4);
@@ -27,7 +27,7 @@ TEST(TensorTest, FromBytesChecksTheSize) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(TensorTest, ScalarAndEmptyShapes) {
+TEST(ClientTensorTest, ScalarAndEmptyShapes) {
   absl::StatusOr<Tensor> scalar = Tensor::FromDoubles(DType::kFloat64, {}, {2.5});
   ASSERT_TRUE(scalar.ok()) << scalar.status();
   EXPECT_EQ(scalar->num_elements(), 1);
@@ -38,7 +38,7 @@ TEST(TensorTest, ScalarAndEmptyShapes) {
   EXPECT_TRUE(empty->data().empty());
 }
 
-TEST(TensorTest, FromDoublesRoundsToNearestEven) {
+TEST(ClientTensorTest, FromDoublesRoundsToNearestEven) {
   // 0.1 in binary16 is 0x2E66 (0.0999755859375); in bfloat16 0x3DCD (0.10009765625).
   absl::StatusOr<Tensor> half = Tensor::FromDoubles(DType::kFloat16, {2}, {0.1, -2.0});
   ASSERT_TRUE(half.ok()) << half.status();
@@ -53,13 +53,13 @@ TEST(TensorTest, FromDoublesRoundsToNearestEven) {
   EXPECT_TRUE(f32->Values<double>().empty());  // wrong element type
 }
 
-TEST(TensorTest, FromDoublesChecksTheCount) {
+TEST(ClientTensorTest, FromDoublesChecksTheCount) {
   absl::StatusOr<Tensor> t = Tensor::FromDoubles(DType::kFloat32, {2, 2}, {1.0, 2.0});
   EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(t.status().message(), HasSubstr("2 values, but shape [2,2] has 4 elements"));
 }
 
-TEST(TensorTest, ViewsPointAtTheCallersMemory) {
+TEST(ClientTensorTest, ViewsPointAtTheCallersMemory) {
   std::vector<float> values = {1, 2, 3, 4, 5, 6};
   const int64_t shape[] = {2, 3};
   TensorView view = MakeTensorView(values, shape);
@@ -78,7 +78,7 @@ TEST(TensorTest, ViewsPointAtTheCallersMemory) {
   EXPECT_THAT(half->ToDoubles(), ElementsAre(1.0));
 }
 
-TEST(TensorTest, ReleaseDataMovesTheBytes) {
+TEST(ClientTensorTest, ReleaseDataMovesTheBytes) {
   absl::StatusOr<Tensor> t = Tensor::FromDoubles(DType::kFloat64, {1}, {3.0});
   ASSERT_TRUE(t.ok());
   std::string bytes = std::move(*t).ReleaseData();
