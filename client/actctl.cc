@@ -38,7 +38,8 @@ ABSL_FLAG(std::string, values, "", "compute: inline input values, e.g. -2,-1,0,1
 ABSL_FLAG(std::string, input, "", "compute: input tensor x as a .npy file");
 ABSL_FLAG(std::string, output, "", "compute: write the output y to this .npy file");
 ABSL_FLAG(std::string, grad_output, "",
-          "compute: dy as a .npy file (x's shape); absent: dy = 1, so dx = f'(x)");
+          "compute: dy as a .npy file (x's shape, converted to x's dtype); absent: dy = 1, "
+          "so dx = f'(x)");
 ABSL_FLAG(std::string, grad_input, "", "compute: write the gradient dx to this .npy file");
 ABSL_FLAG(std::string, dtype, "",
           "compute: float32, float64, float16 or bfloat16. Default: float32 for --values, "
@@ -54,7 +55,7 @@ constexpr int kExitUsage = 2;
 // Inputs up to this many elements print as a table; bigger ones as a summary.
 constexpr int64_t kMaxTableElements = 64;
 
-constexpr char kUsage[] = R"usage(actctl: the command-line client of an actserve server.
+constexpr char kUsage[] = R"usage(the command-line client of an actserve server.
 
 Usage:
   actctl [--target=host:port] [--deadline=30s] <command> [flags]
