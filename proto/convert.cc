@@ -7,10 +7,8 @@
 #include "proto/convert.h"
 
 #include <array>
-#include <charconv>
 #include <cstddef>
 #include <string>
-#include <system_error>
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
@@ -71,14 +69,6 @@ const std::array<KindFields, kNumActivations>& FieldTable() {
 
 absl::Status PrefixError(absl::string_view path, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
-}
-
-std::string ShortestDouble(double value) {
-  char buffer[64];
-  const std::to_chars_result result =
-      std::to_chars(buffer, buffer + sizeof(buffer), value);
-  if (result.ec != std::errc()) return absl::StrCat(value);
-  return std::string(buffer, result.ptr);
 }
 
 }  // namespace
@@ -324,13 +314,7 @@ absl::StatusOr<std::vector<ComputeItem>> ItemsFromProto(
 
 std::string DefaultText(const ParamInfo& param) {
   if (param.required) return "";
-  if (param.type == ParamType::kChoice) {
-    const double index = param.default_value;
-    if (index >= 0 && index < static_cast<double>(param.choices.size())) {
-      return std::string(param.choices[static_cast<size_t>(index)]);
-    }
-  }
-  return ShortestDouble(param.default_value);
+  return FormatParamValue(param, param.default_value);
 }
 
 namespace {

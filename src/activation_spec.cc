@@ -2,6 +2,7 @@
 
 #include <cassert>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -17,14 +18,12 @@
 namespace actserve {
 namespace {
 
-// The shortest decimal that reads back as exactly `value`.
+// The shortest decimal that reads back as exactly `value` (std::to_chars picks plain or
+// scientific notation, whichever is shorter).
 std::string FormatNumber(double value) {
-  char buffer[32];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buffer, sizeof(buffer), "%.*g", precision, value);
-    if (std::strtod(buffer, nullptr) == value) break;
-  }
-  return buffer;
+  char buffer[64];
+  const std::to_chars_result result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return std::string(buffer, result.ptr);
 }
 
 // Error messages repeat user text: keep them bounded.
@@ -228,6 +227,14 @@ absl::StatusOr<ActivationSpec> ParseActivationSpec(absl::string_view text) {
   return MakeActivationSpec(info->kind, given);
 }
 
+std::string FormatParamValue(const ParamInfo& param, double value) {
+  if (param.type == ParamType::kChoice && value >= 0 &&
+      value < static_cast<double>(param.choices.size())) {
+    return std::string(param.choices[static_cast<size_t>(value)]);
+  }
+  return FormatNumber(value);
+}
+
 std::string FormatActivationSpec(const ActivationSpec& spec) {
   const ActivationInfo& info = GetActivationInfo(spec.kind);
   std::string params;
@@ -235,14 +242,8 @@ std::string FormatActivationSpec(const ActivationSpec& spec) {
     const ParamInfo& param = info.params[i];
     const double value = spec.params[i];
     if (!param.required && value == param.default_value) continue;
-    std::string value_text;
-    if (param.type == ParamType::kChoice && value >= 0 &&
-        value < static_cast<double>(param.choices.size())) {
-      value_text = std::string(param.choices[static_cast<size_t>(value)]);
-    } else {
-      value_text = FormatNumber(value);
-    }
-    absl::StrAppend(&params, params.empty() ? "" : ", ", param.name, "=", value_text);
+    absl::StrAppend(&params, params.empty() ? "" : ", ", param.name, "=",
+                    FormatParamValue(param, value));
   }
   if (params.empty()) return std::string(info.name);
   return absl::StrCat(info.name, "(", params, ")");

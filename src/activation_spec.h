@@ -66,6 +66,11 @@ absl::Status ValidateActivationSpec(const ActivationSpec& spec);
 // ones when short), malformed text, or values out of range.
 absl::StatusOr<ActivationSpec> ParseActivationSpec(absl::string_view text);
 
+// A parameter value as the text form writes it: a choice's name ("tanh"), a number in
+// its shortest round-trip form, without an exponent where a plain decimal is as short
+// ("10", "0.01", "-1", "1e+30").
+std::string FormatParamValue(const ParamInfo& param, double value);
+
 // The canonical text form: parameters equal to their default are left out, required ones
 // are always written, numbers in their shortest round-trip form.
 // ParseActivationSpec(FormatActivationSpec(s)) == s for every valid s.
