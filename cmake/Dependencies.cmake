@@ -35,6 +35,10 @@ find_program(ACTSERVE_GRPC_PYTHON_PLUGIN grpc_python_plugin)
 
 find_package(hwy CONFIG REQUIRED)
 
+# The server's Prometheus metrics: prometheus-cpp::core (registry, metric types) and
+# prometheus-cpp::pull (the HTTP exposer).
+find_package(prometheus-cpp CONFIG REQUIRED)
+
 if(ACTSERVE_BUILD_TESTS)
   find_package(GTest CONFIG REQUIRED)
 endif()

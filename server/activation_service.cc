@@ -1,12 +1,15 @@
 // See activation_service.h.
 #include "server/activation_service.h"
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "proto/convert.h"
 #include "server/logging.h"
 #include "server/status_util.h"
@@ -52,22 +55,12 @@ absl::Status ResponseTooLarge(uint64_t bytes, int64_t limit) {
                    "items per request, or use ComputeStream"));
 }
 
-void LogCallError(absl::string_view method, const absl::Status& status) {
-  // Bad input is the client's problem: debug. Anything else deserves attention.
-  const LogLevel level = (status.code() == absl::StatusCode::kInvalidArgument ||
-                          status.code() == absl::StatusCode::kResourceExhausted ||
-                          status.code() == absl::StatusCode::kCancelled)
-                             ? LogLevel::kDebug
-                             : LogLevel::kWarning;
-  if (!LogEnabled(level)) return;
-  Log(level, absl::StrCat(method, " failed: ", status.ToString()));
-}
-
 // A batch ready to compute: engine items viewing the request, and buffers viewing the
 // response. Moved into a pool task when the batch is large.
 struct PreparedBatch {
   std::vector<ComputeItem> items;
   std::vector<ItemBuffers> buffers;
+  std::vector<int64_t> elements;  // per item, for the metrics
 };
 
 // Converts and validates `request`, and sizes `response` for its results.
@@ -93,6 +86,8 @@ absl::StatusOr<PreparedBatch> Prepare(const Engine& engine, int64_t max_message_
 
   PreparedBatch batch;
   batch.buffers.resize(items->size());
+  batch.elements.reserve(items->size());
+  for (const ResultSizes& size : *sizes) batch.elements.push_back(size.elements);
   response->Clear();
   response->mutable_results()->Reserve(static_cast<int>(items->size()));
   static constexpr int64_t kSingleWeightShape[] = {1};
@@ -135,24 +130,26 @@ absl::StatusOr<PreparedBatch> Prepare(const Engine& engine, int64_t max_message_
 // Compute: one batch; the reactor finishes itself, from a worker for large batches.
 class ComputeReactor final : public grpc::ServerUnaryReactor {
  public:
-  ComputeReactor(ActivationServiceImpl* service, const v1::ComputeRequest* request,
-                 v1::ComputeResponse* response)
-      : service_(*service) {
-    if (absl::Status admitted = service_.AdmitCall(); !admitted.ok()) {
-      LogCallError("Compute", admitted);
+  ComputeReactor(ActivationServiceImpl* service, grpc::CallbackServerContext* context,
+                 const v1::ComputeRequest* request, v1::ComputeResponse* response)
+      : service_(*service), context_(*context), start_(absl::Now()) {
+    if (absl::Status admitted = service_.AdmitCall(context_, /*counted=*/true);
+        !admitted.ok()) {
+      service_.RecordCall("Compute", context_, start_, stats_, admitted);
       Finish(ToGrpcStatus(admitted));
       return;
     }
-    service_.RunBatch(*request, response, &cancelled_,
-                      [this](absl::Status status) { FinishCall(status); });
+    service_.RunBatch(*request, response, &cancelled_, &stats_,
+                      [this](absl::Status status) { FinishCall(std::move(status)); });
   }
 
   void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
   void OnDone() override { delete this; }
 
  private:
-  void FinishCall(const absl::Status& status) {
-    if (!status.ok()) LogCallError("Compute", status);
+  void FinishCall(absl::Status status) {
+    status = ActivationServiceImpl::ResolveCancellation(std::move(status), context_);
+    service_.RecordCall("Compute", context_, start_, stats_, status);
     // Release before Finish: once the client sees the status, its slot is free again, so
     // a client that waits for one call before starting the next is never refused.
     service_.ReleaseSlot();
@@ -160,6 +157,9 @@ class ComputeReactor final : public grpc::ServerUnaryReactor {
   }
 
   ActivationServiceImpl& service_;
+  const grpc::CallbackServerContext& context_;
+  const absl::Time start_;
+  CallStats stats_;
   std::atomic<bool> cancelled_{false};
 };
 
@@ -169,9 +169,11 @@ class ComputeReactor final : public grpc::ServerUnaryReactor {
 class ComputeStreamReactor final
     : public grpc::ServerBidiReactor<v1::ComputeRequest, v1::ComputeResponse> {
  public:
-  explicit ComputeStreamReactor(ActivationServiceImpl* service) : service_(*service) {
-    if (absl::Status admitted = service_.AdmitCall(); !admitted.ok()) {
-      LogCallError("ComputeStream", admitted);
+  ComputeStreamReactor(ActivationServiceImpl* service, grpc::CallbackServerContext* context)
+      : service_(*service), context_(*context), start_(absl::Now()) {
+    if (absl::Status admitted = service_.AdmitCall(context_, /*counted=*/true);
+        !admitted.ok()) {
+      service_.RecordCall("ComputeStream", context_, start_, stats_, admitted);
       Finish(ToGrpcStatus(admitted));
       return;
     }
@@ -181,16 +183,19 @@ class ComputeStreamReactor final
   void OnReadDone(bool ok) override {
     if (!ok) {
       // The client closed its side (or the call is gone): the stream is complete.
-      FinishCall(absl::OkStatus());
+      FinishCall(context_.IsCancelled()
+                     ? absl::CancelledError("ComputeStream: the call was cancelled")
+                     : absl::OkStatus());
       return;
     }
-    service_.RunBatch(request_, &response_, &cancelled_, [this](absl::Status status) {
-      if (!status.ok()) {
-        FinishCall(status);
-        return;
-      }
-      StartWrite(&response_);
-    });
+    service_.RunBatch(request_, &response_, &cancelled_, &stats_,
+                      [this](absl::Status status) {
+                        if (!status.ok()) {
+                          FinishCall(std::move(status));
+                          return;
+                        }
+                        StartWrite(&response_);
+                      });
   }
 
   void OnWriteDone(bool ok) override {
@@ -208,13 +213,17 @@ class ComputeStreamReactor final
   void OnDone() override { delete this; }
 
  private:
-  void FinishCall(const absl::Status& status) {
-    if (!status.ok()) LogCallError("ComputeStream", status);
+  void FinishCall(absl::Status status) {
+    status = ActivationServiceImpl::ResolveCancellation(std::move(status), context_);
+    service_.RecordCall("ComputeStream", context_, start_, stats_, status);
     service_.ReleaseSlot();  // before Finish, as in ComputeReactor
     Finish(ToGrpcStatus(status));
   }
 
   ActivationServiceImpl& service_;
+  const grpc::CallbackServerContext& context_;
+  const absl::Time start_;
+  CallStats stats_;
   v1::ComputeRequest request_;
   v1::ComputeResponse response_;
   std::atomic<bool> cancelled_{false};
@@ -240,70 +249,164 @@ v1::ListActivationsResponse BuildListResponse(const ServerOptions& options, int 
 }  // namespace
 
 ActivationServiceImpl::ActivationServiceImpl(const Engine* engine, ThreadPool* pool,
-                                             const ServerOptions& options)
+                                             const ServerOptions& options,
+                                             ServerMetrics* metrics,
+                                             const TokenAuthenticator* authenticator)
     : engine_(*engine),
       pool_(*pool),
       options_(options),
+      metrics_(*metrics),
+      authenticator_(authenticator),
       list_response_(BuildListResponse(options, pool->threads())) {}
 
-absl::Status ActivationServiceImpl::AdmitCall() {
+int ActivationServiceImpl::inflight() const {
+  absl::MutexLock lock(&mu_);
+  return inflight_;
+}
+
+void ActivationServiceImpl::StartDrain() {
+  absl::MutexLock lock(&mu_);
+  draining_ = true;
+}
+
+bool ActivationServiceImpl::WaitUntilIdle(absl::Time deadline) const {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return inflight_ == 0; };
+  return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
+}
+
+absl::Status ActivationServiceImpl::AdmitCall(const grpc::CallbackServerContext& context,
+                                              bool counted) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (draining_) {
+      return absl::UnavailableError(
+          "the server is shutting down; retry on another instance");
+    }
+  }
+  if (authenticator_ != nullptr) {
+    const auto& metadata = context.client_metadata();
+    const auto found = metadata.find("authorization");
+    absl::string_view value;
+    if (found != metadata.end()) value = {found->second.data(), found->second.size()};
+    absl::Status authorized =
+        authenticator_->Authorize(found != metadata.end() ? &value : nullptr);
+    if (!authorized.ok()) return authorized;
+  }
+  if (!counted) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
   const int limit = options_.max_inflight;
-  const int before = inflight_.fetch_add(1, std::memory_order_relaxed);
-  if (limit > 0 && before >= limit) {
-    inflight_.fetch_sub(1, std::memory_order_relaxed);
+  if (limit > 0 && inflight_ >= limit) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "too many calls in flight: ", limit, " (limit --max_inflight); retry later"));
   }
+  ++inflight_;
   return absl::OkStatus();
 }
 
 void ActivationServiceImpl::ReleaseSlot() {
-  inflight_.fetch_sub(1, std::memory_order_relaxed);
+  absl::MutexLock lock(&mu_);
+  --inflight_;
 }
 
 void ActivationServiceImpl::RunBatch(const v1::ComputeRequest& request,
                                      v1::ComputeResponse* response,
-                                     const std::atomic<bool>* cancelled,
+                                     const std::atomic<bool>* cancelled, CallStats* stats,
                                      std::function<void(absl::Status)> done) {
+  ++stats->batches;
+  stats->received_bytes += request.ByteSizeLong();
   absl::StatusOr<PreparedBatch> batch =
       Prepare(engine_, options_.max_message_bytes, request, response);
   if (!batch.ok()) {
     done(batch.status());
     return;
   }
+  stats->items += static_cast<int64_t>(batch->items.size());
+  for (int64_t elements : batch->elements) stats->elements += elements;
+
+  // Runs on whichever thread computes: the outcome is accounted before `done`, which
+  // may finish the call and free `stats` and `response`. Shared, because a pool that
+  // refuses the task destroys its copy, and then `done` must still be called here.
+  auto finish = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
+  auto compute = [this, cancelled, stats, response, finish](const PreparedBatch& prepared) {
+    absl::Status status = engine_.Compute(prepared.items, prepared.buffers, cancelled);
+    if (status.ok()) {
+      stats->sent_bytes += response->ByteSizeLong();
+      for (size_t i = 0; i < prepared.items.size(); ++i) {
+        metrics_.RecordElements(prepared.items[i].activation.kind,
+                                prepared.items[i].input.dtype, prepared.elements[i]);
+      }
+    }
+    (*finish)(std::move(status));
+  };
   if (InputBytes(batch->items) < options_.inline_bytes) {
-    done(engine_.Compute(batch->items, batch->buffers, cancelled));
+    compute(*batch);
     return;
   }
-  const Engine& engine = engine_;
-  auto task = [&engine, batch = std::move(*batch), cancelled, done]() {
-    done(engine.Compute(batch.items, batch.buffers, cancelled));
-  };
-  if (!pool_.TrySchedule(std::move(task))) {
+  if (!pool_.TrySchedule([compute, batch = std::move(*batch)]() { compute(batch); })) {
     response->Clear();
-    done(absl::ResourceExhaustedError(
+    (*finish)(absl::ResourceExhaustedError(
         absl::StrCat("server overloaded: ", pool_.queued(),
                      " batches already wait for a compute thread; retry later")));
   }
 }
 
+absl::Status ActivationServiceImpl::ResolveCancellation(
+    absl::Status status, const grpc::CallbackServerContext& context) {
+  if (status.code() != absl::StatusCode::kCancelled) return status;
+  if (context.deadline() <= std::chrono::system_clock::now()) {
+    return absl::DeadlineExceededError(
+        "deadline exceeded: the computation was stopped and its partial results "
+        "discarded; allow a longer deadline or send smaller batches");
+  }
+  return absl::CancelledError("cancelled: the computation was stopped");
+}
+
+void ActivationServiceImpl::RecordCall(absl::string_view method,
+                                       const grpc::CallbackServerContext& context,
+                                       absl::Time start, const CallStats& stats,
+                                       const absl::Status& status) {
+  const absl::Duration latency = absl::Now() - start;
+  metrics_.RecordCall(method, status.code(), latency, stats.received_bytes,
+                      stats.sent_bytes);
+  const LogLevel level = status.ok() ? LogLevel::kInfo : LogLevel::kWarning;
+  if (!LogEnabled(level)) return;
+  // Never the metadata (it carries the token) and never tensor data; the status message
+  // may quote the client's input, which Log bounds and keeps on one line.
+  std::string line = absl::StrFormat(
+      "%s %s batches=%d items=%d elements=%d in=%dB out=%dB latency=%.3fms peer=%s",
+      method, absl::StatusCodeToString(status.code()), stats.batches, stats.items,
+      stats.elements, stats.received_bytes, stats.sent_bytes,
+      absl::ToDoubleMilliseconds(latency), context.peer());
+  if (!status.ok()) absl::StrAppend(&line, ": ", status.message());
+  Log(level, line);
+}
+
 grpc::ServerUnaryReactor* ActivationServiceImpl::Compute(
-    grpc::CallbackServerContext* /*context*/, const v1::ComputeRequest* request,
+    grpc::CallbackServerContext* context, const v1::ComputeRequest* request,
     v1::ComputeResponse* response) {
-  return new ComputeReactor(this, request, response);
+  return new ComputeReactor(this, context, request, response);
 }
 
 grpc::ServerBidiReactor<v1::ComputeRequest, v1::ComputeResponse>*
-ActivationServiceImpl::ComputeStream(grpc::CallbackServerContext* /*context*/) {
-  return new ComputeStreamReactor(this);
+ActivationServiceImpl::ComputeStream(grpc::CallbackServerContext* context) {
+  return new ComputeStreamReactor(this, context);
 }
 
 grpc::ServerUnaryReactor* ActivationServiceImpl::ListActivations(
-    grpc::CallbackServerContext* context, const v1::ListActivationsRequest* /*request*/,
+    grpc::CallbackServerContext* context, const v1::ListActivationsRequest* request,
     v1::ListActivationsResponse* response) {
-  *response = list_response_;
+  const absl::Time start = absl::Now();
+  CallStats stats;
+  stats.received_bytes = request->ByteSizeLong();
+  absl::Status status = AdmitCall(*context, /*counted=*/false);
+  if (status.ok()) {
+    *response = list_response_;
+    stats.sent_bytes = response->ByteSizeLong();
+  }
+  RecordCall("ListActivations", *context, start, stats, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
+  reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
 

@@ -8,22 +8,35 @@
 // gRPC thread that received them; larger ones run on the compute pool, and the call is
 // finished from the worker, so gRPC's threads are never blocked by arithmetic.
 //
-// Limits enforced here: calls in flight (`max_inflight`), response size
-// (`max_message_bytes`, checked before computing), compute queue length (pool full). The
-// engine enforces elements per request; gRPC enforces received message size. A cancelled
-// call or an expired deadline sets the flag the engine checks between chunks of work.
+// Admission, in this order, before any work: draining (UNAVAILABLE once shutdown has
+// begun), authentication (UNAUTHENTICATED without a valid bearer token, when a
+// TokenAuthenticator is given), calls in flight (`max_inflight`, RESOURCE_EXHAUSTED).
+// Limits enforced afterwards: response size (`max_message_bytes`, checked before
+// computing), compute queue length (pool full). The engine enforces elements per
+// request; gRPC enforces received message size. A cancelled call or an expired deadline
+// sets the flag the engine checks between chunks of work; the call then ends with
+// DEADLINE_EXCEEDED when its deadline has passed and CANCELLED otherwise.
 //
-// All errors go through ToGrpcStatus (status_util.h).
+// Every call, admitted or not, ends in exactly one log line (info when OK, warning
+// otherwise: method, status, items, elements, bytes, latency, peer; never metadata) and
+// one RecordCall on the metrics. All errors go through ToGrpcStatus (status_util.h).
 #ifndef ACTSERVE_SERVER_ACTIVATION_SERVICE_H_
 #define ACTSERVE_SERVER_ACTIVATION_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "actserve/v1/activation.grpc.pb.h"
+#include "server/auth.h"
+#include "server/metrics.h"
 #include "server/server_options.h"
 #include "src/engine.h"
 #include "src/thread_pool.h"
@@ -31,14 +44,24 @@
 namespace actserve {
 namespace server {
 
-// Thread-safe: gRPC calls its methods concurrently. `engine` and `pool` are borrowed and
-// must outlive the service and every call it started (Server destroys them in that
-// order).
+// What one call did, for its log line and its metrics. Filled by RunBatch.
+struct CallStats {
+  int64_t batches = 0;
+  int64_t items = 0;
+  int64_t elements = 0;
+  uint64_t received_bytes = 0;
+  uint64_t sent_bytes = 0;
+};
+
+// Thread-safe: gRPC calls its methods concurrently. `engine`, `pool` and `metrics` are
+// borrowed and must outlive the service and every call it started (Server destroys them
+// in that order); `authenticator` too, unless it is nullptr (no authentication).
 class ActivationServiceImpl final : public v1::ActivationService::CallbackService {
  public:
   // `options` gives the limits that are enforced here and reported by ListActivations.
   ActivationServiceImpl(const Engine* engine, ThreadPool* pool,
-                        const ServerOptions& options);
+                        const ServerOptions& options, ServerMetrics* metrics,
+                        const TokenAuthenticator* authenticator);
   ActivationServiceImpl(const ActivationServiceImpl&) = delete;
   ActivationServiceImpl& operator=(const ActivationServiceImpl&) = delete;
 
@@ -54,32 +77,55 @@ class ActivationServiceImpl final : public v1::ActivationService::CallbackServic
       v1::ListActivationsResponse* response) override;
 
   // Compute and ComputeStream calls currently admitted.
-  int inflight() const { return inflight_.load(std::memory_order_relaxed); }
+  int inflight() const;
+
+  // From now on every new call is refused with UNAVAILABLE; calls already admitted go
+  // on. Idempotent.
+  void StartDrain();
+
+  // Blocks until no call is admitted or `deadline` passes; true when none is left.
+  bool WaitUntilIdle(absl::Time deadline) const;
 
   // The ListActivations answer, built once from the catalogue and the options.
   const v1::ListActivationsResponse& list_response() const { return list_response_; }
 
   // --- For the reactors in activation_service.cc; not part of the service's API. ---
 
-  // Takes an in-flight slot. ResourceExhausted when `max_inflight` calls hold one; then
-  // no slot is taken. Every OK return must be matched by one ReleaseSlot.
-  absl::Status AdmitCall();
+  // Checks draining and the call's credentials and, when `counted`, takes an in-flight
+  // slot (ResourceExhausted when `max_inflight` calls hold one). An OK return with
+  // `counted` must be matched by one ReleaseSlot.
+  absl::Status AdmitCall(const grpc::CallbackServerContext& context, bool counted);
   void ReleaseSlot();
 
   // Computes `request` into `response` and then calls `done` exactly once with the
   // outcome, either before returning (small batches, and every error found before
-  // computing) or later on a compute worker. `request` and `response` must stay alive
-  // and untouched until `done` runs. `cancelled` is polled by the engine between chunks.
+  // computing) or later on a compute worker. `request`, `response` and `stats` must stay
+  // alive and untouched until `done` runs; `stats` is updated before `done` runs.
+  // `cancelled` is polled by the engine between chunks.
   void RunBatch(const v1::ComputeRequest& request, v1::ComputeResponse* response,
-                const std::atomic<bool>* cancelled,
+                const std::atomic<bool>* cancelled, CallStats* stats,
                 std::function<void(absl::Status)> done);
+
+  // The call's final status: a Cancelled from the engine becomes DeadlineExceeded when
+  // the call's deadline has passed (a client cancel stays Cancelled).
+  static absl::Status ResolveCancellation(absl::Status status,
+                                          const grpc::CallbackServerContext& context);
+
+  // Logs the call's one line and records its metrics. `status` is the final one.
+  void RecordCall(absl::string_view method, const grpc::CallbackServerContext& context,
+                  absl::Time start, const CallStats& stats, const absl::Status& status);
 
  private:
   const Engine& engine_;
   ThreadPool& pool_;
   const ServerOptions options_;
+  ServerMetrics& metrics_;
+  const TokenAuthenticator* const authenticator_;
   v1::ListActivationsResponse list_response_;
-  std::atomic<int> inflight_{0};
+
+  mutable absl::Mutex mu_;
+  int inflight_ ABSL_GUARDED_BY(mu_) = 0;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace server

@@ -1,8 +1,10 @@
 // actserve: the activation-function gRPC server.
 //
-//   actserve --address=0.0.0.0:50051 --threads=8 --log_level=info
+//   actserve --address=0.0.0.0:50051 --threads=8 --log_level=info \
+//            --tls_cert=server.crt --tls_key=server.key --auth_token_file=tokens
 //
 // SIGINT or SIGTERM drains in-flight calls (up to --shutdown_grace) and exits 0.
+// SIGHUP re-reads --auth_token_file (a bad file keeps the old tokens).
 #include <pthread.h>
 #include <signal.h>
 
@@ -31,9 +33,38 @@ ABSL_FLAG(int64_t, max_elements, int64_t{1} << 26 /* 64 Mi */,
           "most input elements per request, summed over its items; 0: unlimited");
 ABSL_FLAG(int, max_inflight, 64,
           "most Compute/ComputeStream calls in progress; 0: unlimited");
-ABSL_FLAG(
-    absl::Duration, shutdown_grace, absl::Seconds(5),
-    "on SIGINT/SIGTERM, how long in-flight calls may finish before being cancelled");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
+          "on SIGINT/SIGTERM, how long in-flight calls may finish before being "
+          "cancelled (a duration: 500ms, 5s, 1m); health is NOT_SERVING meanwhile");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain of the server; with --tls_key, serve TLS only");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificates; set: mutual TLS, clients must present a certificate "
+          "signed by one of them");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "file of bearer tokens, one per line ('#' comments); set: calls need "
+          "'authorization: Bearer <token>' (health and reflection stay open); "
+          "re-read on SIGHUP");
+ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464",
+          "host:port of the Prometheus /metrics endpoint (plain HTTP); empty disables");
+ABSL_FLAG(int64_t, memory_quota_bytes, int64_t{1} << 30 /* 1 GiB */,
+          "memory gRPC may use for connections and messages (ResourceQuota), in bytes; "
+          "0: unlimited");
+ABSL_FLAG(absl::Duration, keepalive_time, absl::Seconds(60),
+          "ping a client after its connection has been idle this long (a duration: 30s, "
+          "2m)");
+ABSL_FLAG(absl::Duration, keepalive_timeout, absl::Seconds(20),
+          "close a connection whose keepalive ping is not answered within this duration");
+ABSL_FLAG(absl::Duration, keepalive_min_client_interval, absl::Seconds(10),
+          "shortest interval between a client's keepalive pings that is tolerated "
+          "(a duration); more frequent pings get GOAWAY");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::Minutes(30),
+          "close connections after this long (GOAWAY) so clients reconnect and "
+          "rebalance, e.g. over new Kubernetes pods (a duration: 30m, 1h; inf: never)");
+ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Minutes(5),
+          "after --max_connection_age, how long calls on the old connection may still "
+          "run (a duration)");
 ABSL_FLAG(std::string, log_level, "info",
           "least severe level logged: debug, info, warning, error");
 
@@ -50,6 +81,17 @@ actserve::server::ServerOptions OptionsFromFlags() {
   options.max_elements = absl::GetFlag(FLAGS_max_elements);
   options.max_inflight = absl::GetFlag(FLAGS_max_inflight);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.memory_quota_bytes = absl::GetFlag(FLAGS_memory_quota_bytes);
+  options.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
+  options.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
+  options.keepalive_min_client_interval = absl::GetFlag(FLAGS_keepalive_min_client_interval);
+  options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  options.max_connection_age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);
   return options;
 }
 
@@ -67,14 +109,15 @@ int main(int argc, char** argv) {
   }
   actserve::server::SetLogLevel(level);
 
-  // Block the shutdown signals before any thread exists, so every thread inherits the
-  // mask and they are delivered only to the waiter below, through sigwait: no code runs
-  // in a signal handler, so nothing has to be async-signal-safe.
-  sigset_t shutdown_signals;
-  sigemptyset(&shutdown_signals);
-  sigaddset(&shutdown_signals, SIGINT);
-  sigaddset(&shutdown_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
+  // Block the signals handled here before any thread exists, so every thread inherits
+  // the mask and they are delivered only to the waiter below, through sigwait: no code
+  // runs in a signal handler, so nothing has to be async-signal-safe.
+  sigset_t handled_signals;
+  sigemptyset(&handled_signals);
+  sigaddset(&handled_signals, SIGINT);
+  sigaddset(&handled_signals, SIGTERM);
+  sigaddset(&handled_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &handled_signals, nullptr);
 
   absl::StatusOr<std::unique_ptr<actserve::server::Server>> server =
       actserve::server::Server::Start(OptionsFromFlags());
@@ -83,12 +126,24 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  std::thread signal_waiter([&shutdown_signals, &server] {
-    int signal_number = 0;
-    sigwait(&shutdown_signals, &signal_number);
-    Log(LogLevel::kInfo,
-        signal_number == SIGTERM ? "received SIGTERM" : "received SIGINT");
-    (*server)->Shutdown();
+  std::thread signal_waiter([&handled_signals, &server] {
+    for (;;) {
+      int signal_number = 0;
+      if (sigwait(&handled_signals, &signal_number) != 0) continue;
+      if (signal_number == SIGHUP) {
+        const absl::StatusOr<size_t> tokens = (*server)->ReloadTokens();
+        Log(tokens.ok() ? LogLevel::kInfo : LogLevel::kWarning,
+            tokens.ok() ? absl::StrCat("SIGHUP: reloaded ", *tokens, " auth tokens")
+                        : absl::StrCat("SIGHUP: tokens not reloaded, keeping the old "
+                                       "ones: ",
+                                       tokens.status().ToString()));
+        continue;
+      }
+      Log(LogLevel::kInfo,
+          signal_number == SIGTERM ? "received SIGTERM" : "received SIGINT");
+      (*server)->Shutdown();
+      return;
+    }
   });
   (*server)->Wait();  // returns once the waiter's Shutdown has drained every call
   signal_waiter.join();

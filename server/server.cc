@@ -3,10 +3,14 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
+#include <grpcpp/security/server_credentials.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -42,7 +46,89 @@ absl::Status ValidateOptions(const ServerOptions& options) {
   if (options.shutdown_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("shutdown_grace must be >= 0");
   }
+  if (options.memory_quota_bytes < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "memory_quota_bytes must be >= 0 (0: unlimited), got ",
+        options.memory_quota_bytes));
+  }
+  const struct {
+    const char* name;
+    absl::Duration value;
+    absl::Duration minimum;
+  } durations[] = {
+      {"keepalive_time", options.keepalive_time, absl::Milliseconds(1)},
+      {"keepalive_timeout", options.keepalive_timeout, absl::Milliseconds(1)},
+      {"keepalive_min_client_interval", options.keepalive_min_client_interval,
+       absl::ZeroDuration()},
+      {"max_connection_age", options.max_connection_age, absl::Milliseconds(1)},
+      {"max_connection_age_grace", options.max_connection_age_grace,
+       absl::ZeroDuration()},
+  };
+  for (const auto& duration : durations) {
+    if (duration.value < duration.minimum) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(duration.name, " must be >= ", absl::FormatDuration(duration.minimum),
+                       ", got ", absl::FormatDuration(duration.value)));
+    }
+  }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "tls_cert and tls_key go together: give both for TLS, or neither");
+  }
+  if (!options.tls_client_ca_file.empty() && options.tls_cert_file.empty()) {
+    return absl::InvalidArgumentError(
+        "tls_client_ca (mutual TLS) needs tls_cert and tls_key");
+  }
   return absl::OkStatus();
+}
+
+// gRPC takes durations as int milliseconds; INT_MAX is its "never".
+int GrpcMilliseconds(absl::Duration duration) {
+  if (duration == absl::InfiniteDuration()) return INT_MAX;
+  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(duration), INT_MAX));
+}
+
+// The contents of the PEM file `path`, given to the option `what`. The message names the
+// file, never what is in it (it may be a private key).
+absl::StatusOr<std::string> ReadPemFile(const std::string& path, absl::string_view what) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": cannot read '", path, "'"));
+  }
+  std::ostringstream contents;
+  contents << file.rdbuf();
+  std::string pem = contents.str();
+  if (pem.find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": '", path, "' is not a PEM file (no -----BEGIN line)"));
+  }
+  return pem;
+}
+
+// Plaintext, TLS, or mutual TLS, from the options (already validated).
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
+    const ServerOptions& options) {
+  if (options.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
+  absl::StatusOr<std::string> cert = ReadPemFile(options.tls_cert_file, "tls_cert");
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadPemFile(options.tls_key_file, "tls_key");
+  if (!key.ok()) return key.status();
+  const bool mutual = !options.tls_client_ca_file.empty();
+  grpc::SslServerCredentialsOptions ssl(
+      mutual ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+             : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  if (mutual) {
+    absl::StatusOr<std::string> ca = ReadPemFile(options.tls_client_ca_file, "tls_client_ca");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = std::move(*ca);
+  }
+  ssl.pem_key_cert_pairs.push_back({std::move(*key), std::move(*cert)});
+  return grpc::SslServerCredentials(ssl);
+}
+
+absl::string_view SecurityName(const ServerOptions& options) {
+  if (options.tls_cert_file.empty()) return "plaintext";
+  return options.tls_client_ca_file.empty() ? "TLS" : "mutual TLS";
 }
 
 // gRPC takes message sizes as int, with -1 for unlimited.
@@ -66,13 +152,28 @@ Server::Server(const ServerOptions& options)
     : options_(options),
       pool_(std::make_unique<ThreadPool>(
           ThreadPoolOptions{options.threads, options.max_queued})),
-      engine_(std::make_unique<Engine>(MakeEngineOptions(options, pool_.get()))),
-      service_(
-          std::make_unique<ActivationServiceImpl>(engine_.get(), pool_.get(), options)) {}
+      engine_(std::make_unique<Engine>(MakeEngineOptions(options, pool_.get()))) {}
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   if (absl::Status valid = ValidateOptions(options); !valid.ok()) return valid;
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeCredentials(options);
+  if (!credentials.ok()) return credentials.status();
   std::unique_ptr<Server> server(new Server(options));
+  if (!options.auth_token_file.empty()) {
+    absl::StatusOr<std::unique_ptr<TokenAuthenticator>> authenticator =
+        TokenAuthenticator::FromFile(options.auth_token_file);
+    if (!authenticator.ok()) return authenticator.status();
+    server->authenticator_ = std::move(*authenticator);
+  }
+  // The gauges read the service and the pool at scrape time; ~Server stops the exposer
+  // before either goes away.
+  Server* const raw = server.get();
+  server->metrics_ = std::make_unique<ServerMetrics>(
+      [raw] { return raw->service_->inflight(); }, [raw] { return raw->pool_->queued(); });
+  server->service_ = std::make_unique<ActivationServiceImpl>(
+      server->engine_.get(), server->pool_.get(), options, server->metrics_.get(),
+      server->authenticator_.get());
 
   // Both are process-wide switches that apply to servers built afterwards.
   grpc::EnableDefaultHealthCheckService(true);
@@ -80,22 +181,45 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(options.address, *credentials, &port);
   builder.SetMaxReceiveMessageSize(GrpcMessageLimit(options.max_message_bytes));
   builder.SetMaxSendMessageSize(GrpcMessageLimit(options.max_message_bytes));
   // gRPC sets SO_REUSEPORT by default, so a second server on a busy port would start and
   // silently share its traffic; refuse instead, so "address in use" is reported.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  if (options.memory_quota_bytes > 0) {
+    grpc::ResourceQuota quota("actserve");
+    quota.Resize(static_cast<size_t>(options.memory_quota_bytes));
+    builder.SetResourceQuota(quota);  // the builder keeps its own reference
+  }
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             GrpcMilliseconds(options.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             GrpcMilliseconds(options.keepalive_timeout));
+  // Clients may keep an idle connection alive with their own pings, at most this often.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             GrpcMilliseconds(options.keepalive_min_client_interval));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                             GrpcMilliseconds(options.max_connection_age));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                             GrpcMilliseconds(options.max_connection_age_grace));
   builder.RegisterService(server->service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || port == 0) {
     // BuildAndStart has logged gRPC's own reason; `server` is destroyed without a
     // grpc::Server, which its destructor allows.
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on '", options.address,
-                     "' (address in use, or not a valid host:port)"));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on '", options.address, "' (address in use, or not a valid ",
+        "host:port", options.tls_cert_file.empty() ? "" : ", or TLS certificate/key rejected",
+        ")"));
   }
   server->port_ = port;
+  if (!options.metrics_address.empty()) {
+    absl::StatusOr<int> metrics_port = server->metrics_->StartExposer(options.metrics_address);
+    if (!metrics_port.ok()) return metrics_port.status();  // ~Server stops the server
+    server->metrics_port_ = *metrics_port;
+  }
   if (grpc::HealthCheckServiceInterface* health =
           server->grpc_server_->GetHealthCheckService()) {
     health->SetServingStatus("", true);
@@ -103,22 +227,38 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   }
   Log(LogLevel::kInfo,
       absl::StrCat("actserve ", ACTSERVE_VERSION, " listening on ", options.address,
-                   " (port ", port, "), ", server->pool_->threads(),
+                   " (port ", port, ", ", SecurityName(options), "), ",
+                   server->pool_->threads(),
                    " compute threads, max_message_bytes=", options.max_message_bytes,
                    " max_elements=", options.max_elements,
-                   " max_inflight=", options.max_inflight));
+                   " max_inflight=", options.max_inflight, ", auth ",
+                   server->authenticator_ ? "bearer tokens" : "off", ", metrics ",
+                   options.metrics_address.empty()
+                       ? std::string("not exposed")
+                       : absl::StrCat("on port ", server->metrics_port_)));
   return server;
+}
+
+absl::StatusOr<size_t> Server::ReloadTokens() {
+  if (authenticator_ == nullptr) {
+    return absl::FailedPreconditionError("no auth token file was configured");
+  }
+  return authenticator_->Reload();
 }
 
 Server::~Server() {
   Shutdown();
-  // Order matters. Once the grpc::Server is gone every call has finished; the pool then
-  // runs whatever is still queued (helpers of a finished ParallelFor, which may touch
-  // the engine) and joins its workers; only then may the service and the engine go.
+  // Order matters. Once the grpc::Server is gone every call has finished, so nothing
+  // records metrics any more; the exposer stops next, while the service and the pool its
+  // gauges read are still there. The pool then runs whatever is still queued (helpers of
+  // a finished ParallelFor, which may touch the engine) and joins its workers; only then
+  // may the service and the engine go.
   grpc_server_.reset();
+  metrics_.reset();
   pool_.reset();
   service_.reset();
   engine_.reset();
+  authenticator_.reset();
 }
 
 void Server::Shutdown() {
@@ -128,13 +268,25 @@ void Server::Shutdown() {
     return;
   }
   shut_down_ = true;
-  Log(LogLevel::kInfo, absl::StrCat("shutting down: draining calls for up to ",
+  Log(LogLevel::kInfo, absl::StrCat("shutting down: draining ", service_->inflight(),
+                                    " calls for up to ",
                                     absl::FormatDuration(options_.shutdown_grace)));
-  // Probes see NOT_SERVING first, so load balancers stop sending new calls.
+  // Probes see NOT_SERVING first, so load balancers stop sending new calls; calls that
+  // still arrive are refused with UNAVAILABLE, which clients retry elsewhere. The gRPC
+  // server keeps running meanwhile, so health checks are answered during the drain.
   if (grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService()) {
     health->SetServingStatus(false);
   }
-  grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+  service_->StartDrain();
+  const absl::Time deadline = absl::Now() + options_.shutdown_grace;
+  if (!service_->WaitUntilIdle(deadline)) {
+    Log(LogLevel::kWarning,
+        absl::StrCat("shutdown grace over: cancelling ", service_->inflight(),
+                     " calls still in flight"));
+  }
+  // Whatever is left (health watches, reflection streams, calls past the grace) is
+  // cancelled at the deadline.
+  grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   Log(LogLevel::kInfo, "shut down");
 }
 

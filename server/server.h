@@ -13,7 +13,13 @@
 //
 // Health: the standard grpc.health.v1.Health service reports SERVING for "" and for
 // "actserve.v1.ActivationService" while running, NOT_SERVING once shutdown begins.
-// Reflection: grpc.reflection.v1alpha.ServerReflection lists the services.
+// Reflection: grpc.reflection.v1alpha.ServerReflection lists the services. Both stay
+// open without a token.
+//
+// Transport: TLS when options.tls_cert_file/tls_key_file are set (mutual TLS with
+// tls_client_ca_file), keepalive pings, a maximum connection age, and a gRPC
+// ResourceQuota bounding gRPC's memory. Metrics: see metrics.h; exposed over HTTP when
+// options.metrics_address is set.
 #ifndef ACTSERVE_SERVER_SERVER_H_
 #define ACTSERVE_SERVER_SERVER_H_
 
@@ -26,6 +32,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "server/activation_service.h"
+#include "server/auth.h"
+#include "server/metrics.h"
 #include "server/server_options.h"
 #include "src/engine.h"
 #include "src/thread_pool.h"
@@ -37,8 +45,11 @@ namespace server {
 class Server {
  public:
   // Builds, binds and starts a server from `options`. InvalidArgument for options out of
-  // range (negative limits or threads, empty address); Unavailable when the address
-  // cannot be bound (in use, also by another actserve: SO_REUSEPORT is off; bad host).
+  // range (negative limits, durations or threads, empty address, a TLS key without a
+  // certificate or the reverse, a client CA without a certificate) and for a TLS or
+  // token file that cannot be read or holds nothing usable (the message names the file,
+  // never its contents); Unavailable when the address or the metrics address cannot be
+  // bound (in use, also by another actserve: SO_REUSEPORT is off; bad host).
   // Logs the bound address at info level.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
 
@@ -49,13 +60,26 @@ class Server {
   // The port actually bound (the one chosen when options.address asked for port 0).
   int port() const { return port_; }
 
+  // The metrics exposer's port; 0 when options.metrics_address is empty.
+  int metrics_port() const { return metrics_port_; }
+
   const ServerOptions& options() const { return options_; }
+
+  // Re-reads options.auth_token_file (e.g. on SIGHUP); on failure the old tokens stay in
+  // force and the error is returned. Returns the number of tokens now in force.
+  // FailedPrecondition when the server was started without a token file. Thread-safe.
+  absl::StatusOr<size_t> ReloadTokens();
+
+  // The metrics, for inspection (e.g. RequestCount()); thread-safe.
+  ServerMetrics& metrics() { return *metrics_; }
 
   // The service, for inspection (e.g. inflight()).
   const ActivationServiceImpl& service() const { return *service_; }
 
-  // Marks health NOT_SERVING, stops accepting calls, lets in-flight calls run for up to
-  // options.shutdown_grace, then cancels the rest. Blocks until every call has finished.
+  // Drains, then stops: marks health NOT_SERVING and refuses new ActivationService calls
+  // with UNAVAILABLE (health checks are still answered, so probes see NOT_SERVING), waits
+  // up to options.shutdown_grace for the calls in flight to finish, then stops the gRPC
+  // server, cancelling whatever is still running. Blocks until every call has finished.
   // Idempotent; safe to call from any thread, concurrently with Wait().
   void Shutdown();
 
@@ -70,9 +94,12 @@ class Server {
   // borrows the engine); ~Server destroys them in the order its comment explains.
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<TokenAuthenticator> authenticator_;  // null: no authentication
+  std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<ActivationServiceImpl> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
+  int metrics_port_ = 0;
 
   absl::Mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;

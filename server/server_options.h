@@ -52,9 +52,65 @@ struct ServerOptions {
   // RESOURCE_EXHAUSTED. Default 1024.
   size_t max_queued = 1024;
 
-  // On shutdown, how long in-flight calls may run before they are cancelled.
-  // Default 5 s (--shutdown_grace).
+  // On shutdown (SIGTERM), how long in-flight calls may run to completion before they
+  // are cancelled. Meanwhile health reports NOT_SERVING and new calls are refused with
+  // UNAVAILABLE. Default 5 s (--shutdown_grace).
   absl::Duration shutdown_grace = absl::Seconds(5);
+
+  // --- Transport security. Paths to PEM files, read once by Server::Start. ---
+
+  // The server's certificate chain and private key. Both set: TLS only (no plaintext
+  // listener). Both empty (default): plaintext. One without the other is an error
+  // (--tls_cert, --tls_key).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // CA certificates that client certificates must chain to. Set: mutual TLS, a client
+  // without a certificate signed by one of them is refused during the handshake.
+  // Requires tls_cert_file. Default empty: no client certificate asked for
+  // (--tls_client_ca).
+  std::string tls_client_ca_file;
+
+  // --- Authentication. ---
+
+  // A file of bearer tokens, one per line (blank lines and lines starting with '#' are
+  // skipped). Set: every ActivationService call needs the metadata
+  // "authorization: Bearer <one of the tokens>", else UNAUTHENTICATED; health checking
+  // and reflection stay open for probes. Server::ReloadTokens re-reads it (SIGHUP).
+  // Default empty: no authentication (--auth_token_file).
+  std::string auth_token_file;
+
+  // --- Metrics. ---
+
+  // host:port of the Prometheus exposer (GET /metrics, plain HTTP). Port 0 picks a free
+  // port (Server::metrics_port()). Empty: no exposer; metrics are still kept.
+  // Default "" here so that embedded and test servers open no second port; the binary's
+  // --metrics_address defaults to "0.0.0.0:9464".
+  std::string metrics_address;
+
+  // --- Connections and memory. ---
+
+  // Memory gRPC may use for connections and messages in flight (gRPC ResourceQuota);
+  // under pressure gRPC shrinks its read buffers and refuses new connections instead of
+  // growing without bound. Bytes; 0: unlimited. Default 1 GiB (--memory_quota_bytes).
+  int64_t memory_quota_bytes = int64_t{1} << 30;
+
+  // Ping a client after the connection has been idle this long, and close it when the
+  // ping is not answered within keepalive_timeout: dead peers (a vanished pod, a
+  // dropped NAT entry) free their resources. Default 60 s / 20 s (--keepalive_time,
+  // --keepalive_timeout).
+  absl::Duration keepalive_time = absl::Seconds(60);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // The most often a client may send keepalive pings (also when it has no call open);
+  // more frequent pings are answered with GOAWAY. Default 10 s
+  // (--keepalive_min_client_interval).
+  absl::Duration keepalive_min_client_interval = absl::Seconds(10);
+
+  // Close a connection (GOAWAY) after it has been open this long, so that clients
+  // reconnect and re-resolve, e.g. to spread over new Kubernetes pods; calls in flight
+  // then get max_connection_age_grace to finish. absl::InfiniteDuration(): never.
+  // Defaults 30 min and 5 min (--max_connection_age, --max_connection_age_grace).
+  absl::Duration max_connection_age = absl::Minutes(30);
+  absl::Duration max_connection_age_grace = absl::Minutes(5);
 };
 
 }  // namespace server

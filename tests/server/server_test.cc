@@ -15,6 +15,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "tests/server/grpc_test_util.h"
 #include "tests/server/test_server.h"
 
 namespace actserve {
@@ -22,68 +23,15 @@ namespace server {
 namespace {
 
 using ::actserve::server::testing::CallCompute;
+using ::actserve::server::testing::FromByteBuffer;
+using ::actserve::server::testing::HealthStatus;
+using ::actserve::server::testing::kServing;
+using ::actserve::server::testing::RawUnaryCall;
+using ::actserve::server::testing::ToByteBuffer;
 using ::actserve::server::testing::StartTestServer;
 using ::actserve::server::testing::TestServer;
 using ::actserve::server::testing::ValidRequest;
 using ::testing::HasSubstr;
-
-grpc::ByteBuffer ToByteBuffer(const std::string& bytes) {
-  grpc::Slice slice(bytes);
-  return grpc::ByteBuffer(&slice, 1);
-}
-
-std::string FromByteBuffer(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  std::string bytes;
-  if (!buffer.Dump(&slices).ok()) return bytes;
-  for (const grpc::Slice& slice : slices) {
-    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  }
-  return bytes;
-}
-
-// A unary call with raw request bytes; waits for it and returns its status.
-grpc::Status RawUnaryCall(const std::shared_ptr<grpc::Channel>& channel,
-                          const std::string& method, const std::string& request,
-                          std::string* reply) {
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext context;
-  const grpc::ByteBuffer request_buffer = ToByteBuffer(request);
-  grpc::ByteBuffer reply_buffer;
-  grpc::Status result;
-  absl::Notification done;
-  stub.UnaryCall(&context, method, grpc::StubOptions(), &request_buffer, &reply_buffer,
-                 [&](grpc::Status status) {
-                   result = std::move(status);
-                   done.Notify();
-                 });
-  done.WaitForNotification();
-  if (reply != nullptr) *reply = FromByteBuffer(reply_buffer);
-  return result;
-}
-
-// grpc.health.v1.HealthCheckResponse.ServingStatus of `service` ("" = the server), from
-// a hand-encoded HealthCheckRequest {string service = 1;}; the reply is
-// HealthCheckResponse {ServingStatus status = 1;}: tag 0x08 then a one-byte varint.
-// Returns -1 when the call fails.
-int HealthStatus(const std::shared_ptr<grpc::Channel>& channel,
-                 const std::string& service) {
-  std::string request;
-  if (!service.empty()) {
-    request.push_back(0x0A);  // field 1, length-delimited
-    request.push_back(static_cast<char>(service.size()));
-    request += service;
-  }
-  std::string reply;
-  const grpc::Status status =
-      RawUnaryCall(channel, "/grpc.health.v1.Health/Check", request, &reply);
-  if (!status.ok()) return -1;
-  if (reply.size() != 2 || reply[0] != 0x08)
-    return 0;  // 0: UNKNOWN (the field's default)
-  return reply[1];
-}
-
-constexpr int kServing = 1;
 
 TEST(ServerTest, HealthReportsServing) {
   TestServer server = StartTestServer();
