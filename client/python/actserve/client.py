@@ -1,0 +1,600 @@
+"""``actserve.Client``: numpy arrays (or torch tensors) in, activations and gradients out.
+
+    client = actserve.Client("localhost:50051")
+    r = client.compute(np.linspace(-3, 3, 7), "gelu(approximate=tanh)")
+    r.output      # gelu(x)
+    r.grad_input  # gelu'(x): no grad_output was given, so dy = 1
+
+Every call blocks until the reply arrives or ``timeout`` seconds pass, and raises
+``actserve.Error`` (with the gRPC status code and message) when it fails. The
+activation's text form is parsed locally: an unknown name or a malformed spec fails
+before any network traffic. A Client may be shared by threads (gRPC channels are
+thread-safe); close it, or use it as a context manager, to release the connection.
+"""
+
+import dataclasses
+import json
+from typing import Any, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Union
+
+import grpc
+import numpy as np
+
+from actserve import tensors
+from actserve._proto import pb, pb_grpc
+from actserve.errors import Error, from_rpc_error, invalid_argument
+from actserve.spec import ActivationSpec, parse_activation
+
+MODES = ("forward", "backward", "forward_backward")
+_MODE_TO_WIRE = {"forward": pb.MODE_FORWARD, "backward": pb.MODE_BACKWARD,
+                 "forward_backward": pb.MODE_FORWARD_BACKWARD}
+
+DEFAULT_MAX_MESSAGE_BYTES = 256 << 20  # 256 MiB, the server's default limit too
+DEFAULT_CHUNK_BYTES = 4 << 20  # 4 MiB of input per streamed chunk
+
+_HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+HEALTH_STATUSES = ("UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN")
+
+
+class Result(NamedTuple):
+    """The result of one item. A result the mode did not ask for is None.
+
+    Arrays are numpy arrays (uint16 bit patterns for bfloat16 given as such), or torch
+    tensors of the input's dtype and device when the input was a torch tensor.
+    """
+
+    output: Any = None       # y = f(x): the input's shape and dtype
+    grad_input: Any = None   # dx = dy * f'(x): the input's shape and dtype
+    grad_weight: Any = None  # PReLU with a gradient: dL/dw, the weight's shape
+
+
+@dataclasses.dataclass
+class Item:
+    """One tensor to compute in a batch; the fields are ``Client.compute``'s arguments."""
+
+    x: Any
+    activation: str
+    mode: str = "forward_backward"
+    grad_output: Any = None
+    weight: Any = None
+    dtype: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Tls:
+    """TLS settings of a channel. Every field is optional.
+
+    Attributes:
+        ca_file: PEM file of the CA certificates that sign the server's certificate.
+            None: the system's root certificates.
+        cert_file, key_file: PEM certificate chain and private key of this client, for
+            servers that require mutual TLS (``--tls_client_ca``). Both or neither.
+        server_name: the name to verify in the server's certificate when it differs from
+            the target's host (e.g. connecting to an IP address). None: the target's host.
+    """
+
+    ca_file: Optional[str] = None
+    cert_file: Optional[str] = None
+    key_file: Optional[str] = None
+    server_name: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterDescription:
+    name: str                # PyTorch's name, e.g. "negative_slope"
+    type: str                # "real", "integer", "choice", "tensor"
+    required: bool           # no default (threshold's two parameters)
+    default_text: str        # e.g. "0.01", "none"; empty when required
+    valid_range: str         # e.g. "nonzero", ">= 0"
+    choices: Sequence[str]   # "choice" only, e.g. ("none", "tanh")
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivationDescription:
+    name: str                # text-form name, e.g. "leaky_relu"
+    description: str         # one line
+    formula: str             # forward
+    gradient: str            # backward, in terms of g = dy
+    parameters: Sequence[ParameterDescription]
+    elementwise: bool        # False for softmax and log_softmax
+    example: str             # a text-form spec
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerDescription:
+    version: str             # e.g. "0.1.0"
+    dtypes: Sequence[str]    # e.g. ("float32", "float64", "float16", "bfloat16")
+    simd_target: str         # e.g. "AVX3" or "portable"
+    threads: int             # compute threads
+    max_message_bytes: int   # 0: unlimited
+    max_elements: int        # input elements per request; 0: unlimited
+    max_inflight: int        # concurrent calls; 0: unlimited
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceDescription:
+    activations: Sequence[ActivationDescription]
+    server: ServerDescription
+
+
+@dataclasses.dataclass
+class _Prepared:
+    """An item checked and converted for the wire, with what is needed to decode its
+    result."""
+
+    proto: Any                          # pb.ComputeItem
+    host: tensors.HostArray             # the input
+    mode: str
+    spec: ActivationSpec
+    weight_shape: Optional[tuple]       # None: the server's default weight (or no PReLU)
+    grad_output: Optional[np.ndarray]   # in the wire layout, or None
+    weight: Optional[np.ndarray]        # in the wire layout, or None
+
+
+def _service_config(load_balancing_policy: str, max_attempts: int) -> str:
+    config = {
+        "methodConfig": [{
+            "name": [{"service": "actserve.v1.ActivationService"},
+                     {"service": "grpc.health.v1.Health"}],
+            # Every RPC of the service is idempotent, so UNAVAILABLE before any reply
+            # (a pod going away) is retried.
+            "retryPolicy": {
+                "maxAttempts": max_attempts,
+                "initialBackoff": "0.1s",
+                "maxBackoff": "1s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }],
+    }
+    if load_balancing_policy:
+        config["loadBalancingConfig"] = [{load_balancing_policy: {}}]
+    return json.dumps(config)
+
+
+def _read(path: Optional[str], what: str) -> Optional[bytes]:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as error:
+        raise invalid_argument(f"tls.{what}: cannot read {path!r}: {error.strerror}") from None
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_health_request(service: str) -> bytes:
+    """grpc.health.v1.HealthCheckRequest { string service = 1; }, serialized by hand:
+    Debian's python3-grpcio ships no grpc_health module."""
+    data = service.encode("utf-8")
+    if not data:
+        return b""  # proto3 leaves a default field out
+    return b"\x0a" + _encode_varint(len(data)) + data
+
+
+def decode_health_response(data: bytes) -> str:
+    """The status name in a serialized HealthCheckResponse { ServingStatus status = 1; }.
+    "UNKNOWN" when the field is absent or its number is not one of the four; unknown
+    fields are skipped. Raises ``actserve.Error`` (INTERNAL) for malformed bytes."""
+
+    def malformed() -> Error:
+        return Error(grpc.StatusCode.INTERNAL, "malformed grpc.health.v1 HealthCheckResponse")
+
+    def varint(at: int):
+        value, shift = 0, 0
+        while True:
+            if at >= len(data) or shift > 63:
+                raise malformed()
+            byte = data[at]
+            value |= (byte & 0x7F) << shift
+            at += 1
+            shift += 7
+            if not byte & 0x80:
+                return value, at
+
+    status, at = 0, 0
+    while at < len(data):
+        key, at = varint(at)
+        field, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            value, at = varint(at)
+            if field == 1:
+                status = value
+        elif wire_type == 1:
+            at += 8
+        elif wire_type == 2:
+            length, at = varint(at)
+            at += length
+        elif wire_type == 5:
+            at += 4
+        else:
+            raise malformed()
+        if at > len(data):
+            raise malformed()
+    return HEALTH_STATUSES[status] if 0 <= status < len(HEALTH_STATUSES) else "UNKNOWN"
+
+
+class Client:
+    """A connection to an actserve server.
+
+    Args:
+        target: gRPC target: ``"localhost:50051"``, ``"dns:///actserve.default.svc:50051"``,
+            ``"ipv4:10.0.0.1:50051,10.0.0.2:50051"``. The connection is made lazily: an
+            unreachable server shows up as ``Error`` with code UNAVAILABLE on the first call.
+        tls: None or False for plaintext; True for TLS with the system's root
+            certificates; a ``Tls`` for a CA file, a client certificate (mutual TLS) or a
+            server name override.
+        token: a bearer token, sent with every call as ``authorization: Bearer <token>``.
+            Use it with TLS outside a trusted network.
+        timeout: seconds each call may take (for ``compute_large``, the whole stream);
+            then it fails with DEADLINE_EXCEEDED and the server stops computing it.
+            None: no deadline.
+        max_message_bytes: the largest message sent or received. Default 256 MiB.
+        load_balancing_policy: gRPC's policy over the addresses the target resolves to:
+            "round_robin" (default) spreads calls, "pick_first" uses one, "" gRPC's default.
+        max_attempts: tries of a call that fails with UNAVAILABLE before any reply (1
+            disables retries; gRPC caps it at 5). Default 3.
+    """
+
+    def __init__(self, target: str, tls: Union[None, bool, Tls] = None,
+                 token: Optional[str] = None, timeout: Optional[float] = None, *,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 load_balancing_policy: str = "round_robin", max_attempts: int = 3):
+        if timeout is not None and not timeout > 0:
+            raise invalid_argument(f"timeout must be positive seconds or None, got {timeout}")
+        if token is not None and (not isinstance(token, str) or not token
+                                  or any(c in token for c in "\r\n")):
+            raise invalid_argument("token must be a non-empty string of one line")
+        self._target = target
+        self._timeout = timeout
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.enable_retries", 1 if max_attempts > 1 else 0),
+            ("grpc.service_config", _service_config(load_balancing_policy, max_attempts)),
+        ]
+        if tls is None or tls is False:
+            self._channel = grpc.insecure_channel(target, options=options)
+        else:
+            settings = Tls() if tls is True else tls
+            if not isinstance(settings, Tls):
+                raise invalid_argument(f"tls must be None, a bool or actserve.Tls, got {tls!r}")
+            if (settings.cert_file is None) != (settings.key_file is None):
+                raise invalid_argument("tls: cert_file and key_file go together")
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read(settings.ca_file, "ca_file"),
+                private_key=_read(settings.key_file, "key_file"),
+                certificate_chain=_read(settings.cert_file, "cert_file"))
+            if settings.server_name:
+                options.append(("grpc.ssl_target_name_override", settings.server_name))
+            self._channel = grpc.secure_channel(target, credentials, options=options)
+        self._stub = pb_grpc.ActivationServiceStub(self._channel)
+        # No request or response serializer: the call takes and returns raw bytes.
+        self._health_check = self._channel.unary_unary(_HEALTH_CHECK)
+
+    @property
+    def target(self) -> str:
+        return self._target
+
+    def close(self) -> None:
+        """Closes the channel; calls in progress are cancelled."""
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------------
+    # Compute.
+
+    def compute(self, x, activation: str, mode: str = "forward_backward", grad_output=None,
+                weight=None, dtype: Optional[str] = None) -> Result:
+        """Computes ``activation`` on ``x`` in one Compute call.
+
+        Args:
+            x: a numpy array (float16, float32, float64), an array-like (becomes float64),
+                a torch tensor (float16, float32, float64, bfloat16), or uint16 bfloat16
+                bit patterns with ``dtype="bfloat16"``. Any shape, including scalars and
+                empty tensors.
+            activation: the text form, e.g. ``"relu"``, ``"leaky_relu(negative_slope=0.2)"``,
+                ``"gelu(approximate=tanh)"``, ``"softmax(dim=1)"``, ``"prelu(weight=0.1)"``.
+            mode: ``"forward"`` (output only), ``"backward"`` (grad_input, and grad_weight
+                for PReLU) or ``"forward_backward"`` (both, in one pass).
+            grad_output: dy, of x's shape; converted to x's dtype. None: dy = 1, so
+                grad_input is f'(x) (for softmax / log_softmax, the gradient of sum(y)).
+            weight: PReLU only: one value, or one per channel (x.shape[1]); converted to
+                x's dtype. None: the spec's ``weight=`` value, else PyTorch's 0.25.
+            dtype: see ``actserve.tensors.to_host``; None keeps x's dtype.
+
+        Returns a ``Result``. Raises ``actserve.Error``.
+        """
+        prepared = self._prepare(Item(x, activation, mode, grad_output, weight, dtype), "")
+        response = self._call(self._stub.Compute, pb.ComputeRequest(items=[prepared.proto]))
+        self._check_count(len(response.results), 1)
+        return self._decode(prepared, response.results[0], "results[0]")
+
+    def compute_batch(self, items: Iterable[Union[Item, Mapping[str, Any]]]) -> List[Result]:
+        """Computes several items in one Compute call (all succeed or the call fails).
+
+        ``items``: ``Item`` objects, or mappings of ``compute``'s keyword arguments
+        (``{"x": x, "activation": "relu"}``). Returns one ``Result`` per item, in order;
+        an empty batch gives ``[]``. Errors in an item name it (``items[2].grad_output``).
+        """
+        prepared = []
+        for index, item in enumerate(items):
+            if isinstance(item, Mapping):
+                try:
+                    item = Item(**item)
+                except TypeError as error:
+                    raise invalid_argument(f"items[{index}]: {error}") from None
+            elif not isinstance(item, Item):
+                raise invalid_argument(
+                    f"items[{index}]: expected actserve.Item or a mapping, got "
+                    f"{type(item).__name__}")
+            prepared.append(self._prepare(item, f"items[{index}]."))
+        response = self._call(self._stub.Compute,
+                              pb.ComputeRequest(items=[p.proto for p in prepared]))
+        self._check_count(len(response.results), len(prepared))
+        return [self._decode(p, result, f"results[{i}]")
+                for i, (p, result) in enumerate(zip(prepared, response.results))]
+
+    def compute_large(self, x, activation: str, mode: str = "forward_backward",
+                      grad_output=None, weight=None, dtype: Optional[str] = None,
+                      chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Result:
+        """Computes a tensor of any size on one ComputeStream call.
+
+        Splits x (and grad_output) along dimension 0 into chunks of at most
+        ``chunk_bytes`` bytes of input (at least one row each), sends them pipelined (gRPC
+        sends from a background thread while this one reads the replies), and joins the
+        results into arrays of x's shape. Arguments and results are ``compute``'s, and so
+        are the values, with two exceptions: softmax / log_softmax along dimension 0 needs
+        every row at once and is sent whole (one message); a PReLU grad_weight is the sum
+        of the chunks' grad_weights, added in float64 and rounded once to the dtype (each
+        chunk's sum was already rounded, so float16 / bfloat16 results may differ from one
+        ``compute`` in the last place). PReLU channels are along dimension 1, so every
+        chunk keeps all of them.
+        """
+        if not isinstance(chunk_bytes, int) or chunk_bytes <= 0:
+            raise invalid_argument(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
+        prepared = self._prepare(Item(x, activation, mode, grad_output, weight, dtype), "")
+        array = prepared.host.array
+        if array.ndim == 0 or array.shape[0] == 0 or self._reduces_dim0(prepared):
+            rows = max(array.shape[0], 1) if array.ndim else 1
+        else:
+            row_bytes = array[0].nbytes
+            rows = max(1, chunk_bytes // row_bytes) if row_bytes else array.shape[0]
+        if array.ndim == 0 or rows >= array.shape[0]:
+            response = self._call(self._stub.Compute,
+                                  pb.ComputeRequest(items=[prepared.proto]))
+            self._check_count(len(response.results), 1)
+            return self._decode(prepared, response.results[0], "results[0]")
+
+        starts = list(range(0, array.shape[0], rows))
+        activation_proto = prepared.proto.activation
+        wire_mode = prepared.proto.mode
+
+        def requests():
+            for start in starts:
+                item = pb.ComputeItem(
+                    input=tensors.to_proto(array[start:start + rows], prepared.host.dtype),
+                    activation=activation_proto, mode=wire_mode)
+                if prepared.grad_output is not None:
+                    item.grad_output.CopyFrom(tensors.to_proto(
+                        prepared.grad_output[start:start + rows], prepared.host.dtype))
+                yield pb.ComputeRequest(items=[item])
+
+        wants_output = prepared.mode != "backward"
+        wants_grad = prepared.mode != "forward"
+        output = np.empty_like(array) if wants_output else None
+        grad_input = np.empty_like(array) if wants_grad else None
+        grad_weight_sum = None
+        received = 0
+        try:
+            responses = self._stub.ComputeStream(requests(), timeout=self._timeout,
+                                                 metadata=self._metadata)
+            for response in responses:
+                if received >= len(starts):
+                    raise Error(grpc.StatusCode.INTERNAL,
+                                f"ComputeStream: more than {len(starts)} replies")
+                self._check_count(len(response.results), 1)
+                start = starts[received]
+                part = self._decode_arrays(prepared, response.results[0],
+                                           f"chunk {received} results[0]",
+                                           (min(rows, array.shape[0] - start),)
+                                           + array.shape[1:])
+                if wants_output:
+                    output[start:start + rows] = part.output
+                if wants_grad:
+                    grad_input[start:start + rows] = part.grad_input
+                if part.grad_weight is not None:
+                    widened = _to_float64(part.grad_weight, prepared.host.dtype)
+                    grad_weight_sum = widened if grad_weight_sum is None else (
+                        grad_weight_sum + widened)
+                received += 1
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        if received != len(starts):
+            raise Error(grpc.StatusCode.INTERNAL,
+                        f"ComputeStream: {received} replies for {len(starts)} chunks")
+        grad_weight = None
+        if grad_weight_sum is not None:
+            grad_weight = _from_float64(grad_weight_sum, prepared.host.dtype)
+        restore = prepared.host.restore
+        return Result(None if output is None else restore(output),
+                      None if grad_input is None else restore(grad_input),
+                      None if grad_weight is None else restore(grad_weight))
+
+    # ----------------------------------------------------------------------------------
+    # Discovery and health.
+
+    def list_activations(self) -> ServiceDescription:
+        """Every activation the server computes, with its parameters, and the server's
+        version, dtypes, SIMD target, threads and limits."""
+        response = self._call(self._stub.ListActivations, pb.ListActivationsRequest())
+        type_names = {pb.ParameterInfo.TYPE_REAL: "real",
+                      pb.ParameterInfo.TYPE_INTEGER: "integer",
+                      pb.ParameterInfo.TYPE_CHOICE: "choice",
+                      pb.ParameterInfo.TYPE_TENSOR: "tensor"}
+        activations = tuple(
+            ActivationDescription(
+                name=a.name, description=a.description, formula=a.formula,
+                gradient=a.gradient, elementwise=a.elementwise, example=a.example,
+                parameters=tuple(
+                    ParameterDescription(
+                        name=p.name, type=type_names.get(p.type, "unspecified"),
+                        required=p.required, default_text=p.default_text,
+                        valid_range=p.valid_range, choices=tuple(p.choices))
+                    for p in a.parameters))
+            for a in response.activations)
+        dtype_names = {pb.DTYPE_FLOAT32: "float32", pb.DTYPE_FLOAT64: "float64",
+                       pb.DTYPE_FLOAT16: "float16", pb.DTYPE_BFLOAT16: "bfloat16"}
+        info = response.server
+        server = ServerDescription(
+            version=info.version,
+            dtypes=tuple(dtype_names.get(d, str(d)) for d in info.dtypes),
+            simd_target=info.simd_target, threads=info.threads,
+            max_message_bytes=info.limits.max_message_bytes,
+            max_elements=info.limits.max_elements, max_inflight=info.limits.max_inflight)
+        return ServiceDescription(activations, server)
+
+    def health(self, service: str = "") -> str:
+        """grpc.health.v1.Health/Check for ``service`` ("" is the server as a whole):
+        "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN" or "UNKNOWN". Raises ``actserve.Error``
+        when the server cannot be reached (UNAVAILABLE), has no health service
+        (UNIMPLEMENTED), or does not know ``service`` (NOT_FOUND)."""
+        reply = self._call(self._health_check, encode_health_request(service))
+        return decode_health_response(reply)
+
+    # ----------------------------------------------------------------------------------
+    # Internals.
+
+    def _call(self, method, request):
+        try:
+            return method(request, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    @staticmethod
+    def _check_count(got: int, expected: int) -> None:
+        if got != expected:
+            raise Error(grpc.StatusCode.INTERNAL,
+                        f"the reply has {got} results for {expected} items")
+
+    @staticmethod
+    def _reduces_dim0(prepared: _Prepared) -> bool:
+        if prepared.spec.elementwise:
+            return False
+        dim = prepared.spec.params.get("dim", -1)
+        rank = prepared.host.array.ndim
+        return (dim + rank if dim < 0 else dim) == 0
+
+    @staticmethod
+    def _prepare(item: Item, place: str) -> _Prepared:
+        spec = parse_activation(item.activation) if isinstance(item.activation, str) else None
+        if spec is None:
+            raise invalid_argument(
+                f"{place}activation must be text such as 'relu' or 'elu(alpha=0.5)', got "
+                f"{type(item.activation).__name__}")
+        mode = "forward_backward" if item.mode is None else item.mode
+        if mode not in _MODE_TO_WIRE:
+            raise invalid_argument(f"{place}mode must be one of {', '.join(MODES)}, got "
+                                   f"{mode!r}")
+        host = tensors.to_host(item.x, f"{place}x", item.dtype)
+        proto = pb.ComputeItem(input=tensors.to_proto(host.array, host.dtype),
+                               mode=_MODE_TO_WIRE[mode])
+        grad_output = None
+        if item.grad_output is not None:
+            grad_output = tensors.like(item.grad_output, host, f"{place}grad_output")
+            if grad_output.shape != host.array.shape:
+                raise invalid_argument(
+                    f"{place}grad_output: shape {list(grad_output.shape)}, but x has shape "
+                    f"{list(host.array.shape)}")
+            proto.grad_output.CopyFrom(tensors.to_proto(grad_output, host.dtype))
+
+        weight, weight_shape, weight_proto = None, None, None
+        if item.weight is not None:
+            if spec.name != "prelu":
+                raise invalid_argument(f"{place}weight: only prelu takes a weight, not "
+                                       f"{spec.name}")
+            if "weight" in spec.params:
+                raise invalid_argument(
+                    f"{place}weight: given both as an argument and in the spec {spec}")
+            weight = tensors.like(item.weight, host, f"{place}weight")
+        elif "weight" in spec.params:
+            # The text form's one value, as a one-element weight in x's dtype.
+            value = np.array([spec.params["weight"]], dtype=np.float64)
+            weight = (tensors.bfloat16_bits(value) if host.dtype == "bfloat16" else
+                      tensors.to_host(value, f"{place}weight", host.dtype).array)
+        if weight is not None:
+            weight_shape = weight.shape
+            weight_proto = tensors.to_proto(weight, host.dtype)
+        proto.activation.CopyFrom(spec.to_proto(weight_proto))
+        return _Prepared(proto, host, mode, spec, weight_shape, grad_output, weight)
+
+    @staticmethod
+    def _decode_arrays(prepared: _Prepared, result, place: str, shape) -> Result:
+        dtype = prepared.host.dtype
+        output = grad_input = grad_weight = None
+        if prepared.mode != "backward":
+            if not result.HasField("output"):
+                raise Error(grpc.StatusCode.INTERNAL, f"reply {place} has no output")
+            output = tensors.from_proto(result.output, dtype, shape, f"{place}.output")
+        if prepared.mode != "forward":
+            if not result.HasField("grad_input"):
+                raise Error(grpc.StatusCode.INTERNAL, f"reply {place} has no grad_input")
+            grad_input = tensors.from_proto(result.grad_input, dtype, shape,
+                                            f"{place}.grad_input")
+            if prepared.spec.name == "prelu":
+                if not result.HasField("grad_weight"):
+                    raise Error(grpc.StatusCode.INTERNAL, f"reply {place} has no grad_weight")
+                grad_weight = tensors.from_proto(result.grad_weight, dtype,
+                                                 prepared.weight_shape, f"{place}.grad_weight")
+        return Result(output, grad_input, grad_weight)
+
+    def _decode(self, prepared: _Prepared, result, place: str) -> Result:
+        arrays = self._decode_arrays(prepared, result, place, prepared.host.array.shape)
+        restore = prepared.host.restore
+        return Result(*(None if a is None else restore(a) for a in arrays))
+
+
+def _to_float64(array: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "bfloat16":
+        return tensors.bfloat16_to_float32(array).astype(np.float64)
+    return array.astype(np.float64)
+
+
+def _from_float64(array: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "bfloat16":
+        # Rounded straight from float64 (one rounding), not through float32.
+        return _bfloat16_bits_from_float64(array)
+    return array.astype({"float32": np.float32, "float16": np.float16,
+                         "float64": np.float64}[dtype])
+
+
+def _bfloat16_bits_from_float64(values: np.ndarray) -> np.ndarray:
+    # float64 -> float32 -> bfloat16 with round-to-nearest twice can round wrongly (a
+    # double rounding). Rounding to odd in the first step avoids it, since float32 keeps
+    # more than two extra bits: truncate toward zero, and set the last bit when inexact.
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        nearest = values.astype(np.float32)
+    bits = nearest.view(np.uint32).copy()
+    widened = nearest.astype(np.float64)
+    inexact = ~np.isnan(values) & (widened != values)
+    rounded_away = inexact & (np.abs(widened) > np.abs(values))
+    bits[rounded_away] -= np.uint32(1)  # sign-magnitude: one step toward zero
+    bits[inexact] |= np.uint32(1)
+    return tensors.bfloat16_bits(bits.view(np.float32))
