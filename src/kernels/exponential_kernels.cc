@@ -1,0 +1,405 @@
+// The activations built on one exponential: elu, celu, selu, sigmoid, silu, tanh,
+// softplus, logsigmoid, mish, tanhshrink.
+//
+// Lane types: float (float32, float16, bfloat16 storage) and double (float64).
+// Building blocks (kernel_ops-inl.h): SplitExp gives exp(x) = m * 2^q from Highway's
+// reduction and polynomial (1 ULP), extended so that products like x * exp(x) apply 2^q
+// last and stay accurate in the subnormal range; expm1 comes from the same parts as
+// 2^q * p + (2^q - 1) (about 1 ULP, no cancellation); sigmoid uses exp(-|x|) only, so
+// nothing overflows. Valid range: every input, including +-Inf (the limits of
+// activation_math.cc, exactly) and NaN (restored by the loop).
+//
+// Measured maximum errors (float32 forward, ULP; tests/kernels and bench/results/
+// accuracy.md have the full table): elu, selu, celu <= 2; sigmoid <= 3; silu <= 3;
+// tanh <= 3; softplus, logsigmoid <= 3; mish <= 4; tanhshrink <= 1 (computed in double
+// lanes: x - tanh(x) cancels). float64: tanhshrink uses the Taylor series (20 terms) for
+// |x| < 0.6 and x - tanh(x) beyond, where the cancellation costs up to ~8x tanh's error.
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "src/kernels/exponential_kernels.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include "hwy/highway.h"
+#include "src/activation_math.h"
+#include "src/kernels/kernel_families.h"
+#include "src/kernels/kernel_ops-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace actserve {
+namespace kernels {
+namespace HWY_NAMESPACE {
+namespace {
+
+// Below this, exp(x) is 0 in T and x * exp(x) too: clamping multipliers here keeps
+// -Inf * 0 from making NaN.
+template <typename T>
+constexpr T ExpFloor() {
+  return sizeof(T) == 4 ? T(-170.0) : T(-1400.0);
+}
+
+// expm1(x) for any x (overflows to +Inf), exact for tiny |x| (keeps -0).
+template <class D>
+HWY_INLINE V<D> Expm1Of(D d, V<D> x, const ExpParts<D>& parts) {
+  using T = hn::TFromD<D>;
+  return hn::IfThenElse(hn::Lt(hn::Abs(x), hn::Set(d, TinyArgument<T>())), x,
+                        Expm1FromParts(d, parts));
+}
+
+template <typename T>
+struct EluOp {
+  // selu is scale * elu(x, alpha): `positive_scale` multiplies x > 0 (1 for elu),
+  // `negative_scale` multiplies expm1(x) (alpha for elu, scale * alpha for selu).
+  EluOp(double positive, double negative)
+      : positive_scale(static_cast<T>(positive)),
+        negative_scale(static_cast<T>(negative)),
+        unit_positive(positive == 1) {}
+  T positive_scale, negative_scale;
+  bool unit_positive;
+
+  template <class D>
+  HWY_INLINE V<D> Positive(D d, V<D> v) const {
+    return unit_positive ? v : hn::Mul(hn::Set(d, positive_scale), v);
+  }
+  template <class D>
+  HWY_INLINE V<D> Forward(D d, V<D> x) const {
+    const ExpParts<D> parts = SplitExp(d, x, hn::Zero(d));
+    const V<D> negative = hn::Mul(hn::Set(d, negative_scale), Expm1Of(d, x, parts));
+    return hn::IfThenElse(hn::Gt(x, hn::Zero(d)), Positive(d, x), negative);
+  }
+  template <class D>
+  HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
+    const ExpParts<D> parts = SplitExp(d, x, hn::Zero(d));
+    const auto positive = hn::Gt(x, hn::Zero(d));
+    const V<D> a = hn::Set(d, negative_scale);
+    y = hn::IfThenElse(positive, Positive(d, x), hn::Mul(a, Expm1Of(d, x, parts)));
+    dx = hn::IfThenElse(positive, Positive(d, g), hn::Mul(hn::Mul(g, a), ExpFromParts(d, parts)));
+  }
+};
+
+// celu: x / alpha is carried as hi + lo (1 / alpha split, the product's error by FMA), so
+// exp(x / alpha) keeps its relative accuracy for large |x / alpha|.
+template <typename T>
+struct CeluOp {
+  explicit CeluOp(double alpha_value)
+      : alpha(static_cast<T>(alpha_value)),
+        inverse(Split<T>(1.0L / static_cast<long double>(alpha_value))) {}
+  T alpha;
+  SplitConstant<T> inverse;
+
+  template <class D>
+  HWY_INLINE ExpParts<D> Parts(D d, V<D> x, V<D>& arg) const {
+    V<D> error;
+    TwoProduct(d, x, hn::Set(d, inverse.hi), arg, error);
+    V<D> lo = hn::MulAdd(x, hn::Set(d, inverse.lo), error);
+    // Beyond |x / alpha| = 200 exp saturates; there the split may be Inf - Inf.
+    lo = hn::IfThenZeroElse(hn::Gt(hn::Abs(arg), hn::Set(d, T(200))), lo);
+    return SplitExp(d, arg, lo);
+  }
+  template <class D>
+  HWY_INLINE V<D> Forward(D d, V<D> x) const {
+    V<D> arg;
+    const ExpParts<D> parts = Parts(d, x, arg);
+    const V<D> negative = hn::Mul(hn::Set(d, alpha), Expm1Of(d, arg, parts));
+    return hn::IfThenElse(hn::Gt(x, hn::Zero(d)), x, negative);
+  }
+  template <class D>
+  HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
+    V<D> arg;
+    const ExpParts<D> parts = Parts(d, x, arg);
+    const auto positive = hn::Gt(x, hn::Zero(d));
+    y = hn::IfThenElse(positive, x, hn::Mul(hn::Set(d, alpha), Expm1Of(d, arg, parts)));
+    dx = hn::IfThenElse(positive, g, hn::Mul(g, ExpFromParts(d, parts)));
+  }
+};
+
+template <typename T>
+struct SigmoidOp {
+  template <class D>
+  HWY_INLINE V<D> Forward(D d, V<D> x) const {
+    return Sigmoid(d, x).s;
+  }
+  template <class D>
+  HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
+    const SigmoidParts<D> sp = Sigmoid(d, x);
+    y = sp.s;
+    dx = hn::Mul(hn::Mul(g, sp.s), sp.s_neg);
+  }
+};
+
+// silu = x * sigmoid(x); the gradient s * (1 + x * (1 - s)) with 1 - s = sigmoid(-x).
+template <typename T>
+struct SiluOp {
+  template <class D>
+  HWY_INLINE V<D> Forward(D d, V<D> x) const {
+    const SigmoidParts<D> sp = Sigmoid(d, x);
+    return Value(d, x, sp);
+  }
+  template <class D>
+  HWY_INLINE V<D> Value(D d, V<D> x, const SigmoidParts<D>& sp) const {
+    const V<D> large = hn::Mul(x, sp.r);
+    const V<D> clamped = hn::Max(x, hn::Set(d, ExpFloor<T>()));
+    const V<D> small = ScaleByPow2(d, hn::Mul(hn::Mul(clamped, sp.parts.m), sp.r), sp.parts.q);
+    return hn::IfThenElse(hn::Ge(x, hn::Zero(d)), large, small);
+  }
+  template <class D>
+  HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
+    const SigmoidParts<D> sp = Sigmoid(d, x);
+    y = Value(d, x, sp);
+    const V<D> clamped =
+        hn::Min(hn::Max(x, hn::Set(d, ExpFloor<T>())), hn::Set(d, -ExpFloor<T>()));
+    dx = hn::Mul(hn::Mul(g, sp.s), hn::MulAdd(clamped, sp.s_neg, hn::Set(d, T(1))));
+  }
+};
+
+// tanh(|x|) = -e / (2 + e) with e = expm1(-2|x|) in (-1, 0]: no overflow, no
+// cancellation; 1 - tanh^2 = 4 exp(-2|x|) / (2 + e)^2 from the same exponential.
+template <class D>
+HWY_INLINE void TanhParts(D d, V<D> x, V<D>& t, V<D>& sech2) {
+  using T = hn::TFromD<D>;
+  const V<D> minus_two_abs = hn::Mul(hn::Set(d, T(-2)), hn::Abs(x));
+  const ExpParts<D> parts = SplitExp(d, minus_two_abs, hn::Zero(d));
+  const V<D> e = Expm1Of(d, minus_two_abs, parts);
+  const V<D> denominator = hn::Add(hn::Set(d, T(2)), e);
+  t = hn::CopySign(hn::Div(hn::Neg(e), denominator), x);
+  sech2 = hn::Div(hn::Mul(hn::Set(d, T(4)), ExpFromParts(d, parts)),
+                  hn::Mul(denominator, denominator));
+}
+
+template <typename T>
+struct TanhOp {
+  template <class D>
+  HWY_INLINE V<D> Forward(D d, V<D> x) const {
+    V<D> t, sech2;
+    TanhParts(d, x, t, sech2);
+    return t;
+  }
+  template <class D>
+  HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
+    V<D> sech2;
+    TanhParts(d, x, y, sech2);
+    dx = hn::Mul(g, sech2);
+  }
+};
+
+// softplus: b * x > threshold ? x : (max(bx, 0) + log1p(exp(-|bx|))) / b.
+template <typename T>
+struct SoftplusOp {
+  SoftplusOp(double beta_value, double threshold_value)
+      : beta(static_cast<T>(beta_value)),
+        threshold(static_cast<T>(threshold_value)),
+        unit_beta(beta_value == 1) {}
+  T beta, threshold;
+  bool unit_beta;
+
+  template <class D>
+  HWY_INLINE V<D> Scaled(D d, V<D> x) const {
+    return unit_beta ? x : hn::Mul(hn::Set(d, beta), x);
+  }
+  template <class D>
+  HWY_INLINE V<D> Value(D d, V<D> x, V<D> bx, const SigmoidParts<D>& sp) const {
+    V<D> value = hn::Add(hn::Max(bx, hn::Zero(d)), Log1pUnit(d, sp.e));
+    if (!unit_beta) value = hn::Div(value, hn::Set(d, beta));
+    return hn::IfThenElse(hn::Gt(bx, hn::Set(d, threshold)), x, value);
+  }
+  template <class D>
+  HWY_INLINE V<D> Forward(D d, V<D> x) const {
+    const V<D> bx = Scaled(d, x);
+    return Value(d, x, bx, Sigmoid(d, bx));
+  }
+  template <class D>
+  HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
+    const V<D> bx = Scaled(d, x);
+    const SigmoidParts<D> sp = Sigmoid(d, bx);
+    y = Value(d, x, bx, sp);
+    dx = hn::IfThenElse(hn::Gt(bx, hn::Set(d, threshold)), g, hn::Mul(g, sp.s));
+  }
+};
+
+// logsigmoid = min(x, 0) - log1p(exp(-|x|)); gradient g * sigmoid(-x).
+template <typename T>
+struct LogsigmoidOp {
+  template <class D>
+  HWY_INLINE V<D> Value(D d, V<D> x, const SigmoidParts<D>& sp) const {
+    return hn::Sub(hn::Min(x, hn::Zero(d)), Log1pUnit(d, sp.e));
+  }
+  template <class D>
+  HWY_INLINE V<D> Forward(D d, V<D> x) const {
+    return Value(d, x, Sigmoid(d, x));
+  }
+  template <class D>
+  HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
+    const SigmoidParts<D> sp = Sigmoid(d, x);
+    y = Value(d, x, sp);
+    dx = hn::Mul(g, sp.s_neg);
+  }
+};
+
+// mish = x * tanh(softplus(x)). With E = exp(x) and n = E (E + 2):
+// tanh(log(1 + E)) = n / (n + 2) and 1 - tanh^2 = 4 (n + 1) / (n + 2)^2, from one
+// exponential. Above x = 20 tanh(softplus(x)) rounds to 1 in float and double.
+template <typename T>
+struct MishOp {
+  template <class D>
+  struct Parts {
+    ExpParts<D> exp;
+    V<D> e, n, w;  // w = (E + 2) / (n + 2), so tanh(softplus(x)) = E * w
+  };
+  template <class D>
+  HWY_INLINE Parts<D> Compute(D d, V<D> x) const {
+    Parts<D> p;
+    const V<D> two = hn::Set(d, T(2));
+    p.exp = SplitExp(d, hn::Min(x, hn::Set(d, T(20))), hn::Zero(d));
+    p.e = ExpFromParts(d, p.exp);
+    const V<D> e_plus_two = hn::Add(p.e, two);
+    p.n = hn::Mul(p.e, e_plus_two);
+    p.w = hn::Div(e_plus_two, hn::Add(p.n, two));
+    return p;
+  }
+  template <class D>
+  HWY_INLINE V<D> Value(D d, V<D> x, const Parts<D>& p) const {
+    const V<D> clamped = hn::Max(x, hn::Set(d, ExpFloor<T>()));
+    const V<D> value = ScaleByPow2(d, hn::Mul(hn::Mul(clamped, p.exp.m), p.w), p.exp.q);
+    return hn::IfThenElse(hn::Gt(x, hn::Set(d, T(20))), x, value);
+  }
+  template <class D>
+  HWY_INLINE V<D> Forward(D d, V<D> x) const {
+    return Value(d, x, Compute(d, x));
+  }
+  template <class D>
+  HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
+    const Parts<D> p = Compute(d, x);
+    y = Value(d, x, p);
+    const V<D> one = hn::Set(d, T(1));
+    const V<D> two = hn::Set(d, T(2));
+    const V<D> t = hn::Mul(p.e, p.w);
+    const V<D> n_plus_two = hn::Add(p.n, two);
+    const V<D> sigmoid = hn::Div(p.e, hn::Add(one, p.e));
+    const V<D> one_minus_t2 = hn::Div(hn::Mul(hn::Set(d, T(4)), hn::Add(p.n, one)),
+                                      hn::Mul(n_plus_two, n_plus_two));
+    const V<D> clamped = hn::Max(x, hn::Set(d, ExpFloor<T>()));
+    const V<D> derivative = hn::MulAdd(hn::Mul(clamped, sigmoid), one_minus_t2, t);
+    dx = hn::IfThenElse(hn::Gt(x, hn::Set(d, T(20))), g, hn::Mul(g, derivative));
+  }
+};
+
+// x - tanh(x) in double lanes: the Taylor series x^3 (1/3 - 2/15 x^2 + ...) below
+// |x| = 0.6 (20 terms: 2e-17 relative), x - tanh(x) above.
+template <class DD>
+HWY_INLINE void TanhshrinkDouble(DD dd, V<DD> x, V<DD>& y, V<DD>& t) {
+  static constexpr double kSeries[] = {
+      0.333333333333333333333,     -0.133333333333333333333,   0.053968253968253968254,
+      -0.0218694885361552028219,   0.00886323552990219656886,  -0.00359212803657248101693,
+      0.00145583438705131826825,   -0.000590027440945585981378, 0.000239129114243552481486,
+      -0.000096915379569294503256, 0.0000392783238833168340534, -0.0000159189050693289647407,
+      0.00000645168921565543076319, -0.00000261477115129075455426,
+      0.00000105972683201046543509, -4.29491107827380585482e-7, 1.74066189635716477799e-7,
+      -7.05463694640096832521e-8,  2.85913666230525390833e-8, -1.15876444327988522002e-8};
+  V<DD> sech2;
+  TanhParts(dd, x, t, sech2);
+  const V<DD> x2 = hn::Mul(x, x);
+  V<DD> sum = hn::Set(dd, kSeries[19]);
+  for (int i = 18; i >= 0; --i) sum = hn::MulAdd(sum, x2, hn::Set(dd, kSeries[i]));
+  const V<DD> series = hn::Mul(hn::Mul(sum, x2), x);
+  // x - t is Inf - 1 at x = Inf: the limit Inf, as in the oracle.
+  y = hn::IfThenElse(hn::Lt(hn::Abs(x), hn::Set(dd, 0.6)), series, hn::Sub(x, t));
+}
+
+template <typename T>
+struct TanhshrinkOp {
+  template <class D>
+  HWY_INLINE void Compute(D d, V<D> x, V<D>& y, V<D>& t) const {
+    if constexpr (sizeof(T) == 8) {
+      TanhshrinkDouble(d, x, y, t);
+    } else {
+      const DoubleHalfTag<D> dd;
+      V<decltype(dd)> x_lo, x_hi, y_lo, t_lo, y_hi, t_hi;
+      PromoteHalves(d, x, x_lo, x_hi);
+      TanhshrinkDouble(dd, x_lo, y_lo, t_lo);
+      TanhshrinkDouble(dd, x_hi, y_hi, t_hi);
+      // (HWY_SCALAR's DemoteTo saturates Inf to the largest float.)
+      y = hn::IfThenElse(hn::IsInf(x), x, DemoteHalves(d, y_lo, y_hi));
+      t = DemoteHalves(d, hn::Mul(t_lo, t_lo), hn::Mul(t_hi, t_hi));
+    }
+  }
+  template <class D>
+  HWY_INLINE V<D> Forward(D d, V<D> x) const {
+    V<D> y, t;
+    Compute(d, x, y, t);
+    return y;
+  }
+  template <class D>
+  HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
+    V<D> t;
+    Compute(d, x, y, t);
+    // Float lanes get tanh(x)^2 already squared in double.
+    dx = sizeof(T) == 8 ? hn::Mul(hn::Mul(g, t), t) : hn::Mul(g, t);
+  }
+};
+
+template <typename Storage>
+void RunExponentialTyped(const ElementwiseCall& call) {
+  using T = ComputeType<Storage>;
+  const double p0 = call.params[0];
+  const double p1 = call.params[1];
+  switch (call.kind) {
+    case ActivationKind::kElu:
+      return RunOp<EluOp<T>, Storage>(EluOp<T>(1.0, p0), call);
+    case ActivationKind::kSelu:
+      return RunOp<EluOp<T>, Storage>(
+          EluOp<T>(math::kSeluScale, static_cast<double>(static_cast<long double>(math::kSeluScale) *
+                                                         math::kSeluAlpha)),
+          call);
+    case ActivationKind::kCelu:
+      return RunOp<CeluOp<T>, Storage>(CeluOp<T>(p0), call);
+    case ActivationKind::kSigmoid:
+      return RunOp<SigmoidOp<T>, Storage>(SigmoidOp<T>(), call);
+    case ActivationKind::kSilu:
+      return RunOp<SiluOp<T>, Storage>(SiluOp<T>(), call);
+    case ActivationKind::kTanh:
+      return RunOp<TanhOp<T>, Storage>(TanhOp<T>(), call);
+    case ActivationKind::kSoftplus:
+      return RunOp<SoftplusOp<T>, Storage>(SoftplusOp<T>(p0, p1), call);
+    case ActivationKind::kLogsigmoid:
+      return RunOp<LogsigmoidOp<T>, Storage>(LogsigmoidOp<T>(), call);
+    case ActivationKind::kMish:
+      return RunOp<MishOp<T>, Storage>(MishOp<T>(), call);
+    case ActivationKind::kTanhshrink:
+      return RunOp<TanhshrinkOp<T>, Storage>(TanhshrinkOp<T>(), call);
+    default:
+      break;  // not in this family: RunElementwise routes only the kinds above here
+  }
+}
+
+}  // namespace
+
+void RunExponential(const ElementwiseCall& call) {
+  WithStorage(call.dtype, [&](auto* storage) {
+    RunExponentialTyped<std::remove_pointer_t<decltype(storage)>>(call);
+  });
+}
+
+int64_t ExponentialTarget() { return HWY_TARGET; }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace kernels
+}  // namespace actserve
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace actserve {
+namespace kernels {
+
+HWY_EXPORT(RunExponential);
+HWY_EXPORT(ExponentialTarget);
+
+void RunExponentialFamily(const ElementwiseCall& call) {
+  HWY_DYNAMIC_DISPATCH(RunExponential)(call);
+}
+
+int64_t ExponentialFamilyTarget() { return HWY_DYNAMIC_DISPATCH(ExponentialTarget)(); }
+
+int64_t ExponentialFamilyTargets() { return HWY_TARGETS; }
+
+}  // namespace kernels
+}  // namespace actserve
+#endif  // HWY_ONCE

@@ -1,0 +1,247 @@
+// GELU, both forms: approximate = none (the normal CDF, through our own erfc, since
+// Highway 1.0.3 has no erf) and approximate = tanh.
+//
+// Lane types: float (float32, float16, bfloat16 storage) and double (float64).
+// Valid range: every input; +-Inf give the limits (x and 0, gradients g and 0) exactly,
+// NaN gives NaN (restored by the loop).
+//
+// approximate = none. With u = |x|, Phi(-u) = exp(-u^2 / 2) * R(u), where
+// R(u) = erfcx(u / sqrt2) / 2 is smooth and slowly varying. R is approximated as
+// G(tau) / (1 + u) with tau = (u - K) / (u + K) in [-1, 1) and G a polynomial fitted to
+// Chebyshev nodes (mpmath chebyfit, 40 digits; the fit's relative error is 9.3e-9 for
+// float, degree 10, K = 2.5, u <= 15, and 5e-19 for double, degree 25, K = 4, u <= 39;
+// beyond those u, gelu underflows to 0). u^2 / 2 is carried as hi + lo (TwoProduct), so
+// exp(-u^2 / 2) keeps its relative accuracy although u^2 / 2 reaches ~112 (float) or
+// ~760 (double); then gelu(x) = x * Phi(x) is, for x < 0, -u * R * m * 2^q with 2^q
+// applied last (accurate down into the subnormal range), and for x >= 0,
+// x * (1 - Phi(-x)) (no cancellation: Phi(-x) <= 1/2). One division per vector.
+// Error (float32 forward, measured): <= 3 ULP everywhere, including the tail
+// x in [-14, -3] where the result is tiny: relative, not absolute, accuracy. The
+// gradient Phi(x) + x phi(x) shares the exponential (phi = exp(-x^2 / 2) / sqrt(2 pi))
+// and cancels near its zero at x = -0.7518 (error a few ULP of the cancelling terms).
+//
+// approximate = tanh. gelu = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3); 2u is
+// computed in double-T arithmetic (error ~2^-44 relative for float), because exp(-|2u|)
+// amplifies an error in 2u by |2u| (up to 87 where the result is still a normal float).
+// Error (float32 forward): <= 3 ULP.
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "src/kernels/gelu_kernels.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include "hwy/highway.h"
+#include "src/activation_spec.h"
+#include "src/kernels/kernel_families.h"
+#include "src/kernels/kernel_ops-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace actserve {
+namespace kernels {
+namespace HWY_NAMESPACE {
+namespace {
+
+// G(tau) coefficients, highest degree first (see the file comment).
+constexpr float kErfcxFloat[] = {
+    -0.0000676737104443010119762f, -0.000233256528540333254692f, 0.00000514195957473708054866f,
+    0.00127164163190080032223f,    0.00128269746751736268405f,   -0.00605085212990778014735f,
+    -0.0086997254278098705638f,    0.0460634164164823474136f,    -0.0377166559842316816264f,
+    -0.0915875030597240551349f,    0.494659660978533904192f};
+constexpr double kErfcxDouble[] = {
+    8.85145574612120742667e-11,  -4.51936051554665088599e-11, -1.55882043332231266308e-9,
+    -1.67761763134839743448e-9,  8.45290956524868059046e-9,   1.85171029227297563318e-8,
+    -2.31897965539419801785e-8,  -1.12602699605471838615e-7,  4.41453152856665578507e-9,
+    5.53554225414388276103e-7,   4.02766690649936619991e-7,   -0.00000261382465686525665904,
+    -0.0000034315305371729188898, 0.0000136272147306554030648, 0.0000212498749164076899633,
+    -0.0000878532668994685672923, -0.0000944302239907130232773, 0.000694897117035161975367,
+    -0.000285623101176566338132, -0.00500237859212936724177,  0.0179360974798684728744,
+    -0.0321978374280376679671,   0.0286003640535452301585,    0.0139996347244245858405,
+    -0.096703477326525759733,    0.472053206509844683161};
+
+constexpr long double kInvSqrt2Pi = 0.398942280401432677939946059934381868L;
+constexpr long double kSqrt2OverPi = 0.797884560802865355879892119868763737L;
+constexpr long double kGeluTanhCubic = 0.044715L;
+
+template <typename T>
+struct GeluErfOp {
+  static constexpr T kK = sizeof(T) == 4 ? T(2.5) : T(4.0);
+  static constexpr T kMaxU = sizeof(T) == 4 ? T(15.0) : T(39.0);
+
+  template <class D>
+  struct Parts {
+    ExpParts<D> exp;  // exp(-u^2 / 2)
+    V<D> u;           // |x|, clamped to kMaxU
+    V<D> r;           // R(u) = Phi(-u) exp(u^2 / 2)
+  };
+
+  template <class D>
+  HWY_INLINE Parts<D> Compute(D d, V<D> x) const {
+    Parts<D> p;
+    const V<D> half = hn::Set(d, T(-0.5));
+    p.u = hn::Min(hn::Abs(x), hn::Set(d, kMaxU));
+    V<D> square, square_error;
+    TwoProduct(d, p.u, p.u, square, square_error);
+    p.exp = SplitExp(d, hn::Mul(half, square), hn::Mul(half, square_error));
+    const V<D> k = hn::Set(d, kK);
+    const V<D> one = hn::Set(d, T(1));
+    const V<D> shifted = hn::Add(p.u, k);
+    const V<D> one_plus_u = hn::Add(one, p.u);
+    const V<D> inverse = hn::Div(one, hn::Mul(shifted, one_plus_u));
+    const V<D> tau = hn::Mul(hn::Mul(hn::Sub(p.u, k), one_plus_u), inverse);
+    V<D> poly;
+    if constexpr (sizeof(T) == 4) {
+      poly = hn::Set(d, kErfcxFloat[0]);
+      for (size_t i = 1; i < sizeof(kErfcxFloat) / sizeof(float); ++i) {
+        poly = hn::MulAdd(poly, tau, hn::Set(d, kErfcxFloat[i]));
+      }
+    } else {
+      poly = hn::Set(d, kErfcxDouble[0]);
+      for (size_t i = 1; i < sizeof(kErfcxDouble) / sizeof(double); ++i) {
+        poly = hn::MulAdd(poly, tau, hn::Set(d, kErfcxDouble[i]));
+      }
+    }
+    p.r = hn::Mul(poly, hn::Mul(shifted, inverse));
+    return p;
+  }
+
+  template <class D>
+  HWY_INLINE V<D> Value(D d, V<D> x, const Parts<D>& p, V<D>& one_minus_tail) const {
+    const V<D> tail = hn::Mul(ExpFromParts(d, p.exp), p.r);  // Phi(-u)
+    one_minus_tail = hn::Sub(hn::Set(d, T(1)), tail);
+    const V<D> negative = ScaleByPow2(d, hn::Mul(hn::Neg(p.u), hn::Mul(p.exp.m, p.r)), p.exp.q);
+    return hn::IfThenElse(hn::Lt(x, hn::Zero(d)), negative, hn::Mul(x, one_minus_tail));
+  }
+
+  template <class D>
+  HWY_INLINE V<D> Forward(D d, V<D> x) const {
+    V<D> one_minus_tail;
+    return Value(d, x, Compute(d, x), one_minus_tail);
+  }
+
+  template <class D>
+  HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
+    const Parts<D> p = Compute(d, x);
+    V<D> one_minus_tail;
+    y = Value(d, x, p, one_minus_tail);
+    // Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
+    const V<D> u_pdf_scale = hn::Mul(p.u, hn::Set(d, static_cast<T>(kInvSqrt2Pi)));
+    const V<D> negative = ScaleByPow2(d, hn::Mul(p.exp.m, hn::Sub(p.r, u_pdf_scale)), p.exp.q);
+    const V<D> positive = hn::MulAdd(u_pdf_scale, ExpFromParts(d, p.exp), one_minus_tail);
+    dx = hn::Mul(g, hn::IfThenElse(hn::Lt(x, hn::Zero(d)), negative, positive));
+  }
+};
+
+template <typename T>
+struct GeluTanhOp {
+  // Beyond this |x| sigmoid(2u) is 0 or 1 in T.
+  static constexpr T kClamp = sizeof(T) == 4 ? T(12.0) : T(30.0);
+
+  template <class D>
+  struct Parts {
+    V<D> clamped;  // x clamped to [-kClamp, kClamp]
+    V<D> square;   // clamped^2, rounded
+    ExpParts<D> exp;  // exp(-|2u|)
+    V<D> e, r;        // exp(-|2u|), 1 / (1 + exp(-|2u|))
+    V<D> non_negative_mask_source;  // 2u (hi), its sign is x's
+  };
+
+  template <class D>
+  HWY_INLINE Parts<D> Compute(D d, V<D> x) const {
+    Parts<D> p;
+    const V<D> one = hn::Set(d, T(1));
+    const SplitConstant<T> cubic = Split<T>(kGeluTanhCubic);
+    const SplitConstant<T> twice_scale = Split<T>(2 * kSqrt2OverPi);
+    p.clamped = hn::Min(hn::Max(x, hn::Set(d, -kClamp)), hn::Set(d, kClamp));
+    // 1 + c x^2 as sh + sl.
+    V<D> square_error, cubic_hi, cubic_lo;
+    TwoProduct(d, p.clamped, p.clamped, p.square, square_error);
+    TwoProduct(d, hn::Set(d, cubic.hi), p.square, cubic_hi, cubic_lo);
+    cubic_lo = hn::MulAdd(hn::Set(d, cubic.hi), square_error,
+                          hn::MulAdd(hn::Set(d, cubic.lo), p.square, cubic_lo));
+    const V<D> sum_hi = hn::Add(one, cubic_hi);
+    const V<D> b = hn::Sub(sum_hi, one);
+    const V<D> sum_lo = hn::Add(hn::Add(hn::Sub(one, hn::Sub(sum_hi, b)), hn::Sub(cubic_hi, b)),
+                                cubic_lo);
+    // 2u = (2 sqrt(2/pi) x) (1 + c x^2) as z_hi + z_lo.
+    V<D> scaled_hi, scaled_lo, z_hi, z_lo;
+    TwoProduct(d, hn::Set(d, twice_scale.hi), p.clamped, scaled_hi, scaled_lo);
+    scaled_lo = hn::MulAdd(hn::Set(d, twice_scale.lo), p.clamped, scaled_lo);
+    TwoProduct(d, scaled_hi, sum_hi, z_hi, z_lo);
+    z_lo = hn::MulAdd(scaled_hi, sum_lo, hn::MulAdd(scaled_lo, sum_hi, z_lo));
+    // exp(-|2u|).
+    const auto non_negative = hn::Ge(z_hi, hn::Zero(d));
+    p.exp = SplitExp(d, hn::Neg(hn::Abs(z_hi)), hn::IfThenElse(non_negative, hn::Neg(z_lo), z_lo));
+    p.e = ExpFromParts(d, p.exp);
+    p.r = hn::Div(one, hn::Add(one, p.e));
+    p.non_negative_mask_source = z_hi;
+    return p;
+  }
+
+  template <class D>
+  HWY_INLINE V<D> Value(D d, V<D> x, const Parts<D>& p) const {
+    const V<D> small = ScaleByPow2(d, hn::Mul(hn::Mul(p.clamped, p.exp.m), p.r), p.exp.q);
+    return hn::IfThenElse(hn::Ge(p.non_negative_mask_source, hn::Zero(d)), hn::Mul(x, p.r),
+                          small);
+  }
+
+  template <class D>
+  HWY_INLINE V<D> Forward(D d, V<D> x) const {
+    return Value(d, x, Compute(d, x));
+  }
+
+  template <class D>
+  HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
+    const Parts<D> p = Compute(d, x);
+    y = Value(d, x, p);
+    const auto non_negative = hn::Ge(p.non_negative_mask_source, hn::Zero(d));
+    const V<D> small = hn::Mul(p.e, p.r);
+    const V<D> s = hn::IfThenElse(non_negative, p.r, small);
+    const V<D> s_product = hn::Mul(small, p.r);  // s * (1 - s)
+    // u' = sqrt(2/pi) (1 + 3 c x^2)
+    const V<D> du = hn::MulAdd(hn::Set(d, static_cast<T>(3 * kGeluTanhCubic * kSqrt2OverPi)),
+                               p.square, hn::Set(d, static_cast<T>(kSqrt2OverPi)));
+    const V<D> term = hn::Mul(hn::Mul(hn::Add(p.clamped, p.clamped), s_product), du);
+    dx = hn::Mul(g, hn::Add(s, term));
+  }
+};
+
+template <typename Storage>
+void RunGeluTyped(const ElementwiseCall& call) {
+  using T = ComputeType<Storage>;
+  if (call.params[0] == static_cast<double>(GeluApproximate::kTanh)) {
+    RunOp<GeluTanhOp<T>, Storage>(GeluTanhOp<T>(), call);
+  } else {
+    RunOp<GeluErfOp<T>, Storage>(GeluErfOp<T>(), call);
+  }
+}
+
+}  // namespace
+
+void RunGelu(const ElementwiseCall& call) {
+  WithStorage(call.dtype, [&](auto* storage) {
+    RunGeluTyped<std::remove_pointer_t<decltype(storage)>>(call);
+  });
+}
+
+int64_t GeluTarget() { return HWY_TARGET; }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace kernels
+}  // namespace actserve
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace actserve {
+namespace kernels {
+
+HWY_EXPORT(RunGelu);
+HWY_EXPORT(GeluTarget);
+
+void RunGeluFamily(const ElementwiseCall& call) { HWY_DYNAMIC_DISPATCH(RunGelu)(call); }
+
+int64_t GeluFamilyTarget() { return HWY_DYNAMIC_DISPATCH(GeluTarget)(); }
+
+int64_t GeluFamilyTargets() { return HWY_TARGETS; }
+
+}  // namespace kernels
+}  // namespace actserve
+#endif  // HWY_ONCE

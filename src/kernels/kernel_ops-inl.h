@@ -1,0 +1,447 @@
+// Per-target building blocks shared by the activation kernel families: the streaming
+// loop (full vectors plus a padded tail vector), the float16 / bfloat16 codecs, and the
+// exponential pieces every transcendental activation is built from.
+//
+// Included once per Highway target by each family's translation unit (after
+// foreach_target.h), hence the toggling include guard instead of a plain one.
+//
+// Lane types: the compute type T is float (for float32, float16 and bfloat16 storage) or
+// double (float64). Every helper is exact on +-0, +-Inf and NaN lanes in the sense that
+// it never traps and never feeds NaN into integer conversions; NaN inputs are restored
+// by the loop (RunLoop) after the activation ran, because x86's min/max do not
+// propagate NaN.
+
+#if defined(ACTSERVE_SRC_KERNELS_KERNEL_OPS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef ACTSERVE_SRC_KERNELS_KERNEL_OPS_INL_H_
+#undef ACTSERVE_SRC_KERNELS_KERNEL_OPS_INL_H_
+#else
+#define ACTSERVE_SRC_KERNELS_KERNEL_OPS_INL_H_
+#endif
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+#include "src/kernels/activation_kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace actserve {
+namespace kernels {
+namespace HWY_NAMESPACE {
+
+namespace hn = hwy::HWY_NAMESPACE;
+
+template <class D>
+using V = hn::Vec<D>;
+template <class D>
+using VI32 = hn::Vec<hn::Rebind<int32_t, D>>;
+
+// ---------------------------------------------------------------------------------------
+// Constants split into a head in the lane type and the rounded remainder, so that
+// products with them can be carried in double-T arithmetic.
+
+template <typename T>
+struct SplitConstant {
+  T hi;
+  T lo;
+};
+template <typename T>
+constexpr SplitConstant<T> Split(long double value) {
+  return {static_cast<T>(value), static_cast<T>(value - static_cast<long double>(static_cast<T>(value)))};
+}
+
+// a * b = p + e exactly (barring underflow). Uses FMA where the target has it, Dekker's
+// split otherwise; the split is exact for |a|, |b| below 2^100 (float) / 2^970 (double),
+// which every caller guarantees by clamping.
+template <class D>
+HWY_INLINE void TwoProduct(D d, V<D> a, V<D> b, V<D>& p, V<D>& e) {
+  p = hn::Mul(a, b);
+#if HWY_NATIVE_FMA
+  (void)d;
+  e = hn::MulSub(a, b, p);
+#else
+  using T = hn::TFromD<D>;
+  const V<D> k = hn::Set(d, sizeof(T) == 4 ? T(4097.0) : T(134217729.0));  // 2^s + 1
+  const V<D> ca = hn::Mul(a, k);
+  const V<D> a_hi = hn::Sub(ca, hn::Sub(ca, a));
+  const V<D> a_lo = hn::Sub(a, a_hi);
+  const V<D> cb = hn::Mul(b, k);
+  const V<D> b_hi = hn::Sub(cb, hn::Sub(cb, b));
+  const V<D> b_lo = hn::Sub(b, b_hi);
+  e = hn::Add(hn::Add(hn::Add(hn::Sub(hn::Mul(a_hi, b_hi), p), hn::Mul(a_hi, b_lo)),
+                      hn::Mul(a_lo, b_hi)),
+              hn::Mul(a_lo, b_lo));
+#endif
+}
+
+// ---------------------------------------------------------------------------------------
+// The exponential, split: exp(x + x_lo) = m * 2^q with m in [sqrt(1/2), sqrt(2)] and
+// p = m - 1 computed without cancellation. Highway's Exp reduction and polynomial
+// (1 ULP, hwy/contrib/math) are reused; the range is widened so that products such as
+// x * exp(x) can apply 2^q last and land correctly in the subnormal range
+// (x is clamped to [-170, 89] for float, [-1400, 710] for double: exp overflows to +Inf
+// above, and below, every use underflows to 0).
+
+template <class D>
+struct ExpParts {
+  V<D> m;
+  V<D> p;
+  VI32<D> q;
+};
+
+template <class D>
+HWY_INLINE ExpParts<D> SplitExp(D d, V<D> x, V<D> x_lo) {
+  using T = hn::TFromD<D>;
+  hn::impl::ExpImpl<T> impl;
+  const V<D> lower = hn::Set(d, sizeof(T) == 4 ? T(-170.0) : T(-1400.0));
+  const V<D> upper = hn::Set(d, sizeof(T) == 4 ? T(89.0) : T(710.0));
+  // x86 Max/Min return the second operand for NaN lanes: no NaN reaches ToInt32.
+  x = hn::Min(hn::Max(x, lower), upper);
+  const V<D> half = hn::Set(d, T(0.5));
+  const V<D> neg_zero = hn::Set(d, T(-0.0));
+  const V<D> log2e = hn::Set(d, T(1.442695040888963407359924681));
+  const VI32<D> q = impl.ToInt32(d, hn::MulAdd(x, log2e, hn::Or(half, hn::And(x, neg_zero))));
+  const V<D> r = hn::Add(impl.ExpReduce(d, x, q), x_lo);
+  const V<D> p = impl.ExpPoly(d, r);
+  return {hn::Add(p, hn::Set(d, T(1))), p, q};
+}
+
+// v * 2^q, applied as two factors so that intermediate and subnormal results are exact.
+template <class D>
+HWY_INLINE V<D> ScaleByPow2(D d, V<D> v, VI32<D> q) {
+  hn::impl::ExpImpl<hn::TFromD<D>> impl;
+  return impl.LoadExpShortRange(d, v, q);
+}
+
+template <class D>
+HWY_INLINE V<D> ExpFromParts(D d, const ExpParts<D>& e) {
+  return ScaleByPow2(d, e.m, e.q);
+}
+
+// expm1 from the parts: 2^q * p + (2^q - 1), where 2^q - 1 is exact for the |q| <= 60
+// used here, so the only rounding is the final FMA (about 1 ULP). Large q falls back to
+// exp (the -1 is below half an ULP there).
+template <class D>
+HWY_INLINE V<D> Expm1FromParts(D d, const ExpParts<D>& e) {
+  using T = hn::TFromD<D>;
+  hn::impl::ExpImpl<T> impl;
+  const hn::Rebind<int32_t, D> di;
+  const VI32<D> q_small = hn::Min(hn::Max(e.q, hn::Set(di, -60)), hn::Set(di, 60));
+  const V<D> two_q = impl.Pow2I(d, q_small);
+  const V<D> small = hn::MulAdd(two_q, e.p, hn::Sub(two_q, hn::Set(d, T(1))));
+  V<D> q_float;
+  if constexpr (sizeof(T) == 4) {
+    q_float = hn::ConvertTo(d, e.q);
+  } else {
+    q_float = hn::PromoteTo(d, e.q);
+  }
+  const auto large = hn::Gt(q_float, hn::Set(d, T(60)));
+  return hn::IfThenElse(large, ExpFromParts(d, e), small);
+}
+
+// Below this magnitude expm1(x), tanh(x), ... round to x itself; returning x keeps -0 and
+// subnormals exact.
+template <typename T>
+constexpr T TinyArgument() {
+  return sizeof(T) == 4 ? T(1.0 / (1 << 26)) : T(1.0 / 36028797018963968.0);  // 2^-26, 2^-55
+}
+
+// The logistic function of z from one exponential of -|z| (never overflows):
+// with e = exp(-|z|) and r = 1 / (1 + e), sigmoid(|z|) = r and sigmoid(-|z|) = e * r.
+// `s` = sigmoid(z), `s_neg` = sigmoid(-z) = 1 - sigmoid(z), both with relative accuracy
+// (about 2.5 ULP). `parts` and `r` are kept for callers that multiply the small side by
+// a factor before applying 2^q (see TimesSigmoid).
+template <class D>
+struct SigmoidParts {
+  ExpParts<D> parts;
+  V<D> e;
+  V<D> r;
+  V<D> s;
+  V<D> s_neg;
+};
+
+template <class D>
+HWY_INLINE SigmoidParts<D> Sigmoid(D d, V<D> z) {
+  using T = hn::TFromD<D>;
+  const V<D> one = hn::Set(d, T(1));
+  SigmoidParts<D> out;
+  out.parts = SplitExp(d, hn::Neg(hn::Abs(z)), hn::Zero(d));
+  out.e = ExpFromParts(d, out.parts);
+  out.r = hn::Div(one, hn::Add(one, out.e));
+  const V<D> small = hn::Mul(out.e, out.r);
+  const auto non_negative = hn::Ge(z, hn::Zero(d));
+  out.s = hn::IfThenElse(non_negative, out.r, small);
+  out.s_neg = hn::IfThenElse(non_negative, small, out.r);
+  return out;
+}
+
+// a * sigmoid(z), with 2^q applied after the product on the small side, so that
+// a * sigmoid(z) in the subnormal range (silu(-100)) keeps its full relative accuracy.
+template <class D>
+HWY_INLINE V<D> TimesSigmoid(D d, V<D> a, V<D> z, const SigmoidParts<D>& sp) {
+  const V<D> large_side = hn::Mul(a, sp.r);
+  const V<D> small_side = ScaleByPow2(d, hn::Mul(hn::Mul(a, sp.parts.m), sp.r), sp.parts.q);
+  return hn::IfThenElse(hn::Ge(z, hn::Zero(d)), large_side, small_side);
+}
+
+// log1p(w) for w in [0, 1]: Highway's Log1p (2 ULP), which returns w itself where 1 + w
+// rounds to 1.
+template <class D>
+HWY_INLINE V<D> Log1pUnit(D d, V<D> w) {
+  return hn::Log1p(d, w);
+}
+
+// ---------------------------------------------------------------------------------------
+// Float lanes as two vectors of double lanes and back, for the few computations that
+// float32 cannot carry accurately (x - tanh(x), PReLU's weight-gradient sum).
+
+#if HWY_TARGET == HWY_SCALAR
+template <class D>
+using DoubleHalfTag = hn::Rebind<double, D>;
+template <class D>
+HWY_INLINE void PromoteHalves(D /*d*/, V<D> v, V<DoubleHalfTag<D>>& lower,
+                              V<DoubleHalfTag<D>>& upper) {
+  const DoubleHalfTag<D> dd;
+  lower = hn::PromoteTo(dd, v);
+  upper = hn::Zero(dd);
+}
+template <class D>
+HWY_INLINE V<D> DemoteHalves(D d, V<DoubleHalfTag<D>> lower, V<DoubleHalfTag<D>> /*upper*/) {
+  return hn::DemoteTo(d, lower);
+}
+#else
+template <class D>
+using DoubleHalfTag = hn::Repartition<double, D>;
+template <class D>
+HWY_INLINE void PromoteHalves(D /*d*/, V<D> v, V<DoubleHalfTag<D>>& lower,
+                              V<DoubleHalfTag<D>>& upper) {
+  const DoubleHalfTag<D> dd;
+  const hn::Half<D> dh;
+  lower = hn::PromoteTo(dd, hn::LowerHalf(dh, v));
+  upper = hn::PromoteTo(dd, hn::UpperHalf(dh, v));
+}
+template <class D>
+HWY_INLINE V<D> DemoteHalves(D d, V<DoubleHalfTag<D>> lower, V<DoubleHalfTag<D>> upper) {
+  const hn::Half<D> dh;
+  return hn::Combine(d, hn::DemoteTo(dh, upper), hn::DemoteTo(dh, lower));
+}
+#endif
+
+// ---------------------------------------------------------------------------------------
+// Storage codecs. Loads widen to the compute type; float16 / bfloat16 stores round to
+// nearest-even with integer operations (Highway 1.0.3's DemoteTo truncates on SSE4 and
+// EMU128 and saturates float16 overflow to 65504), keep NaN a quiet NaN and overflow to
+// +-Inf. Loads and stores are unaligned: tensor data may live in protobuf strings.
+
+template <typename Storage>
+struct Codec;
+
+template <>
+struct Codec<float> {
+  using T = float;
+  using D = hn::ScalableTag<float>;
+  static HWY_INLINE V<D> Load(D d, const float* p) { return hn::LoadU(d, p); }
+  static HWY_INLINE void Store(D d, V<D> v, float* p) { hn::StoreU(v, d, p); }
+};
+
+template <>
+struct Codec<double> {
+  using T = double;
+  using D = hn::ScalableTag<double>;
+  static HWY_INLINE V<D> Load(D d, const double* p) { return hn::LoadU(d, p); }
+  static HWY_INLINE void Store(D d, V<D> v, double* p) { hn::StoreU(v, d, p); }
+};
+
+// Narrows 32-bit lanes that hold values <= 0xFFFF to uint16 and stores them.
+template <class D>
+HWY_INLINE void StoreLow16(D /*d*/, hn::Vec<hn::RebindToUnsigned<D>> bits, uint16_t* p) {
+  const hn::Rebind<uint16_t, D> du16;
+  const hn::RebindToSigned<D> di;
+  hn::StoreU(hn::DemoteTo(du16, hn::BitCast(di, bits)), du16, p);
+}
+
+template <>
+struct Codec<hwy::float16_t> {
+  using T = float;
+  using D = hn::ScalableTag<float>;
+  static HWY_INLINE V<D> Load(D d, const hwy::float16_t* p) {
+#if HWY_TARGET <= HWY_AVX2
+    // F16C's conversion is exact, Inf and NaN included.
+    const hn::Rebind<hwy::float16_t, D> dh;
+    return hn::PromoteTo(d, hn::LoadU(dh, p));
+#else
+    // Highway 1.0.3's emulated PromoteTo turns Inf and NaN into finite values: decode the
+    // bits here. Normal: rebias; Inf/NaN: exponent 255; subnormal: m * 2^-24 (exact).
+    const hn::Rebind<uint16_t, D> du16;
+    const hn::RebindToUnsigned<D> du;
+    const hn::RebindToSigned<D> di;
+    const auto bits = hn::PromoteTo(du, hn::LoadU(du16, reinterpret_cast<const uint16_t*>(p)));
+    const auto sign = hn::ShiftLeft<16>(hn::And(bits, hn::Set(du, 0x8000u)));
+    const auto exponent = hn::And(hn::ShiftRight<10>(bits), hn::Set(du, 0x1Fu));
+    const auto mantissa = hn::And(bits, hn::Set(du, 0x3FFu));
+    const auto normal = hn::Or(hn::ShiftLeft<23>(hn::Add(exponent, hn::Set(du, 112u))),
+                               hn::ShiftLeft<13>(mantissa));
+    const auto special = hn::Or(hn::Set(du, 0x7F800000u), hn::ShiftLeft<13>(mantissa));
+    const auto subnormal = hn::BitCast(
+        du, hn::Mul(hn::ConvertTo(d, hn::BitCast(di, mantissa)), hn::Set(d, 5.9604644775390625e-8f)));
+    const auto exponent_signed = hn::BitCast(di, exponent);
+    auto magnitude = hn::IfThenElse(hn::RebindMask(du, hn::Eq(exponent_signed, hn::Set(di, 31))),
+                                    special, normal);
+    magnitude = hn::IfThenElse(hn::RebindMask(du, hn::Eq(exponent_signed, hn::Zero(di))),
+                               subnormal, magnitude);
+    return hn::BitCast(d, hn::Or(magnitude, sign));
+#endif
+  }
+  static HWY_INLINE void Store(D d, V<D> v, hwy::float16_t* p) {
+    const hn::RebindToUnsigned<D> du;
+    const auto bits = hn::BitCast(du, v);
+    const auto sign = hn::ShiftLeft<15>(hn::ShiftRight<31>(bits));
+    const auto abs_bits = hn::And(bits, hn::Set(du, 0x7FFFFFFFu));
+    const V<D> abs_value = hn::BitCast(d, abs_bits);
+    // Normal half: rebias the exponent and round the 13 dropped bits to nearest-even.
+    const auto rebiased = hn::Sub(abs_bits, hn::Set(du, 0x38000000u));
+    const auto odd = hn::And(hn::ShiftRight<13>(rebiased), hn::Set(du, 1u));
+    const auto normal =
+        hn::ShiftRight<13>(hn::Add(hn::Add(rebiased, hn::Set(du, 0xFFFu)), odd));
+    // Subnormal half (|v| < 2^-14): adding 0.5 aligns the value so that the FPU's own
+    // round-to-nearest-even yields the half's mantissa in the low bits.
+    const auto subnormal = hn::Sub(hn::BitCast(du, hn::Add(abs_value, hn::Set(d, 0.5f))),
+                                   hn::Set(du, 0x3F000000u));
+    auto half = hn::IfThenElse(hn::RebindMask(du, hn::Lt(abs_value, hn::Set(d, 6.103515625e-05f))),
+                               subnormal, normal);
+    // 65520 and above round to Inf.
+    // (Signed comparisons: x86 has no unsigned ones, and abs_bits < 2^31.)
+    const hn::RebindToSigned<D> di;
+    const auto abs_signed = hn::BitCast(di, abs_bits);
+    half = hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs_signed, hn::Set(di, 0x477FEFFF))),
+                          hn::Set(du, 0x7C00u), half);
+    half = hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs_signed, hn::Set(di, 0x7F800000))),
+                          hn::Set(du, 0x7E00u), half);
+    StoreLow16(d, hn::Or(half, sign), reinterpret_cast<uint16_t*>(p));
+  }
+};
+
+template <>
+struct Codec<hwy::bfloat16_t> {
+  using T = float;
+  using D = hn::ScalableTag<float>;
+  static HWY_INLINE V<D> Load(D d, const hwy::bfloat16_t* p) {
+    const hn::Rebind<hwy::bfloat16_t, D> dh;
+    return hn::PromoteTo(d, hn::LoadU(dh, p));
+  }
+  static HWY_INLINE void Store(D d, V<D> v, hwy::bfloat16_t* p) {
+    const hn::RebindToUnsigned<D> du;
+    const auto bits = hn::BitCast(du, v);
+    const auto odd = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1u));
+    const auto rounded = hn::ShiftRight<16>(hn::Add(hn::Add(bits, hn::Set(du, 0x7FFFu)), odd));
+    // A NaN keeps its sign and becomes quiet (rounding could carry it into Inf).
+    const auto quiet_nan = hn::Or(hn::ShiftRight<16>(bits), hn::Set(du, 0x0040u));
+    const hn::RebindToSigned<D> di;
+    const auto is_nan = hn::RebindMask(
+        du, hn::Gt(hn::BitCast(di, hn::And(bits, hn::Set(du, 0x7FFFFFFFu))), hn::Set(di, 0x7F800000)));
+    StoreLow16(d, hn::IfThenElse(is_nan, quiet_nan, rounded), reinterpret_cast<uint16_t*>(p));
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// The streaming loop. An Op provides
+//   V Forward(D, V x) const;                          y
+//   void Both(D, V x, V g, V& y, V& dx) const;        y and dx = g * f'(x)
+// RunLoop reads x (and dy) of each vector before writing y (and dx), so outputs may alias
+// inputs. The tail (n not a multiple of the lane count) is copied into a zero-padded
+// vector and run through the very same code, so every element's result is independent
+// of where a chunk starts or ends.
+
+inline constexpr size_t kMaxTailLanes = 64;  // >= the lanes of any x86 target
+
+template <bool kGradient, class Op, typename Storage>
+HWY_INLINE void Step(const Op& op, const Storage* x, const Storage* dy, Storage* y,
+                     Storage* dx) {
+  using C = Codec<Storage>;
+  using T = typename C::T;
+  const typename C::D d;
+  const V<decltype(d)> xv = C::Load(d, x);
+  const auto is_nan = hn::IsNaN(xv);
+  if constexpr (!kGradient) {
+    C::Store(d, hn::IfThenElse(is_nan, xv, op.Forward(d, xv)), y);
+  } else {
+    const V<decltype(d)> g = dy != nullptr ? C::Load(d, dy) : hn::Set(d, T(1));
+    V<decltype(d)> yv, dxv;
+    op.Both(d, xv, g, yv, dxv);
+    if (y != nullptr) C::Store(d, hn::IfThenElse(is_nan, xv, yv), y);
+    C::Store(d, hn::IfThenElse(is_nan, xv, dxv), dx);
+  }
+}
+
+// y (may be nullptr when kGradient), dx (kGradient only), dy (nullptr: 1).
+template <bool kGradient, class Op, typename Storage>
+HWY_NOINLINE void RunLoop(const Op& op, const Storage* x, const Storage* dy, Storage* y,
+                          Storage* dx, size_t n) {
+  const typename Codec<Storage>::D d;
+  const size_t lanes = hn::Lanes(d);
+  size_t i = 0;
+  if (n >= lanes) {
+    for (; i <= n - lanes; i += lanes) {
+      Step<kGradient>(op, x + i, dy != nullptr ? dy + i : nullptr,
+                      y != nullptr ? y + i : nullptr, dx != nullptr ? dx + i : nullptr);
+    }
+  }
+  const size_t rest = n - i;
+  if (rest == 0) return;
+  HWY_ALIGN Storage x_tail[kMaxTailLanes];
+  HWY_ALIGN Storage dy_tail[kMaxTailLanes];
+  HWY_ALIGN Storage y_tail[kMaxTailLanes];
+  HWY_ALIGN Storage dx_tail[kMaxTailLanes];
+  std::memset(x_tail, 0, sizeof(x_tail));
+  std::memset(dy_tail, 0, sizeof(dy_tail));
+  std::memcpy(x_tail, x + i, rest * sizeof(Storage));
+  if (dy != nullptr) std::memcpy(dy_tail, dy + i, rest * sizeof(Storage));
+  Step<kGradient>(op, x_tail, dy != nullptr ? dy_tail : nullptr,
+                  y != nullptr ? y_tail : nullptr, kGradient ? dx_tail : nullptr);
+  if (y != nullptr) std::memcpy(y + i, y_tail, rest * sizeof(Storage));
+  if (kGradient) std::memcpy(dx + i, dx_tail, rest * sizeof(Storage));
+}
+
+// Runs `op` (built for compute type T) on the call's buffers.
+template <class Op, typename Storage>
+HWY_INLINE void RunOp(const Op& op, const ElementwiseCall& call) {
+  const auto* x = static_cast<const Storage*>(call.x);
+  const auto* dy = static_cast<const Storage*>(call.dy);
+  auto* y = static_cast<Storage*>(call.y);
+  auto* dx = static_cast<Storage*>(call.dx);
+  if (dx != nullptr) {
+    RunLoop<true, Op, Storage>(op, x, dy, y, dx, call.n);
+  } else {
+    RunLoop<false, Op, Storage>(op, x, nullptr, y, nullptr, call.n);
+  }
+}
+
+// Calls `fn(Storage*)` (a null pointer of the storage type) for the call's dtype.
+template <class Fn>
+HWY_INLINE void WithStorage(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::kFloat64:
+      return fn(static_cast<double*>(nullptr));
+    case DType::kFloat16:
+      return fn(static_cast<hwy::float16_t*>(nullptr));
+    case DType::kBFloat16:
+      return fn(static_cast<hwy::bfloat16_t*>(nullptr));
+    case DType::kFloat32:
+    case DType::kUnspecified:
+      break;
+  }
+  fn(static_cast<float*>(nullptr));
+}
+
+// The compute type of a storage type.
+template <typename Storage>
+using ComputeType = typename Codec<Storage>::T;
+
+}  // namespace HWY_NAMESPACE
+}  // namespace kernels
+}  // namespace actserve
+HWY_AFTER_NAMESPACE();
+
+#endif  // include guard toggle
