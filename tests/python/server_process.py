@@ -60,7 +60,8 @@ class ServerProcess:
                                              stderr=subprocess.STDOUT)
         deadline = time.monotonic() + _START_LIMIT_S
         while self.port is None:
-            match = _PORT_IN_LOG.search(open(self.log_path, "rb").read())
+            with open(self.log_path, "rb") as log:
+                match = _PORT_IN_LOG.search(log.read())
             if match:
                 self.port = int(match.group(1))
                 break

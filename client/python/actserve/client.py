@@ -131,8 +131,9 @@ class _Prepared:
 
 
 def _service_config(load_balancing_policy: str, max_attempts: int) -> str:
-    config = {
-        "methodConfig": [{
+    config = {}
+    if max_attempts > 1:  # gRPC rejects a retry policy of fewer than 2 attempts
+        config["methodConfig"] = [{
             "name": [{"service": "actserve.v1.ActivationService"},
                      {"service": "grpc.health.v1.Health"}],
             # Every RPC of the service is idempotent, so UNAVAILABLE before any reply
@@ -144,8 +145,7 @@ def _service_config(load_balancing_policy: str, max_attempts: int) -> str:
                 "backoffMultiplier": 2,
                 "retryableStatusCodes": ["UNAVAILABLE"],
             },
-        }],
-    }
+        }]
     if load_balancing_policy:
         config["loadBalancingConfig"] = [{load_balancing_policy: {}}]
     return json.dumps(config)
