@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -99,8 +100,10 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::s
     const std::string log = ReadWholeFile(server->log_path_);
     const size_t at = log.find("(port ");
     if (at != std::string::npos) {
+      // The digits right after "(port ": the line may go on, e.g. "(port 41693, plaintext)".
       absl::string_view rest = absl::string_view(log).substr(at + 6);
-      if (!absl::SimpleAtoi(rest.substr(0, rest.find(')')), &server->port_)) server->port_ = 0;
+      const size_t digits = std::min(rest.find_first_not_of("0123456789"), rest.size());
+      if (!absl::SimpleAtoi(rest.substr(0, digits), &server->port_)) server->port_ = 0;
     }
     if (server->port_ != 0) break;
     if (waitpid(server->pid_, nullptr, WNOHANG) == server->pid_) {

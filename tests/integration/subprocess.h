@@ -37,7 +37,7 @@ struct ProcessResult {
 ProcessResult RunProcess(const std::vector<std::string>& argv, const std::string& dir);
 
 // The actserve binary, started with --address=127.0.0.1:0 (the kernel picks a free port;
-// the server logs "(port N)" once it listens) and --threads=2.
+// the server logs "(port N" once it listens) and --threads=2.
 class ServerProcess {
  public:
   // Starts `binary`, writing its log into a new file in `dir`, and waits until grpc.health.v1 says
