@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -20,9 +21,24 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-std::string TempPath(const std::string& name) {
-  return absl::StrCat(::testing::TempDir(), "/client_npy_test_", getpid(), "_", name);
+// This process's own directory for files, removed when the tests end.
+const std::string& TempDirectory() {
+  static const std::string* const dir = [] {
+    auto* path = new std::string(absl::StrCat(::testing::TempDir(), "/client_npy_test_", getpid()));
+    std::filesystem::create_directories(*path);
+    return path;
+  }();
+  return *dir;
 }
+
+class RemoveTempDirectory : public ::testing::Environment {
+ public:
+  void TearDown() override { std::filesystem::remove_all(TempDirectory()); }
+};
+const ::testing::Environment* const kRemoveTempDirectory =
+    ::testing::AddGlobalTestEnvironment(new RemoveTempDirectory);
+
+std::string TempPath(const std::string& name) { return absl::StrCat(TempDirectory(), "/", name); }
 
 // Runs python code with numpy; returns its exit status.
 int RunPython(const std::string& code) {

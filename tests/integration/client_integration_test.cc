@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -65,6 +66,11 @@ class ClientIntegrationTest : public ::testing::Test {
         ServerProcess::Start(ACTSERVE_BINARY, dir_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
+  }
+
+  void TearDown() override {
+    server_.reset();
+    std::filesystem::remove_all(dir_);
   }
 
   ProcessResult Actctl(std::vector<std::string> args) {

@@ -1,6 +1,7 @@
 // The SDK as a user gets it: `cmake --install` this build tree into a fresh prefix, build
 // a separate project that does find_package(actserve) and links actserve::client, and run
 // that program against the real server.
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -77,6 +78,7 @@ TEST(InstallTest, FindPackageGivesAWorkingClient) {
   // relu(-1, 0, 2) and its gradient.
   EXPECT_EQ(run.out, "0 0 2 0 0 1 \n");
   EXPECT_EQ((*server)->Stop(), 0);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
