@@ -2,7 +2,6 @@
 conversions (with PyTorch as the oracle for bfloat16 rounding), the health wire codec,
 and the client-side checks that refuse a request before it is sent."""
 
-import math
 import unittest
 
 import grpc
@@ -79,7 +78,8 @@ class ParserTest(unittest.TestCase):
             actserve.parse_activation(text)
 
     def test_errors(self):
-        raises_invalid(self, actserve.parse_activation, "nope", contains="unknown activation 'nope'")
+        raises_invalid(self, actserve.parse_activation, "nope",
+                       contains="unknown activation 'nope'")
         raises_invalid(self, actserve.parse_activation, "swish", contains="known: relu, relu6")
         raises_invalid(self, actserve.parse_activation, "relu(alpha=1)",
                        contains="relu: unknown parameter 'alpha'")

@@ -26,7 +26,7 @@ input and both values in the message.
 import dataclasses
 import math
 import unittest
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -492,10 +492,11 @@ class SpecialValuesTest(unittest.TestCase):
                     np.testing.assert_array_equal(dx[0, :2], want_dx, err_msg="grad_input")
 
     def test_prelu_at_infinities(self):
+        per_channel = next(c for c in ELEMENTWISE if c.weight and len(c.weight) == 3)
         for dtype in DTYPES:
             x = np.array([[-INF, INF, -INF]])
-            y, dx, dw = compute(next(c for c in ELEMENTWISE if c.weight and len(c.weight) == 3), dtype, x, "forward_backward",
-                                np.full(x.shape, self.G), weight=(0.25, -0.5, 1.5))
+            y, dx, dw = compute(per_channel, dtype, x, "forward_backward",
+                                np.full(x.shape, self.G), weight=per_channel.weight)
             np.testing.assert_array_equal(y, [[-INF, INF, -INF]])
             np.testing.assert_array_equal(dx, [[0.25 * self.G, self.G, 1.5 * self.G]])
             np.testing.assert_array_equal(dw, [-INF, 0.0, -INF])

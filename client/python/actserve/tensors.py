@@ -15,12 +15,11 @@ gives numpy arrays. torch is imported only when a torch tensor is passed.
 import dataclasses
 from typing import Callable, Optional, Sequence
 
+import grpc
 import numpy as np
 
 from actserve._proto import pb
 from actserve.errors import Error, invalid_argument
-
-import grpc
 
 # dtype name -> (wire enum, numpy dtype of the wire bytes: little-endian).
 _WIRE = {
