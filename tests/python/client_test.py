@@ -173,11 +173,11 @@ class ComputeTest(unittest.TestCase):
         self.assertIn("channels", caught.exception.message)
 
     def test_deadline(self):
-        # gRPC rounds a deadline up to the next millisecond; half a million mish elements
-        # take the server far longer than that, so the call cannot finish in time.
+        # gRPC rounds a deadline up to the next millisecond; sending 8 MiB and computing
+        # two million mish elements take far longer than that, so the call cannot finish.
         with actserve.Client(SERVER.target, timeout=1e-9) as hurried:
             with self.assertRaises(actserve.Error) as caught:
-                hurried.compute(np.ones(1 << 19, np.float32), "mish")
+                hurried.compute(np.ones(1 << 21, np.float32), "mish")
         self.assertEqual(caught.exception.code, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
