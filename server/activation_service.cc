@@ -139,6 +139,12 @@ class ComputeReactor final : public grpc::ServerUnaryReactor {
       Finish(ToGrpcStatus(admitted));
       return;
     }
+    if (context_.deadline() <= std::chrono::system_clock::now()) {
+      // Arrived too late to be of use: spend nothing on it.
+      FinishCall(absl::DeadlineExceededError(
+          "deadline exceeded before the computation started"));
+      return;
+    }
     service_.RunBatch(*request, response, &cancelled_, &stats_,
                       [this](absl::Status status) { FinishCall(std::move(status)); });
   }

@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "tests/server/test_server.h"
 
 namespace actserve {
 namespace server {
@@ -57,6 +61,25 @@ TEST_F(LoggingTest, DisabledLevelWritesNothing) {
   ::testing::internal::CaptureStderr();
   Log(LogLevel::kDebug, "nothing");
   EXPECT_THAT(::testing::internal::GetCapturedStderr(), IsEmpty());
+}
+
+TEST_F(LoggingTest, EachCallIsOneLineInfoWhenOkWarningOtherwise) {
+  testing::TestServer server = testing::StartTestServer();  // sets warning
+  ASSERT_NE(server.server, nullptr);
+  SetLogLevel(LogLevel::kInfo);
+  ::testing::internal::CaptureStderr();
+  ASSERT_TRUE(testing::CallCompute(server, testing::ValidRequest()).ok());
+  v1::ComputeRequest bad;
+  *bad.add_items() = testing::ReluItem({2, 2}, {1, 2, 3});
+  ASSERT_FALSE(testing::CallCompute(server, bad).ok());
+  const std::string out = ::testing::internal::GetCapturedStderr();
+  const std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << out;
+  EXPECT_THAT(lines[0], HasSubstr(" I Compute OK batches=1 items=1 elements=5 in="));
+  EXPECT_THAT(lines[0], HasSubstr("latency="));
+  EXPECT_THAT(lines[0], HasSubstr("peer=ipv4:127.0.0.1:"));
+  EXPECT_THAT(lines[1], HasSubstr(" W Compute INVALID_ARGUMENT batches=1 items=0 "));
+  EXPECT_THAT(lines[1], HasSubstr(": items[0].input: 12 bytes of data"));
 }
 
 }  // namespace
