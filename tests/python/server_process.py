@@ -13,6 +13,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import weakref
 
 import actserve
 
@@ -20,6 +21,13 @@ _PORT_IN_LOG = re.compile(rb"\(port (\d+)")
 _POLL_INTERVAL_S = 0.05
 _START_LIMIT_S = 60.0  # generous: the machine may be busy compiling
 _STOP_LIMIT_S = 30.0
+
+
+def _kill_if_running(process: subprocess.Popen) -> None:
+    # The safety net for a test process that exits without stop(): no orphaned servers.
+    if process.poll() is None:
+        process.kill()
+        process.wait()
 
 
 def binary_path() -> str:
@@ -58,6 +66,7 @@ class ServerProcess:
             self._process = subprocess.Popen([binary_path(), *self._flags],
                                              stdin=subprocess.DEVNULL, stdout=log,
                                              stderr=subprocess.STDOUT)
+        self._finalizer = weakref.finalize(self, _kill_if_running, self._process)
         deadline = time.monotonic() + _START_LIMIT_S
         while self.port is None:
             with open(self.log_path, "rb") as log:
@@ -100,6 +109,7 @@ class ServerProcess:
                 self._process.kill()
                 self._process.wait()
         code = self._process.returncode
+        self._finalizer.detach()
         self._process = None
         self._dir.cleanup()
         return code
