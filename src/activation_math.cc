@@ -225,15 +225,27 @@ void SoftmaxForward(bool log, const double* x, int64_t n, double* y) {
     has_nan |= std::isnan(x[i]);
     max = std::fmax(max, static_cast<Real>(x[i]));
   }
-  if (has_nan) {
+  // An infinite maximum makes x - max NaN for the infinite entries (Inf - Inf), and the
+  // sum NaN with them: the whole lane is NaN, as in PyTorch.
+  if (has_nan || std::isinf(max)) {
     for (int64_t i = 0; i < n; ++i) y[i] = NaN<double>();
     return;
   }
-  // With max = +-Inf, x - max is NaN for the infinite entries, as in PyTorch.
-  Real sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<Real>(x[i]) - max);
+  // The sum is 1 (one maximal entry) plus the rest; keeping the rest apart lets
+  // log_softmax use log1p, so the largest entry's result keeps its digits when the
+  // others are tiny (log_softmax([60, -50]) at 60 is -exp(-110), not 0).
+  Real rest = 0;
+  bool skipped_one_max = false;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!skipped_one_max && static_cast<Real>(x[i]) == max) {
+      skipped_one_max = true;
+      continue;
+    }
+    rest += std::exp(static_cast<Real>(x[i]) - max);
+  }
+  const Real sum = 1 + rest;
   if (log) {
-    const Real log_sum = std::log(sum);
+    const Real log_sum = std::log1p(rest);
     for (int64_t i = 0; i < n; ++i) y[i] = static_cast<double>((x[i] - max) - log_sum);
   } else {
     for (int64_t i = 0; i < n; ++i) {
