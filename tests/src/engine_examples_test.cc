@@ -109,6 +109,15 @@ TEST(EngineExamplesTest, LogSoftmax) {
   }
 }
 
+// log_softmax([60, -50]) at 60 is -log1p(exp(-110)) = -exp(-110) (1 - ...): a tiny value
+// that a plain log(1 + exp(-110)) rounds to 0. Exact value, by hand:
+//   python3 -c "import math; print(repr(-math.log1p(math.exp(-110))))"
+TEST(EngineExamplesTest, LogSoftmaxKeepsTheLargestEntrysTinyResult) {
+  const TestResult r = Compute1(DType::kFloat64, "log_softmax", {60, -50});
+  EXPECT_DOUBLE_EQ(static_cast<double>(r.y[0]), -1.6889118802245324e-48);
+  EXPECT_DOUBLE_EQ(static_cast<double>(r.y[1]), -110.0);
+}
+
 // torch: x = torch.tensor([-2., -1., 0., 1., 2.], dtype=torch.float64, requires_grad=True);
 //   y = torch.nn.functional.gelu(x); y.sum().backward(); print(y.tolist(), x.grad.tolist())
 // and the same with approximate='tanh'.
