@@ -37,12 +37,13 @@ constexpr T ExpFloor() {
   return sizeof(T) == 4 ? T(-170.0) : T(-1400.0);
 }
 
-// expm1(x) for any x (overflows to +Inf), exact for tiny |x| (keeps -0).
-template <class D>
+// expm1(x), exact for tiny |x| (keeps -0). kPositive: valid for any x (overflows to
+// +Inf); otherwise for x <= 41 only (callers discard the other lanes).
+template <bool kPositive, class D>
 HWY_INLINE V<D> Expm1Of(D d, V<D> x, const ExpParts<D>& parts) {
   using T = hn::TFromD<D>;
   return hn::IfThenElse(hn::Lt(hn::Abs(x), hn::Set(d, TinyArgument<T>())), x,
-                        Expm1FromParts(d, parts));
+                        Expm1FromParts<kPositive>(d, parts));
 }
 
 template <typename T>
@@ -63,7 +64,7 @@ struct EluOp {
   template <class D>
   HWY_INLINE V<D> Forward(D d, V<D> x) const {
     const ExpParts<D> parts = SplitExp(d, x, hn::Zero(d));
-    const V<D> negative = hn::Mul(hn::Set(d, negative_scale), Expm1Of(d, x, parts));
+    const V<D> negative = hn::Mul(hn::Set(d, negative_scale), Expm1Of<false>(d, x, parts));
     return hn::IfThenElse(hn::Gt(x, hn::Zero(d)), Positive(d, x), negative);
   }
   template <class D>
@@ -71,7 +72,7 @@ struct EluOp {
     const ExpParts<D> parts = SplitExp(d, x, hn::Zero(d));
     const auto positive = hn::Gt(x, hn::Zero(d));
     const V<D> a = hn::Set(d, negative_scale);
-    y = hn::IfThenElse(positive, Positive(d, x), hn::Mul(a, Expm1Of(d, x, parts)));
+    y = hn::IfThenElse(positive, Positive(d, x), hn::Mul(a, Expm1Of<false>(d, x, parts)));
     dx = hn::IfThenElse(positive, Positive(d, g), hn::Mul(hn::Mul(g, a), ExpFromParts(d, parts)));
   }
 };
@@ -99,7 +100,7 @@ struct CeluOp {
   HWY_INLINE V<D> Forward(D d, V<D> x) const {
     V<D> arg;
     const ExpParts<D> parts = Parts(d, x, arg);
-    const V<D> negative = hn::Mul(hn::Set(d, alpha), Expm1Of(d, arg, parts));
+    const V<D> negative = hn::Mul(hn::Set(d, alpha), Expm1Of<true>(d, arg, parts));
     return hn::IfThenElse(hn::Gt(x, hn::Zero(d)), x, negative);
   }
   template <class D>
@@ -107,7 +108,7 @@ struct CeluOp {
     V<D> arg;
     const ExpParts<D> parts = Parts(d, x, arg);
     const auto positive = hn::Gt(x, hn::Zero(d));
-    y = hn::IfThenElse(positive, x, hn::Mul(hn::Set(d, alpha), Expm1Of(d, arg, parts)));
+    y = hn::IfThenElse(positive, x, hn::Mul(hn::Set(d, alpha), Expm1Of<true>(d, arg, parts)));
     dx = hn::IfThenElse(positive, g, hn::Mul(g, ExpFromParts(d, parts)));
   }
 };
@@ -152,31 +153,32 @@ struct SiluOp {
 };
 
 // tanh(|x|) = -e / (2 + e) with e = expm1(-2|x|) in (-1, 0]: no overflow, no
-// cancellation; 1 - tanh^2 = 4 exp(-2|x|) / (2 + e)^2 from the same exponential.
+// cancellation; 1 - tanh^2 = 4 exp(-2|x|) / (2 + e)^2 from the same exponential (only
+// computed when `sech2` is asked for).
 template <class D>
-HWY_INLINE void TanhParts(D d, V<D> x, V<D>& t, V<D>& sech2) {
+HWY_INLINE V<D> TanhParts(D d, V<D> x, V<D>* sech2) {
   using T = hn::TFromD<D>;
   const V<D> minus_two_abs = hn::Mul(hn::Set(d, T(-2)), hn::Abs(x));
   const ExpParts<D> parts = SplitExp(d, minus_two_abs, hn::Zero(d));
-  const V<D> e = Expm1Of(d, minus_two_abs, parts);
+  const V<D> e = Expm1Of<false>(d, minus_two_abs, parts);
   const V<D> denominator = hn::Add(hn::Set(d, T(2)), e);
-  t = hn::CopySign(hn::Div(hn::Neg(e), denominator), x);
-  sech2 = hn::Div(hn::Mul(hn::Set(d, T(4)), ExpFromParts(d, parts)),
-                  hn::Mul(denominator, denominator));
+  if (sech2 != nullptr) {
+    *sech2 = hn::Div(hn::Mul(hn::Set(d, T(4)), ExpFromParts(d, parts)),
+                     hn::Mul(denominator, denominator));
+  }
+  return hn::CopySign(hn::Div(hn::Neg(e), denominator), x);
 }
 
 template <typename T>
 struct TanhOp {
   template <class D>
   HWY_INLINE V<D> Forward(D d, V<D> x) const {
-    V<D> t, sech2;
-    TanhParts(d, x, t, sech2);
-    return t;
+    return TanhParts(d, x, static_cast<V<D>*>(nullptr));
   }
   template <class D>
   HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
     V<D> sech2;
-    TanhParts(d, x, y, sech2);
+    y = TanhParts(d, x, &sech2);
     dx = hn::Mul(g, sech2);
   }
 };
@@ -294,8 +296,7 @@ HWY_INLINE void TanhshrinkDouble(DD dd, V<DD> x, V<DD>& y, V<DD>& t) {
       0.00000645168921565543076319, -0.00000261477115129075455426,
       0.00000105972683201046543509, -4.29491107827380585482e-7, 1.74066189635716477799e-7,
       -7.05463694640096832521e-8,  2.85913666230525390833e-8, -1.15876444327988522002e-8};
-  V<DD> sech2;
-  TanhParts(dd, x, t, sech2);
+  t = TanhParts(dd, x, static_cast<V<DD>*>(nullptr));
   const V<DD> x2 = hn::Mul(x, x);
   V<DD> sum = hn::Set(dd, kSeries[19]);
   for (int i = 18; i >= 0; --i) sum = hn::MulAdd(sum, x2, hn::Set(dd, kSeries[i]));
