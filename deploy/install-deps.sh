@@ -3,7 +3,8 @@
 # the tests, the benchmarks and the Python SDK. Idempotent: installs only what is missing,
 # so `make run` and `make test` can call it every time at almost no cost.
 #
-#   deploy/install-deps.sh            everything (build + tests + benchmarks + Python)
+#   deploy/install-deps.sh            everything (build + tests + benchmarks + Python;
+#                                     clang and its runtimes for `make fuzz`)
 #   deploy/install-deps.sh --runtime  only the shared libraries the binaries need to run
 set -euo pipefail
 
@@ -16,6 +17,7 @@ build_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libdnnl-dev
   openssl ca-certificates
+  clang libclang-rt-14-dev
 )
 python_packages=(
   python3 python3-grpcio python3-protobuf python3-numpy python3-torch

@@ -32,7 +32,11 @@ ABSL_FLAG(int64_t, max_message_bytes, int64_t{256} << 20 /* 256 MiB */,
 ABSL_FLAG(int64_t, max_elements, int64_t{1} << 26 /* 64 Mi */,
           "most input elements per request, summed over its items; 0: unlimited");
 ABSL_FLAG(int, max_inflight, 64,
-          "most Compute/ComputeStream calls in progress; 0: unlimited");
+          "most Compute/ComputeStream calls in progress; more are refused at once with "
+          "RESOURCE_EXHAUSTED; 0: unlimited");
+ABSL_FLAG(int64_t, max_queued_batches, 1024,
+          "batches that may wait for a compute thread; more are refused at once with "
+          "RESOURCE_EXHAUSTED");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "on SIGINT/SIGTERM, how long in-flight calls may finish before being "
           "cancelled (a duration: 500ms, 5s, 1m); health is NOT_SERVING meanwhile");
@@ -80,6 +84,7 @@ actserve::server::ServerOptions OptionsFromFlags() {
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.max_elements = absl::GetFlag(FLAGS_max_elements);
   options.max_inflight = absl::GetFlag(FLAGS_max_inflight);
+  options.max_queued = static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_batches));
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
@@ -108,6 +113,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   actserve::server::SetLogLevel(level);
+  if (absl::GetFlag(FLAGS_max_queued_batches) < 0) {
+    std::fprintf(stderr, "actserve: --max_queued_batches must be >= 0\n");
+    return 2;
+  }
 
   // Block the signals handled here before any thread exists, so every thread inherits
   // the mask and they are delivered only to the waiter below, through sigwait: no code

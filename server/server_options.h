@@ -49,7 +49,8 @@ struct ServerOptions {
   size_t inline_bytes = size_t{64} << 10;
 
   // Batches waiting for a compute worker before further ones are refused with
-  // RESOURCE_EXHAUSTED. Default 1024.
+  // RESOURCE_EXHAUSTED. 0: a batch that needs the pool is refused (small ones still run
+  // inline). Default 1024 (--max_queued_batches).
   size_t max_queued = 1024;
 
   // On shutdown (SIGTERM), how long in-flight calls may run to completion before they

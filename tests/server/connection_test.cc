@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "server/server.h"
@@ -71,6 +72,23 @@ TEST(ConnectionTest, ServerWithAMemoryQuotaServesWithinIt) {
   TestServer server = StartTestServer(options);
   ASSERT_NE(server.server, nullptr);
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(CallCompute(server, ValidRequest()).ok());
+}
+
+TEST(ConnectionTest, FullComputeQueueIsResourceExhaustedAtOnce) {
+  ServerOptions options;
+  options.threads = 1;
+  options.max_queued = 0;  // no batch may wait for a worker: every pool batch is refused
+  TestServer server = StartTestServer(options);
+  ASSERT_NE(server.server, nullptr);
+  v1::ComputeRequest pool_batch;
+  *pool_batch.add_items() =
+      testing::ReluItem({1 << 15}, std::vector<double>(1 << 15, 1.0));  // 128 KiB
+  const grpc::Status refused = CallCompute(server, pool_batch);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("server overloaded"));
+  // Small batches run inline and are still served.
+  EXPECT_TRUE(CallCompute(server, ValidRequest()).ok());
+  EXPECT_EQ(server.server->service().inflight(), 0);
 }
 
 TEST(ConnectionTest, MaxConnectionAgeClosesTheConnectionAndTheClientReconnects) {
