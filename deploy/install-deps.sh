@@ -4,8 +4,13 @@
 # so `make run` and `make test` can call it every time at almost no cost.
 #
 #   deploy/install-deps.sh            everything (build + tests + benchmarks + Python;
-#                                     clang and its runtimes for `make fuzz`)
+#                                     clang and its runtimes for `make fuzz`; debootstrap
+#                                     for `make test-deploy`)
+#   deploy/install-deps.sh --build    only what compiles actserve and actctl with the
+#                                     release preset (the Dockerfile's build stage)
 #   deploy/install-deps.sh --runtime  only the shared libraries the binaries need to run
+#                                     (the Dockerfile's runtime stage)
+#   ... --list                        print that set, one package a line; install nothing
 set -euo pipefail
 
 build_packages=(
@@ -21,16 +26,34 @@ build_packages=(
 )
 python_packages=(
   python3 python3-grpcio python3-protobuf python3-numpy python3-torch
+  python3-yaml
 )
+# tests/deploy's chroot test (make test-deploy) builds a bookworm root with it.
+deploy_test_packages=(
+  debootstrap
+)
+# The package of every shared library that actserve and actctl link (ldd), and nothing
+# else: tests/deploy/runtime_packages_test.py maps each library to its package with
+# dpkg -S and fails when one is missing here. The C and C++ runtimes are in every Debian
+# image already; they are listed anyway so that the list alone is the whole truth.
 runtime_packages=(
-  libgrpc++1.51 libgrpc29 libprotobuf32 libhwy1 libprometheus-cpp-core1.0
-  libprometheus-cpp-pull1.0 ca-certificates
+  libc6 libgcc-s1 libstdc++6 zlib1g libssl3 libc-ares2 libre2-9
+  libabsl20220623 libprotobuf32 libgrpc29 libgrpc++1.51 libhwy1
+  libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1
+  ca-certificates
 )
 
-if [[ "${1:-}" == "--runtime" ]]; then
-  wanted=("${runtime_packages[@]}")
-else
-  wanted=("${build_packages[@]}" "${python_packages[@]}")
+mode="${1:-}"
+case "$mode" in
+  --runtime) wanted=("${runtime_packages[@]}") ;;
+  --build) wanted=("${build_packages[@]}") ;;
+  "" | --list)
+    wanted=("${build_packages[@]}" "${python_packages[@]}" "${deploy_test_packages[@]}") ;;
+  *) echo "usage: $0 [--build | --runtime] [--list]" >&2; exit 2 ;;
+esac
+if [[ "${1:-}" == "--list" || "${2:-}" == "--list" ]]; then
+  printf '%s\n' "${wanted[@]}"
+  exit 0
 fi
 
 missing=()
