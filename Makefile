@@ -121,3 +121,17 @@ bench: bench-build
 accuracy: bench-build
 	$(BENCH_BUILD_DIR)/bench/accuracy_sweep --threads=2 --out=bench/results/accuracy.md \
 	  $(if $(ACTIVATIONS),--activations=$(ACTIVATIONS))
+
+# Deployment (see deploy/README.md):
+#   make test-deploy  prove the Dockerfile's runtime stage without Docker: debootstrap a
+#                     minimal bookworm root (cached in build/test-deploy), run the runtime
+#                     stage's instructions in it (install-deps.sh --runtime, the binaries,
+#                     the non-root user), serve from it with chroot as that user and check
+#                     health, a Compute call and /metrics from outside. Needs root and
+#                     Debian's mirror; not part of `make test`.
+.PHONY: test-deploy
+
+test-deploy: configure
+	cmake --build --preset $(PRESET) -j $(JOBS) --target actserve actctl
+	/usr/bin/python3 tests/deploy/chroot_runtime_test.py --build-dir=$(BUILD_DIR) \
+	  --cache-dir=build/test-deploy
