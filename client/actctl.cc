@@ -5,6 +5,8 @@
 //   actctl compute --activation="leaky_relu(negative_slope=0.2)" --input=x.npy \
 //       --output=y.npy --grad_input=dx.npy
 //   actctl health
+//   actctl --tls_ca=ca.pem --token_file=token plot --activation=relu,softplus \
+//       --range=-4,4 --svg=relu-softplus.svg
 //
 // Exit codes: 0 success (health: SERVING); 1 the operation failed (an error from the
 // server, a file that cannot be read, health not SERVING or the server unreachable);
@@ -12,6 +14,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -20,20 +23,41 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "actserve/batch.h"
 #include "actserve/client.h"
 #include "actserve/tensor.h"
 #include "client/cli_format.h"
 #include "client/npy.h"
+#include "client/svg_plot.h"
 #include "src/activation_spec.h"
+#include "src/catalogue.h"
 
 ABSL_FLAG(std::string, target, "localhost:50051",
           "the server: host:port, dns:///host:port, or ipv4:addr:port,addr:port");
 ABSL_FLAG(absl::Duration, deadline, absl::Seconds(30), "deadline of each call, e.g. 30s, 500ms");
+ABSL_FLAG(bool, tls, false,
+          "use TLS even without --tls_ca, trusting gRPC's default roots "
+          "($GRPC_DEFAULT_SSL_ROOTS_FILE_PATH or gRPC's bundled ones); any --tls_* flag "
+          "implies TLS");
+ABSL_FLAG(std::string, tls_ca, "",
+          "TLS: PEM file of the CA certificates that sign the server's certificate");
+ABSL_FLAG(std::string, tls_cert, "",
+          "mutual TLS: PEM certificate chain of this client (with --tls_key)");
+ABSL_FLAG(std::string, tls_key, "", "mutual TLS: PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "TLS: the host name to verify in the server's certificate instead of the "
+          "target's host (e.g. when the target is an IP address)");
+ABSL_FLAG(std::string, token_file, "",
+          "file holding a bearer token (trailing newline ignored), sent as "
+          "'authorization: Bearer <token>' on every call; the token is never printed");
 ABSL_FLAG(std::string, activation, "gelu",
           "compute: the activation in text form, e.g. relu, "
-          "\"leaky_relu(negative_slope=0.2)\", \"gelu(approximate=tanh)\"");
+          "\"leaky_relu(negative_slope=0.2)\", \"gelu(approximate=tanh)\". plot: one or "
+          "more, separated by ',' or ';' or given as repeated flags (commas inside "
+          "parentheses belong to the spec): relu,softplus or \"elu(alpha=2);celu(alpha=2)\"");
 ABSL_FLAG(std::string, values, "", "compute: inline input values, e.g. -2,-1,0,1,2");
 ABSL_FLAG(std::string, input, "", "compute: input tensor x as a .npy file");
 ABSL_FLAG(std::string, output, "", "compute: write the output y to this .npy file");
@@ -42,11 +66,16 @@ ABSL_FLAG(std::string, grad_output, "",
           "so dx = f'(x)");
 ABSL_FLAG(std::string, grad_input, "", "compute: write the gradient dx to this .npy file");
 ABSL_FLAG(std::string, dtype, "",
-          "compute: float32, float64, float16 or bfloat16. Default: float32 for --values, "
-          "the file's dtype for --input (a '<u2' file needs --dtype=bfloat16); another "
-          "dtype converts the values, rounding to nearest-even");
+          "compute, plot: float32, float64, float16 or bfloat16. Default: float32 for "
+          "--values, the file's dtype for --input (a '<u2' file needs --dtype=bfloat16), "
+          "float64 for plot; another dtype converts the values, rounding to nearest-even");
 ABSL_FLAG(std::string, mode, "forward_backward", "compute: forward, backward or forward_backward");
 ABSL_FLAG(std::string, service, "", "health: the service to ask about; empty: the server");
+ABSL_FLAG(std::string, range, "-4,4", "plot: the x range lo,hi");
+ABSL_FLAG(int, points, 401, "plot: how many evenly spaced x values, ends included (2 to 100000)");
+ABSL_FLAG(std::string, svg, "plot.svg", "plot: the SVG file to write");
+ABSL_FLAG(std::string, title, "",
+          "plot: the figure's title; empty: \"f(x) (solid) and f'(x) (dashed)\"");
 
 namespace {
 
@@ -54,11 +83,20 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 // Inputs up to this many elements print as a table; bigger ones as a summary.
 constexpr int64_t kMaxTableElements = 64;
+// Bounds of --points: a line needs two; more than this is finer than any screen.
+constexpr int kMinPlotPoints = 2;
+constexpr int kMaxPlotPoints = 100000;
 
 constexpr char kUsage[] = R"usage(the command-line client of an actserve server.
 
 Usage:
-  actctl [--target=host:port] [--deadline=30s] <command> [flags]
+  actctl [--target=host:port] [--deadline=30s] [TLS and token flags] <command> [flags]
+
+TLS and token (as the server's --tls_cert, --tls_client_ca, --auth_token_file need):
+  --tls_ca=ca.pem            TLS, trusting this CA (--tls: TLS with the default roots)
+  --tls_cert=c.pem --tls_key=c.key   mutual TLS: this client's certificate and key
+  --tls_server_name=host     the name to verify when the target is, e.g., an IP address
+  --token_file=token         send 'authorization: Bearer <token>' on every call
 
 Commands:
   list      every activation the server computes, with parameters, defaults and
@@ -70,6 +108,12 @@ Commands:
             flags: --activation --values | --input --output --grad_output --grad_input
                    --dtype --mode
   health    print SERVING or NOT_SERVING; exit 0 only when serving
+  plot      an SVG of f(x) (solid) and f'(x) (dashed) for elementwise activations,
+            computed by the server:
+              actctl plot --activation=relu,softplus --range=-4,4 --points=401 \
+                  --svg=relu-softplus.svg
+            flags: --activation (repeat it, or separate specs with ',' or ';')
+                   --range --points --svg --title --dtype
 
 Exit codes: 0 success, 1 failure (server error, not serving, unreachable, file error),
 2 usage error.)usage";
@@ -85,9 +129,25 @@ int UsageError(absl::string_view message) {
   return kExitUsage;
 }
 
-actserve::ClientOptions OptionsFromFlags() {
+// The client's options from the global flags; an error when the token file cannot be
+// read (the TLS files are read by the Client, which reports them on its first call).
+absl::StatusOr<actserve::ClientOptions> OptionsFromFlags() {
   actserve::ClientOptions options;
   options.deadline = absl::GetFlag(FLAGS_deadline);
+  actserve::TlsOptions tls;
+  tls.ca_file = absl::GetFlag(FLAGS_tls_ca);
+  tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  tls.server_name = absl::GetFlag(FLAGS_tls_server_name);
+  if (absl::GetFlag(FLAGS_tls) || !tls.ca_file.empty() || !tls.cert_file.empty() ||
+      !tls.key_file.empty() || !tls.server_name.empty()) {
+    options.tls = std::move(tls);
+  }
+  if (const std::string path = absl::GetFlag(FLAGS_token_file); !path.empty()) {
+    absl::StatusOr<std::string> token = actserve::ReadTokenFile(path);
+    if (!token.ok()) return token.status();
+    options.token = *std::move(token);
+  }
   return options;
 }
 
@@ -201,19 +261,138 @@ int RunCompute(const actserve::Client& client) {
   return 0;
 }
 
+// Every value given to the flag `name` on the command line, in order ("--name=v",
+// "-name=v", "--name v", "-name v"; nothing after "--"). absl keeps only the last one;
+// plot accepts the flag repeated.
+std::vector<std::string> RepeatedFlagValues(int argc, char** argv, absl::string_view name) {
+  std::vector<std::string> values;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (!absl::ConsumePrefix(&arg, "--")) {
+      if (!absl::ConsumePrefix(&arg, "-")) continue;
+    }
+    if (!absl::ConsumePrefix(&arg, name)) continue;
+    if (absl::ConsumePrefix(&arg, "=")) {
+      values.emplace_back(arg);
+    } else if (arg.empty() && i + 1 < argc) {
+      values.emplace_back(argv[++i]);
+    }
+  }
+  return values;
+}
+
+int RunPlot(const actserve::Client& client, const std::vector<std::string>& activation_flags) {
+  std::vector<actserve::ActivationSpec> specs;
+  std::vector<std::string> labels;
+  for (const std::string& flag : activation_flags) {
+    absl::StatusOr<std::vector<std::string>> texts = actserve::cli::SplitActivationList(flag);
+    if (!texts.ok()) return UsageError(absl::StrCat("--activation: ", texts.status().message()));
+    for (const std::string& text : *texts) {
+      absl::StatusOr<actserve::ActivationSpec> spec = actserve::ParseActivationSpec(text);
+      if (!spec.ok()) {
+        return UsageError(absl::StrCat("bad --activation '", text, "': ", spec.status().message()));
+      }
+      if (!actserve::GetActivationInfo(spec->kind).elementwise) {
+        return UsageError(absl::StrCat(
+            "plot draws elementwise activations; '", text,
+            "' normalizes over a whole dimension, so f(x) of one x is not defined"));
+      }
+      specs.push_back(*spec);
+      labels.push_back(actserve::FormatActivationSpec(*spec));
+    }
+  }
+  absl::StatusOr<std::pair<double, double>> range =
+      actserve::cli::ParseRange(absl::GetFlag(FLAGS_range));
+  if (!range.ok()) return UsageError(absl::StrCat("--range: ", range.status().message()));
+  const int points = absl::GetFlag(FLAGS_points);
+  if (points < kMinPlotPoints || points > kMaxPlotPoints) {
+    return UsageError(absl::StrCat("--points must be between ", kMinPlotPoints, " and ",
+                                   kMaxPlotPoints, ", got ", points));
+  }
+  actserve::DType dtype = actserve::DType::kFloat64;
+  if (!absl::GetFlag(FLAGS_dtype).empty()) {
+    absl::StatusOr<actserve::DType> parsed =
+        actserve::cli::ParseDTypeFlag(absl::GetFlag(FLAGS_dtype));
+    if (!parsed.ok()) return UsageError(absl::StrCat("--dtype: ", parsed.status().message()));
+    dtype = *parsed;
+  }
+
+  // x_i = lo + (hi - lo) * i / (points - 1), so that both ends are exact.
+  std::vector<double> xs(static_cast<size_t>(points));
+  const auto [lo, hi] = *range;
+  for (int i = 0; i < points; ++i) {
+    xs[static_cast<size_t>(i)] = i == points - 1 ? hi : lo + (hi - lo) * i / (points - 1);
+  }
+  absl::StatusOr<actserve::Tensor> x =
+      actserve::Tensor::FromDoubles(dtype, {static_cast<int64_t>(points)}, xs);
+  if (!x.ok()) return Fail(x.status(), "making the x values");
+  // In a narrow dtype the server sees the rounded x, and that is where its values belong.
+  xs = x->ToDoubles();
+  actserve::Batch batch;
+  for (const actserve::ActivationSpec& spec : specs) {
+    batch.Add(x->view(), spec, actserve::Mode::kForwardBackward);
+  }
+  absl::StatusOr<std::vector<actserve::ItemOutput>> outputs = client.Compute(batch);
+  if (!outputs.ok()) {
+    return Fail(outputs.status(), absl::StrCat("plot on ", absl::GetFlag(FLAGS_target)));
+  }
+
+  std::vector<actserve::cli::PlotCurve> curves;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const actserve::ItemOutput& item = (*outputs)[i];
+    if (!item.output.has_value() || !item.grad_input.has_value()) {
+      return Fail(absl::InvalidArgumentError("the server's reply has no output or gradient"),
+                  labels[i]);
+    }
+    const int color = static_cast<int>(i);
+    curves.push_back({labels[i], item.output->ToDoubles(), color, /*dashed=*/false});
+    curves.push_back({labels[i] + "\u2032", item.grad_input->ToDoubles(), color, /*dashed=*/true});
+  }
+  actserve::cli::PlotOptions options;
+  options.title = absl::GetFlag(FLAGS_title);
+  if (options.title.empty()) options.title = "f(x) (solid) and f\u2032(x) (dashed)";
+  options.y_label = "f(x), f\u2032(x)";
+  absl::StatusOr<std::string> svg = actserve::cli::RenderSvgPlot(xs, curves, options);
+  if (!svg.ok()) return Fail(svg.status(), "drawing the plot");
+  const std::string path = absl::GetFlag(FLAGS_svg);
+  std::FILE* file = std::fopen(path.c_str(), "wb");
+  const bool written = file != nullptr &&
+                       std::fwrite(svg->data(), 1, svg->size(), file) == svg->size() &&
+                       std::fclose(file) == 0;
+  if (!written) {
+    if (file != nullptr) std::fclose(file);
+    return Fail(absl::PermissionDeniedError(absl::StrCat("cannot write '", path, "'")),
+                "writing the plot");
+  }
+  std::printf("wrote %s: %s on [%s, %s], %d points\n", path.c_str(),
+              absl::StrJoin(labels, ", ").c_str(),
+              actserve::cli::FormatNumber(lo, actserve::DType::kFloat64).c_str(),
+              actserve::cli::FormatNumber(hi, actserve::DType::kFloat64).c_str(), points);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() != 2) {
-    return UsageError(positional.size() < 2 ? "no command given (list, compute, health)"
-                                            : "give one command (list, compute, health)");
+    return UsageError(positional.size() < 2 ? "no command given (list, compute, health, plot)"
+                                            : "give one command (list, compute, health, plot)");
   }
   const std::string command = positional[1];
-  const actserve::Client client(absl::GetFlag(FLAGS_target), OptionsFromFlags());
+  absl::StatusOr<actserve::ClientOptions> options = OptionsFromFlags();
+  if (!options.ok()) return Fail(options.status(), "--token_file");
+  const actserve::Client client(absl::GetFlag(FLAGS_target), *std::move(options));
   if (command == "list") return RunList(client);
   if (command == "compute") return RunCompute(client);
   if (command == "health") return RunHealth(client);
-  return UsageError(absl::StrCat("unknown command '", command, "' (list, compute, health)"));
+  if (command == "plot") {
+    std::vector<std::string> activations = RepeatedFlagValues(argc, argv, "activation");
+    if (activations.empty()) activations.push_back(absl::GetFlag(FLAGS_activation));
+    return RunPlot(client, activations);
+  }
+  return UsageError(
+      absl::StrCat("unknown command '", command, "' (list, compute, health, plot)"));
 }

@@ -93,6 +93,43 @@ absl::StatusOr<std::vector<double>> ParseValueList(absl::string_view text) {
   return values;
 }
 
+absl::StatusOr<std::vector<std::string>> SplitActivationList(absl::string_view text) {
+  std::vector<std::string> specs;
+  int depth = 0;
+  size_t start = 0;
+  for (size_t i = 0; i <= text.size(); ++i) {
+    const char c = i < text.size() ? text[i] : ',';
+    if (c == '(') ++depth;
+    if (c == ')' && --depth < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unbalanced ')' at character ", i + 1, " of '", text, "'"));
+    }
+    if (depth > 0 || (c != ',' && c != ';')) continue;
+    const absl::string_view spec = absl::StripAsciiWhitespace(text.substr(start, i - start));
+    if (spec.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("empty activation at character ", start + 1, " of '", text, "'"));
+    }
+    specs.emplace_back(spec);
+    start = i + 1;
+  }
+  if (depth != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("unbalanced '(' in '", text, "'"));
+  }
+  return specs;
+}
+
+absl::StatusOr<std::pair<double, double>> ParseRange(absl::string_view text) {
+  absl::StatusOr<std::vector<double>> values = ParseValueList(text);
+  if (!values.ok() || values->size() != 2 || !std::isfinite((*values)[0]) ||
+      !std::isfinite((*values)[1]) || !((*values)[0] < (*values)[1])) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a range is two finite numbers lo,hi with lo < hi, e.g. -4,4; got '", text,
+                     "'"));
+  }
+  return std::make_pair((*values)[0], (*values)[1]);
+}
+
 absl::StatusOr<Mode> ParseMode(absl::string_view text) {
   for (Mode mode : {Mode::kForward, Mode::kBackward, Mode::kForwardBackward}) {
     if (text == ModeName(mode)) return mode;

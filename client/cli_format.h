@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -21,6 +22,16 @@ namespace cli {
 // InvalidArgument naming the first bad entry (its position and text), or for an empty
 // list.
 absl::StatusOr<std::vector<double>> ParseValueList(absl::string_view text);
+
+// Splits a list of activation specs in text form at the commas and semicolons that are
+// not inside parentheses, trimming whitespace: "relu, softplus(beta=2, threshold=10)" is
+// {"relu", "softplus(beta=2, threshold=10)"}. The specs themselves are not parsed.
+// InvalidArgument for an empty entry or unbalanced parentheses.
+absl::StatusOr<std::vector<std::string>> SplitActivationList(absl::string_view text);
+
+// An x range "lo,hi" (e.g. "-4,4"): two finite numbers with lo < hi. InvalidArgument
+// otherwise.
+absl::StatusOr<std::pair<double, double>> ParseRange(absl::string_view text);
 
 // "forward", "backward", "forward_backward". InvalidArgument otherwise, listing those.
 absl::StatusOr<Mode> ParseMode(absl::string_view text);

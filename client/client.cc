@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
@@ -37,10 +38,15 @@ namespace {
 
 constexpr char kHealthCheckMethod[] = "/grpc.health.v1.Health/Check";
 
-void SetDeadline(const ClientOptions& options, grpc::ClientContext* context) {
-  if (options.deadline == absl::InfiniteDuration()) return;
-  context->set_deadline(std::chrono::system_clock::now() +
-                        absl::ToChronoNanoseconds(options.deadline));
+// Every call's deadline and token.
+void PrepareContext(const ClientOptions& options, grpc::ClientContext* context) {
+  if (options.deadline != absl::InfiniteDuration()) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          absl::ToChronoNanoseconds(options.deadline));
+  }
+  if (!options.token.empty()) {
+    context->AddMetadata("authorization", absl::StrCat("Bearer ", options.token));
+  }
 }
 
 // Takes a result tensor out of a response (moving its bytes). std::nullopt when the
@@ -182,7 +188,7 @@ absl::Status RunStream(
     const std::function<absl::Status(size_t, v1::ComputeResponse*)>& on_response) {
   if (count == 0) return absl::OkStatus();
   grpc::ClientContext context;
-  SetDeadline(options, &context);
+  PrepareContext(options, &context);
   std::unique_ptr<grpc::ClientReaderWriter<v1::ComputeRequest, v1::ComputeResponse>> stream =
       stub->ComputeStream(&context);
   absl::Status request_status;  // written by the writer thread, read after join()
@@ -276,11 +282,35 @@ absl::string_view HealthStatusName(HealthStatus status) {
   return "UNKNOWN";
 }
 
-Client::Client(absl::string_view target, ClientOptions options)
-    : Client(client_internal::MakeChannel(target, options), options) {}
+absl::StatusOr<std::string> ReadTokenFile(absl::string_view path) {
+  absl::StatusOr<std::string> contents = client_internal::ReadFileContents(path, "token file");
+  if (!contents.ok()) return contents.status();
+  absl::string_view token = absl::StripTrailingAsciiWhitespace(*contents);
+  if (token.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("token file '", path, "' is empty"));
+  }
+  absl::Status checked = client_internal::CheckToken(token);
+  if (!checked.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("token file '", path, "': ", checked.message()));
+  }
+  return std::string(token);
+}
+
+Client::Client(absl::string_view target, ClientOptions options) : options_(std::move(options)) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      client_internal::MakeChannel(target, options_);
+  if (!channel.ok()) {
+    setup_status_ = channel.status();
+    return;
+  }
+  channel_ = *std::move(channel);
+  stubs_ = std::make_unique<Stubs>(channel_);
+}
 
 Client::Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
     : options_(std::move(options)),
+      setup_status_(client_internal::CheckToken(options_.token)),
       channel_(std::move(channel)),
       stubs_(std::make_unique<Stubs>(channel_)) {}
 
@@ -316,9 +346,10 @@ absl::StatusOr<TypedResult<uint16_t>> Client::Compute(
 }
 
 absl::StatusOr<std::vector<ItemOutput>> Client::Compute(const Batch& batch) const {
+  if (!setup_status_.ok()) return setup_status_;
   if (!batch.status().ok()) return batch.status();
   grpc::ClientContext context;
-  SetDeadline(options_, &context);
+  PrepareContext(options_, &context);
   v1::ComputeResponse response;
   absl::Status status = client_internal::FromGrpcStatus(
       stubs_->service->Compute(&context, batch.request(), &response));
@@ -328,6 +359,7 @@ absl::StatusOr<std::vector<ItemOutput>> Client::Compute(const Batch& batch) cons
 
 absl::StatusOr<std::vector<std::vector<ItemOutput>>> Client::ComputeStream(
     absl::Span<const Batch> batches) const {
+  if (!setup_status_.ok()) return setup_status_;
   for (size_t i = 0; i < batches.size(); ++i) {
     if (!batches[i].status().ok()) {
       return absl::Status(batches[i].status().code(),
@@ -355,6 +387,7 @@ absl::StatusOr<ItemOutput> Client::ComputeChunked(const TensorView& input,
                                                   const std::optional<TensorView>& grad_output,
                                                   const std::optional<TensorView>& prelu_weight,
                                                   int64_t chunk_bytes) const {
+  if (!setup_status_.ok()) return setup_status_;
   // Everything that would make a chunk invalid is checked on the whole tensor first, so
   // that the error names the caller's tensor and nothing is sent.
   if (!activation.spec().ok()) {
@@ -468,8 +501,9 @@ absl::StatusOr<ItemOutput> Client::ComputeChunked(const TensorView& input,
 }
 
 absl::StatusOr<ServiceDescription> Client::ListActivations() const {
+  if (!setup_status_.ok()) return setup_status_;
   grpc::ClientContext context;
-  SetDeadline(options_, &context);
+  PrepareContext(options_, &context);
   v1::ListActivationsResponse response;
   absl::Status status = client_internal::FromGrpcStatus(
       stubs_->service->ListActivations(&context, v1::ListActivationsRequest(), &response));
@@ -478,8 +512,9 @@ absl::StatusOr<ServiceDescription> Client::ListActivations() const {
 }
 
 absl::StatusOr<HealthStatus> Client::Health(absl::string_view service) const {
+  if (!setup_status_.ok()) return setup_status_;
   grpc::ClientContext context;
-  SetDeadline(options_, &context);
+  PrepareContext(options_, &context);
   const std::string request_bytes = client_internal::EncodeHealthCheckRequest(service);
   grpc::Slice request_slice(request_bytes);
   grpc::ByteBuffer request(&request_slice, 1);

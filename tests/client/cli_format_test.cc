@@ -129,6 +129,36 @@ TEST(FormatServiceDescriptionTest, ServerBlockAndActivationRows) {
   EXPECT_THAT(text, HasSubstr("3 activations\n"));
 }
 
+TEST(SplitActivationListTest, SplitsAtTopLevelCommasAndSemicolons) {
+  EXPECT_THAT(*SplitActivationList("relu"), ElementsAre("relu"));
+  EXPECT_THAT(*SplitActivationList("relu,softplus"), ElementsAre("relu", "softplus"));
+  EXPECT_THAT(*SplitActivationList(" relu , softplus(beta=2, threshold=10); elu(alpha=0.5) "),
+              ElementsAre("relu", "softplus(beta=2, threshold=10)", "elu(alpha=0.5)"));
+  EXPECT_THAT(*SplitActivationList("threshold(threshold=0.1,value=20);gelu(approximate=tanh)"),
+              ElementsAre("threshold(threshold=0.1,value=20)", "gelu(approximate=tanh)"));
+}
+
+TEST(SplitActivationListTest, RefusesEmptyEntriesAndUnbalancedParentheses) {
+  EXPECT_EQ(SplitActivationList("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(SplitActivationList("relu,,elu").status().message(),
+              HasSubstr("empty activation at character 6"));
+  EXPECT_EQ(SplitActivationList("relu,").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(SplitActivationList("elu(alpha=1").status().message(), HasSubstr("unbalanced '('"));
+  EXPECT_THAT(SplitActivationList("elu),relu").status().message(),
+              HasSubstr("unbalanced ')' at character 4"));
+}
+
+TEST(ParseRangeTest, TwoIncreasingFiniteNumbers) {
+  absl::StatusOr<std::pair<double, double>> range = ParseRange("-4,4");
+  ASSERT_TRUE(range.ok()) << range.status();
+  EXPECT_EQ(range->first, -4);
+  EXPECT_EQ(range->second, 4);
+  EXPECT_EQ(ParseRange(" -0.5 , 1e1 ")->second, 10);
+  for (const char* bad : {"", "4", "4,-4", "1,1", "0,inf", "nan,1", "1,2,3", "a,b"}) {
+    EXPECT_EQ(ParseRange(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace cli
 }  // namespace actserve

@@ -37,6 +37,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/channel.h"
 #include "gtest/gtest.h"
+#include "tests/client/svg_reader.h"
 #include "tests/integration/subprocess.h"
 
 namespace actserve {
@@ -306,6 +307,103 @@ TEST_F(ClientIntegrationTest, HealthUntilTheServerStopsOnSigterm) {
   EXPECT_NE(list.exit_code, 0);
 }
 
+// A curve of an SVG written by `actctl plot`, mapped back from pixels to data through
+// the plot area's box and data ranges.
+std::vector<std::pair<double, double>> PlotPoints(const std::string& svg,
+                                                  const std::string& label) {
+  using ::actserve::testing::SvgAttribute;
+  using ::actserve::testing::SvgNumbers;
+  const std::string area = "class=\"plot-area\"";
+  const std::vector<double> x_range = SvgNumbers(SvgAttribute(svg, area, "data-x-range"));
+  const std::vector<double> y_range = SvgNumbers(SvgAttribute(svg, area, "data-y-range"));
+  const std::vector<double> box = SvgNumbers(
+      absl::StrCat(SvgAttribute(svg, area, "x"), " ", SvgAttribute(svg, area, "y"), " ",
+                   SvgAttribute(svg, area, "width"), " ", SvgAttribute(svg, area, "height")));
+  std::vector<std::pair<double, double>> points;
+  if (x_range.size() != 2 || y_range.size() != 2 || box.size() != 4) return points;
+  for (const auto& [px, py] : actserve::testing::SvgPathPoints(svg, label)) {
+    points.emplace_back(x_range[0] + (px - box[0]) / box[2] * (x_range[1] - x_range[0]),
+                        y_range[0] + (box[1] + box[3] - py) / box[3] * (y_range[1] - y_range[0]));
+  }
+  return points;
+}
+
+TEST_F(ClientIntegrationTest, PlotWritesReluAgainstSoftplus) {
+  const std::string svg_path = dir_ + "/relu-softplus.svg";
+  const ProcessResult plot =
+      Actctl({"plot", "--activation=relu", "--activation=softplus", "--range=-4,4",
+              "--points=401", "--svg=" + svg_path});
+  ASSERT_EQ(plot.exit_code, 0) << plot.err;
+  EXPECT_EQ(plot.out, "wrote " + svg_path + ": relu, softplus on [-4, 4], 401 points\n");
+  const std::string svg = ReadWholeFile(svg_path);
+  EXPECT_TRUE(actserve::testing::IsWellFormedSvg(svg_path)) << svg;
+
+  // x = -4 + 0.02 i. Pixels have two decimals: on a ~700 x ~420 pixel area over 8 x ~4.5
+  // units, a point is within 1e-4 of its value.
+  constexpr double kTolerance = 1e-4;
+  const auto relu = PlotPoints(svg, "relu");
+  const auto relu_slope = PlotPoints(svg, "relu\u2032");
+  const auto softplus = PlotPoints(svg, "softplus");
+  const auto softplus_slope = PlotPoints(svg, "softplus\u2032");
+  for (const auto* curve : {&relu, &relu_slope, &softplus, &softplus_slope}) {
+    ASSERT_EQ(curve->size(), 401u);
+  }
+  EXPECT_NEAR(relu[200].first, 0, kTolerance);
+  EXPECT_NEAR(relu[200].second, 0, kTolerance);
+  EXPECT_NEAR(relu[300].first, 2, kTolerance);
+  EXPECT_NEAR(relu[300].second, 2, kTolerance);
+  EXPECT_NEAR(relu[0].second, 0, kTolerance);
+  EXPECT_NEAR(relu_slope[200].second, 0, kTolerance);  // ReLU'(0) = 0
+  EXPECT_NEAR(relu_slope[201].second, 1, kTolerance);
+  EXPECT_NEAR(softplus[200].second, std::log(2.0), kTolerance);
+  EXPECT_NEAR(softplus_slope[200].second, 0.5, kTolerance);  // sigmoid(0)
+  EXPECT_NEAR(softplus[400].second, std::log1p(std::exp(4.0)), kTolerance);
+  // f solid, f' dashed; one colour per activation.
+  using ::actserve::testing::SvgAttribute;
+  EXPECT_EQ(SvgAttribute(svg, "data-label=\"softplus\u2032\"", "stroke-dasharray"), "7 5");
+  EXPECT_EQ(SvgAttribute(svg, "data-label=\"softplus\"", "stroke-dasharray"), "");
+  EXPECT_NE(SvgAttribute(svg, "data-label=\"relu\"", "stroke"),
+            SvgAttribute(svg, "data-label=\"softplus\"", "stroke"));
+}
+
+TEST_F(ClientIntegrationTest, PlotTakesSpecsWithParametersSeparatedByCommas) {
+  const std::string svg_path = dir_ + "/family.svg";
+  const ProcessResult plot = Actctl(
+      {"plot", "--activation=leaky_relu(negative_slope=0.2), elu(alpha=2);gelu(approximate=tanh)",
+       "--range=-3,3", "--points=7", "--dtype=float32", "--title=ReLU's family",
+       "--svg=" + svg_path});
+  ASSERT_EQ(plot.exit_code, 0) << plot.err;
+  const std::string svg = ReadWholeFile(svg_path);
+  EXPECT_TRUE(actserve::testing::IsWellFormedSvg(svg_path));
+  EXPECT_THAT(svg, HasSubstr(">ReLU's family</text>"));
+  // x = -3, -2, ..., 3: leaky_relu(-3) = -0.6, elu(-1) = 2 (e^-1 - 1).
+  const auto leaky = PlotPoints(svg, "leaky_relu(negative_slope=0.2)");
+  const auto elu = PlotPoints(svg, "elu(alpha=2)");
+  ASSERT_EQ(leaky.size(), 7u);
+  ASSERT_EQ(elu.size(), 7u);
+  EXPECT_NEAR(leaky[0].second, -0.6, 1e-4);
+  EXPECT_NEAR(elu[2].second, 2 * std::expm1(-1.0), 1e-4);
+  EXPECT_EQ(PlotPoints(svg, "gelu(approximate=tanh)\u2032").size(), 7u);
+}
+
+TEST_F(ClientIntegrationTest, PlotRefusesWhatItCannotDraw) {
+  const ProcessResult softmax = Actctl({"plot", "--activation=relu;softmax", "--svg=" + dir_ + "/s.svg"});
+  EXPECT_EQ(softmax.exit_code, 2);
+  EXPECT_THAT(softmax.err, HasSubstr("elementwise"));
+  const ProcessResult range = Actctl({"plot", "--activation=relu", "--range=4,-4"});
+  EXPECT_EQ(range.exit_code, 2);
+  EXPECT_THAT(range.err, HasSubstr("--range"));
+  const ProcessResult points = Actctl({"plot", "--activation=relu", "--points=1"});
+  EXPECT_EQ(points.exit_code, 2);
+  const ProcessResult unbalanced = Actctl({"plot", "--activation=elu(alpha=2,relu"});
+  EXPECT_EQ(unbalanced.exit_code, 2);
+  EXPECT_THAT(unbalanced.err, HasSubstr("unbalanced"));
+  const ProcessResult unwritable =
+      Actctl({"plot", "--activation=relu", "--svg=" + dir_ + "/no/such/dir/p.svg"});
+  EXPECT_EQ(unwritable.exit_code, 1);
+  EXPECT_THAT(unwritable.err, HasSubstr("cannot write"));
+}
+
 // ---------------------------------------------------------------------------------------
 // The SDK over the real process.
 
@@ -528,7 +626,9 @@ TEST_F(ClientIntegrationTest, SdkBalancesRoundRobinOverSeveralAddresses) {
   ASSERT_TRUE(second.ok()) << second.status();
   const std::string target = absl::StrCat("ipv4:", server_->target(), ",", (*second)->target());
   const ClientOptions options;
-  const std::shared_ptr<grpc::Channel> channel = client_internal::MakeChannel(target, options);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> made = client_internal::MakeChannel(target, options);
+  ASSERT_TRUE(made.ok()) << made.status();
+  const std::shared_ptr<grpc::Channel> channel = *std::move(made);
   const Client client(channel, options);
   const std::vector<float> x = {-1, 1};
   const int64_t shape[] = {2};

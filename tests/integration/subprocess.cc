@@ -81,8 +81,9 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const std::string
   return result;
 }
 
-absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::string& binary,
-                                                                    const std::string& dir) {
+absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
+    const std::string& binary, const std::string& dir, const std::vector<std::string>& extra_flags,
+    const ClientOptions& probe_options) {
   std::vector<std::string> argv = {binary, "--address=127.0.0.1:0", "--threads=2"};
   // Where the server has a metrics endpoint, switch it off, so that several test servers
   // do not compete for its fixed port.
@@ -90,6 +91,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::s
   if ((help.out + help.err).find("metrics_address") != std::string::npos) {
     argv.push_back("--metrics_address=");
   }
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   static int instance = 0;  // several servers may share `dir`
   const std::string name = absl::StrCat(dir, "/actserve", instance++);
   std::unique_ptr<ServerProcess> server(new ServerProcess(name + ".log"));
@@ -117,7 +119,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::s
         absl::StrCat("actserve logged no port:\n", ReadWholeFile(server->log_path_)));
   }
 
-  ClientOptions options;
+  ClientOptions options = probe_options;
   options.deadline = absl::Seconds(5);
   options.max_attempts = 1;
   const Client client(server->target(), options);

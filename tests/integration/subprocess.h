@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "actserve/client.h"
 
 namespace actserve {
 namespace integration {
@@ -40,10 +41,15 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const std::string
 // the server logs "(port N" once it listens) and --threads=2.
 class ServerProcess {
  public:
-  // Starts `binary`, writing its log into a new file in `dir`, and waits until grpc.health.v1 says
-  // SERVING. An error with the server's log when it exits, logs no port, or never serves.
-  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const std::string& binary,
-                                                              const std::string& dir);
+  // Starts `binary` with `extra_flags` after the default ones, writing its log into a new
+  // file in `dir`, and waits until grpc.health.v1 says SERVING, asking through a client
+  // with `probe_options` (TLS settings for a TLS server; its deadline and retries are
+  // replaced). An error with the server's log when it exits, logs no port, or never
+  // serves.
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
+      const std::string& binary, const std::string& dir,
+      const std::vector<std::string>& extra_flags = {},
+      const ClientOptions& probe_options = ClientOptions());
   // Kills the server if it still runs.
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;

@@ -44,6 +44,32 @@ class ChannelCredentials;
 
 namespace actserve {
 
+// TLS settings of a channel. Each PEM item is given either inline (`*_pem`) or as a
+// file (`*_file`, read when the Client is constructed); giving both for one item is
+// InvalidArgument, as is a certificate without its key or a key without its certificate.
+// A file that cannot be read is NotFound / PermissionDenied naming the file. Such errors
+// do not fail the constructor: every call of that Client returns them.
+struct TlsOptions {
+  // The CA certificates trusted to sign the server's certificate (the server's
+  // --tls_cert). Both empty: gRPC's default roots ($GRPC_DEFAULT_SSL_ROOTS_FILE_PATH,
+  // else the roots bundled with gRPC). Default: empty.
+  std::string ca_file;
+  std::string ca_pem;
+
+  // This client's certificate chain and private key, for a server that requires mutual
+  // TLS (its --tls_client_ca). Empty: no client certificate. Default: empty.
+  std::string cert_file;
+  std::string cert_pem;
+  std::string key_file;
+  std::string key_pem;
+
+  // The host name to verify in the server's certificate instead of the target's host
+  // (gRPC's ssl_target_name_override): for connecting by IP address or through a tunnel
+  // to a server whose certificate names its host, and for tests. Empty: the target's
+  // host. Default: empty.
+  std::string server_name;
+};
+
 struct ClientOptions {
   // How long each call may take, from its start to its last reply; then it fails with
   // DEADLINE_EXCEEDED and the server stops computing it. For ComputeStream this bounds
@@ -62,15 +88,55 @@ struct ClientOptions {
   std::string load_balancing_policy = "round_robin";
 
   // How many times gRPC may try a call that failed with UNAVAILABLE before any reply
-  // (every RPC of the service is idempotent), with exponential backoff from 100 ms.
-  // 1 disables retries; gRPC caps the value at 5. Default: 3.
+  // (every RPC of the service is idempotent): a server not reachable yet, a replica that
+  // died, or one that is draining after SIGTERM. With round_robin each attempt picks the
+  // next ready replica. 1 disables retries; gRPC caps the value at 5. Default: 3.
   int max_attempts = 3;
 
-  // The channel's credentials: where TLS (grpc::SslCredentials) and a bearer token
-  // (grpc::CompositeChannelCredentials with grpc::AccessTokenCredentials) plug in.
-  // nullptr: plaintext (grpc::InsecureChannelCredentials()). Default: nullptr.
+  // The pause before a retry is random in [0, b], where b starts at `initial_backoff`
+  // and doubles per retry up to `max_backoff` (gRPC's retry policy). Both must be > 0.
+  // Defaults: 100 ms and 1 s.
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(1);
+
+  // The bytes of a call's request messages that gRPC keeps so that it can send them again
+  // on a retry (its channel argument "grpc.per_rpc_retry_buffer_size", whose own default
+  // is 256 KiB). A call whose messages grow past it commits to its current attempt and is
+  // not retried. What gRPC keeps are references to the request's serialized bytes, not a
+  // copy (a retry sends the same bytes again, it does not serialize or copy the request);
+  // the cost is only that they stay in memory until the server's reply begins. Default:
+  // 256 MiB, as `max_message_bytes`, so that every unary request is retryable.
+  int retry_buffer_bytes = 256 << 20;
+
+  // With true, a call made while no connection is ready (the server is starting, or every
+  // replica is restarting) waits for one until its deadline instead of failing at once
+  // with UNAVAILABLE (gRPC's waitForReady). Default: false, so that an unreachable server
+  // is reported at once.
+  bool wait_for_ready = false;
+
+  // TLS for the channel (see TlsOptions); std::nullopt: plaintext. Ignored by the
+  // Client(channel, options) constructor, whose channel has its own credentials.
+  // Default: std::nullopt.
+  std::optional<TlsOptions> tls;
+
+  // A bearer token, sent on every call (health checks included) as the metadata
+  // "authorization: Bearer <token>", for a server started with --auth_token_file. Only
+  // visible ASCII (no spaces or line breaks; ReadTokenFile loads one from a file). The
+  // SDK never logs it or puts it in an error message. It is sent on a plaintext channel
+  // too, so beyond localhost use it with `tls`. Empty: no token. Default: "".
+  std::string token;
+
+  // Channel credentials built by the caller (e.g. TLS with a custom verifier), used
+  // instead of `tls`; setting both is InvalidArgument. nullptr: `tls`, or plaintext when
+  // that is unset. Default: nullptr.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
+
+// Reads a bearer token from the file at `path`: its contents without trailing whitespace
+// (the usual final newline). NotFound / PermissionDenied naming the path when it cannot
+// be read; InvalidArgument when the token is empty or not one line of visible ASCII (the
+// message never contains the token). Thread-safe.
+absl::StatusOr<std::string> ReadTokenFile(absl::string_view path);
 
 // The result of one computed item, as the server returned it. A result the item's mode
 // did not ask for is std::nullopt.
@@ -140,11 +206,15 @@ class Client {
   // Connects to `target`, in gRPC's syntax: "localhost:50051",
   // "dns:///actserve.default.svc:50051", "ipv4:127.0.0.1:5001,127.0.0.1:5002". The
   // connection is made lazily, so construction never fails; an unreachable server shows
-  // up as UNAVAILABLE from the first call.
+  // up as UNAVAILABLE from the first call (so does a failed TLS handshake: an untrusted
+  // server certificate, a plaintext client talking to a TLS server, no client certificate
+  // for a mutual-TLS server), a missing or wrong token as UNAUTHENTICATED. Options that
+  // cannot be used (an unreadable TLS file, a malformed token; see TlsOptions) make every
+  // call return that error.
   explicit Client(absl::string_view target, ClientOptions options = ClientOptions());
 
-  // Uses an existing channel (e.g. an in-process one). The channel's own arguments rule;
-  // of `options`, only `deadline` applies.
+  // Uses an existing channel (e.g. an in-process one). The channel's own arguments and
+  // credentials rule; of `options`, only `deadline` and `token` apply.
   Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options);
 
   ~Client();
@@ -217,6 +287,9 @@ class Client {
   struct Stubs;
 
   ClientOptions options_;
+  // Not OK when `options_` cannot be used; then every call returns it, and `channel_`
+  // and `stubs_` are null.
+  absl::Status setup_status_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<Stubs> stubs_;
 };
