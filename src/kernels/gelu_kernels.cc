@@ -10,11 +10,12 @@
 // G(tau) / (1 + u) with tau = (u - K) / (u + K) in [-1, 1) and G a polynomial fitted to
 // Chebyshev nodes (mpmath chebyfit, 40 digits; the fit's relative error is 9.3e-9 for
 // float, degree 10, K = 2.5, u <= 15, and 5e-19 for double, degree 25, K = 4, u <= 39;
-// beyond those u, gelu underflows to 0). u^2 / 2 is carried as hi + lo (TwoProduct), so
+// beyond those u, gelu underflows to 0). Near 0 (|x| < 1/2) the Taylor series of
+// Phi takes over (see CdfNearZero). u^2 / 2 is carried as hi + lo (TwoProduct), so
 // exp(-u^2 / 2) keeps its relative accuracy although u^2 / 2 reaches ~112 (float) or
 // ~760 (double); then gelu(x) = x * Phi(x) is, for x < 0, -u * R * m * 2^q with 2^q
 // applied last (accurate down into the subnormal range), and for x >= 0,
-// x * (1 - Phi(-x)) (no cancellation: Phi(-x) <= 1/2). One division per vector.
+// x * (1 - Phi(-x)) (no cancellation: Phi(-x) <= 1/2). Two divisions per vector.
 // Error (float32 forward, measured): <= 3 ULP everywhere, including the tail
 // x in [-14, -3] where the result is tiny: relative, not absolute, accuracy. The
 // gradient Phi(x) + x phi(x) shares the exponential (phi = exp(-x^2 / 2) / sqrt(2 pi))
@@ -82,13 +83,11 @@ struct GeluErfOp {
     TwoProduct(d, p.u, p.u, square, square_error);
     // -u^2 / 2 >= -112.5 (float) / -760.5 (double): within SplitExp's range.
     p.exp = SplitExp<false>(d, hn::Mul(half, square), hn::Mul(half, square_error));
+    // Two correctly rounded divisions rather than one shared reciprocal: the shared
+    // one's three extra roundings pushed the float error to 4.4 ULP.
     const V<D> k = hn::Set(d, kK);
     const V<D> one = hn::Set(d, T(1));
-    const V<D> shifted = hn::Add(p.u, k);
-    const V<D> one_plus_u = hn::Add(one, p.u);
-    // One division gives both tau and 1 / (1 + u).
-    const V<D> inverse = hn::Div(one, hn::Mul(shifted, one_plus_u));
-    const V<D> tau = hn::Mul(hn::Mul(hn::Sub(p.u, k), one_plus_u), inverse);
+    const V<D> tau = hn::Div(hn::Sub(p.u, k), hn::Add(p.u, k));
     V<D> poly;
     if constexpr (sizeof(T) == 4) {
       poly = hn::Set(d, kErfcxFloat[0]);
@@ -101,7 +100,7 @@ struct GeluErfOp {
         poly = hn::MulAdd(poly, tau, hn::Set(d, kErfcxDouble[i]));
       }
     }
-    p.r = hn::Mul(poly, hn::Mul(shifted, inverse));
+    p.r = hn::Div(poly, hn::Add(one, p.u));
     return p;
   }
 
@@ -115,7 +114,35 @@ struct GeluErfOp {
     const V<D> scaled =
         ScaleByPow2(d, hn::IfThenElse(negative, hn::Mul(hn::Neg(p.u), m_r), m_r), p.exp.q);
     one_minus_tail = hn::Sub(hn::Set(d, T(1)), scaled);
-    return hn::IfThenElse(negative, scaled, hn::Mul(x, one_minus_tail));
+    const V<D> general = hn::IfThenElse(negative, scaled, hn::Mul(x, one_minus_tail));
+    return hn::IfThenElse(NearZero(d, p.u), hn::Mul(x, CdfNearZero(d, x)), general);
+  }
+
+  // |x| < 1/2: Phi(x) = 1/2 + x E(x^2), E the Taylor series of (Phi(x) - 1/2) / x,
+  // (-1)^k x^2k / (2^k k! (2k + 1) sqrt(2 pi)), truncated where its terms fall below
+  // 2^-60 (float: 6 terms, double: 11). There the general path's 1 - Phi(-u) rounds
+  // values near 1/2 across the binade boundary at 1/2 (up to 4 ULP measured); this one
+  // adds a small term to 1/2 once (about 1 ULP).
+  template <class D>
+  static HWY_INLINE auto NearZero(D d, V<D> u) {
+    return hn::Lt(u, hn::Set(d, T(0.5)));
+  }
+  template <class D>
+  static HWY_INLINE V<D> CdfNearZero(D d, V<D> x) {
+    constexpr int kTerms = sizeof(T) == 4 ? 6 : 11;
+    const V<D> x2 = hn::Mul(x, x);
+    // Coefficient k: (-1)^k / (2^k k! (2k + 1) sqrt(2 pi)).
+    long double coefficient[12];
+    long double factorial = 1;
+    for (int k = 0; k < kTerms; ++k) {
+      if (k > 0) factorial *= 2 * k;  // 2^k k!
+      coefficient[k] = (k % 2 ? -1.0L : 1.0L) * kInvSqrt2Pi / (factorial * (2 * k + 1));
+    }
+    V<D> e = hn::Set(d, static_cast<T>(coefficient[kTerms - 1]));
+    for (int k = kTerms - 2; k >= 0; --k) {
+      e = hn::MulAdd(e, x2, hn::Set(d, static_cast<T>(coefficient[k])));
+    }
+    return hn::MulAdd(x, e, hn::Set(d, T(0.5)));
   }
 
   template <class D>
@@ -136,8 +163,14 @@ struct GeluErfOp {
     const V<D> scaled = ScaleByPow2(
         d, hn::IfThenElse(negative, hn::Mul(p.exp.m, hn::Sub(p.r, u_pdf_scale)), p.exp.m),
         p.exp.q);
-    dx = hn::Mul(g, hn::IfThenElse(negative, scaled,
-                                   hn::MulAdd(u_pdf_scale, scaled, one_minus_tail)));
+    V<D> derivative = hn::IfThenElse(negative, scaled,
+                                     hn::MulAdd(u_pdf_scale, scaled, one_minus_tail));
+    // Near 0: Phi(x) + x phi(x) with Phi from the series and phi = exp(-x^2/2) / sqrt(2 pi)
+    // (q = 0 there, so m is exp(-x^2/2) itself).
+    const V<D> near_zero = hn::MulAdd(hn::Mul(x, hn::Set(d, static_cast<T>(kInvSqrt2Pi))),
+                                      p.exp.m, CdfNearZero(d, x));
+    derivative = hn::IfThenElse(NearZero(d, p.u), near_zero, derivative);
+    dx = hn::Mul(g, derivative);
   }
 };
 
