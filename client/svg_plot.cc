@@ -32,11 +32,20 @@ std::string EscapeXml(absl::string_view text) {
   std::string escaped;
   for (char c : text) {
     switch (c) {
-      case '&': escaped += "&amp;"; break;
-      case '<': escaped += "&lt;"; break;
-      case '>': escaped += "&gt;"; break;
-      case '"': escaped += "&quot;"; break;
-      default: escaped += c;
+      case '&':
+        escaped += "&amp;";
+        break;
+      case '<':
+        escaped += "&lt;";
+        break;
+      case '>':
+        escaped += "&gt;";
+        break;
+      case '"':
+        escaped += "&quot;";
+        break;
+      default:
+        escaped += c;
     }
   }
   return escaped;
@@ -70,8 +79,16 @@ std::vector<double> NiceTicks(double lo, double hi, int target) {
   const double raw = (hi - lo) / target;
   const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
   const double normalized = raw / magnitude;
-  const double step =
-      (normalized < 1.5 ? 1 : normalized < 3 ? 2 : normalized < 7 ? 5 : 10) * magnitude;
+  // The nice multiple nearest to `normalized` (in 1..10), on a logarithmic scale.
+  double multiple = 10;
+  if (normalized < 1.5) {
+    multiple = 1;
+  } else if (normalized < 3) {
+    multiple = 2;
+  } else if (normalized < 7) {
+    multiple = 5;
+  }
+  const double step = multiple * magnitude;
   // Multiples of the step computed from an integer index, so that errors do not add up.
   const double first = std::ceil(lo / step - 1e-9);
   for (double k = first; k * step <= hi + step * 1e-9; ++k) {
@@ -114,12 +131,12 @@ absl::StatusOr<std::string> RenderSvgPlot(absl::Span<const double> xs,
                                           const PlotOptions& options) {
   if (options.width < kMinWidth || options.height < kMinHeight) {
     return absl::InvalidArgumentError(absl::StrCat("a plot needs at least ", kMinWidth, "x",
-                                                   kMinHeight, " pixels, got ", options.width,
-                                                   "x", options.height));
+                                                   kMinHeight, " pixels, got ", options.width, "x",
+                                                   options.height));
   }
   if (xs.size() < 2) {
-    return absl::InvalidArgumentError(absl::StrCat("a plot needs at least 2 x values, got ",
-                                                   xs.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("a plot needs at least 2 x values, got ", xs.size()));
   }
   for (size_t i = 0; i < xs.size(); ++i) {
     if (!std::isfinite(xs[i]) || (i > 0 && !(xs[i] > xs[i - 1]))) {
@@ -153,7 +170,8 @@ absl::StatusOr<std::string> RenderSvgPlot(absl::Span<const double> xs,
       "viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" "
       "font-size=\"13\">\n",
       options.width, options.height, options.width, options.height);
-  if (!options.title.empty()) absl::StrAppend(&svg, "<title>", EscapeXml(options.title), "</title>\n");
+  if (!options.title.empty())
+    absl::StrAppend(&svg, "<title>", EscapeXml(options.title), "</title>\n");
   absl::StrAppend(&svg, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
   absl::StrAppend(&svg, "<defs><clipPath id=\"plot-clip\"><rect x=\"", Px(frame.left), "\" y=\"",
                   Px(frame.top), "\" width=\"", Px(plot_width), "\" height=\"", Px(plot_height),
@@ -184,8 +202,8 @@ absl::StatusOr<std::string> RenderSvgPlot(absl::Span<const double> xs,
   absl::StrAppend(&svg, "<g class=\"ticks\" stroke=\"#333333\" stroke-width=\"1\">\n");
   for (double x : x_ticks) {
     absl::StrAppend(&svg, "<line x1=\"", Px(frame.XToPixel(x)), "\" y1=\"", Px(frame.bottom),
-                    "\" x2=\"", Px(frame.XToPixel(x)), "\" y2=\"",
-                    Px(frame.bottom + kTickLength), "\"/>\n");
+                    "\" x2=\"", Px(frame.XToPixel(x)), "\" y2=\"", Px(frame.bottom + kTickLength),
+                    "\"/>\n");
   }
   for (double y : y_ticks) {
     absl::StrAppend(&svg, "<line x1=\"", Px(frame.left - kTickLength), "\" y1=\"",
@@ -206,12 +224,12 @@ absl::StatusOr<std::string> RenderSvgPlot(absl::Span<const double> xs,
   absl::StrAppend(&svg, "</g>\n");
 
   // Axis labels and title.
-  absl::StrAppend(&svg, "<text class=\"x-label\" x=\"", Px(frame.left + plot_width / 2),
-                  "\" y=\"", Px(options.height - 12.0),
+  absl::StrAppend(&svg, "<text class=\"x-label\" x=\"", Px(frame.left + plot_width / 2), "\" y=\"",
+                  Px(options.height - 12.0),
                   "\" text-anchor=\"middle\" font-size=\"15\" font-style=\"italic\">",
                   EscapeXml(options.x_label), "</text>\n");
-  absl::StrAppend(&svg, "<text class=\"y-label\" x=\"0\" y=\"0\" transform=\"translate(",
-                  Px(20.0), " ", Px(frame.top + plot_height / 2),
+  absl::StrAppend(&svg, "<text class=\"y-label\" x=\"0\" y=\"0\" transform=\"translate(", Px(20.0),
+                  " ", Px(frame.top + plot_height / 2),
                   ") rotate(-90)\" text-anchor=\"middle\" font-size=\"15\" "
                   "font-style=\"italic\">",
                   EscapeXml(options.y_label), "</text>\n");
@@ -222,9 +240,10 @@ absl::StatusOr<std::string> RenderSvgPlot(absl::Span<const double> xs,
   }
 
   // The curves, clipped to the plot area; a non-finite value starts a new piece.
-  absl::StrAppend(&svg, "<g class=\"curves\" clip-path=\"url(#plot-clip)\" fill=\"none\" "
-                        "stroke-width=\"2.2\" stroke-linejoin=\"round\" "
-                        "stroke-linecap=\"round\">\n");
+  absl::StrAppend(&svg,
+                  "<g class=\"curves\" clip-path=\"url(#plot-clip)\" fill=\"none\" "
+                  "stroke-width=\"2.2\" stroke-linejoin=\"round\" "
+                  "stroke-linecap=\"round\">\n");
   for (const PlotCurve& curve : curves) {
     std::string path;
     bool pen_down = false;
@@ -245,12 +264,11 @@ absl::StatusOr<std::string> RenderSvgPlot(absl::Span<const double> xs,
   absl::StrAppend(&svg, "</g>\n");
 
   // The frame, drawn over the curves' ends, with the data ranges for readers.
-  absl::StrAppend(&svg, "<rect class=\"plot-area\" x=\"", Px(frame.left), "\" y=\"",
-                  Px(frame.top), "\" width=\"", Px(plot_width), "\" height=\"", Px(plot_height),
+  absl::StrAppend(&svg, "<rect class=\"plot-area\" x=\"", Px(frame.left), "\" y=\"", Px(frame.top),
+                  "\" width=\"", Px(plot_width), "\" height=\"", Px(plot_height),
                   "\" fill=\"none\" stroke=\"#333333\" stroke-width=\"1\" data-x-range=\"",
-                  absl::StrFormat("%.17g %.17g", frame.x_min, frame.x_max),
-                  "\" data-y-range=\"", absl::StrFormat("%.17g %.17g", frame.y_min, frame.y_max),
-                  "\"/>\n");
+                  absl::StrFormat("%.17g %.17g", frame.x_min, frame.x_max), "\" data-y-range=\"",
+                  absl::StrFormat("%.17g %.17g", frame.y_min, frame.y_max), "\"/>\n");
 
   // Legend in a corner, on a white box so grid lines do not cross the text.
   if (!curves.empty()) {
@@ -291,13 +309,12 @@ absl::StatusOr<std::string> RenderSvgPlot(absl::Span<const double> xs,
       const double row_y = box_y + kPadding + kRowHeight * static_cast<double>(i) + 8;
       const absl::string_view color =
           kColors[static_cast<size_t>(curve.color) % std::size(kColors)];
-      absl::StrAppend(&svg, "<line x1=\"", Px(box_x + kPadding), "\" y1=\"", Px(row_y),
-                      "\" x2=\"", Px(box_x + kPadding + kSample), "\" y2=\"", Px(row_y),
-                      "\" stroke=\"", color, "\" stroke-width=\"2.2\"",
-                      curve.dashed ? " stroke-dasharray=\"7 5\"" : "", "/>\n");
+      absl::StrAppend(&svg, "<line x1=\"", Px(box_x + kPadding), "\" y1=\"", Px(row_y), "\" x2=\"",
+                      Px(box_x + kPadding + kSample), "\" y2=\"", Px(row_y), "\" stroke=\"", color,
+                      "\" stroke-width=\"2.2\"", curve.dashed ? " stroke-dasharray=\"7 5\"" : "",
+                      "/>\n");
       absl::StrAppend(&svg, "<text x=\"", Px(box_x + kPadding * 2 + kSample), "\" y=\"",
-                      Px(row_y + 4.5), "\" fill=\"#222222\">", EscapeXml(curve.label),
-                      "</text>\n");
+                      Px(row_y + 4.5), "\" fill=\"#222222\">", EscapeXml(curve.label), "</text>\n");
     }
     absl::StrAppend(&svg, "</g>\n");
   }

@@ -48,7 +48,7 @@ absl::Span<const absl::string_view> PlotColors();
 struct PlotFrame {
   double x_min = 0, x_max = 1;  // data range across the plot area
   double y_min = 0, y_max = 1;
-  double left = 0, right = 1;   // the plot area in pixels (y grows downwards)
+  double left = 0, right = 1;  // the plot area in pixels (y grows downwards)
   double top = 0, bottom = 1;
 
   double XToPixel(double x) const { return left + (x - x_min) / (x_max - x_min) * (right - left); }

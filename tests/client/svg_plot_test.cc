@@ -49,9 +49,8 @@ TEST(NiceTicksTest, StepsOfOneTwoOrFiveTimesAPowerOfTen) {
   EXPECT_THAT(NiceTicks(-0.24, 4.24, 6), ElementsAre(0, 1, 2, 3, 4));
   // (1 - -1) / 5 = 0.4 rounds to a step of 0.5; 1 / 5 = 0.2 is a step itself.
   EXPECT_THAT(NiceTicks(-1, 1, 5), ElementsAre(-1, -0.5, 0, 0.5, 1));
-  EXPECT_THAT(NiceTicks(0, 1, 5),
-              ElementsAre(0, DoubleNear(0.2, 1e-15), DoubleNear(0.4, 1e-15),
-                          DoubleNear(0.6, 1e-15), DoubleNear(0.8, 1e-15), 1));
+  EXPECT_THAT(NiceTicks(0, 1, 5), ElementsAre(0, DoubleNear(0.2, 1e-15), DoubleNear(0.4, 1e-15),
+                                              DoubleNear(0.6, 1e-15), DoubleNear(0.8, 1e-15), 1));
   EXPECT_THAT(NiceTicks(0, 100, 4), ElementsAre(0, 20, 40, 60, 80, 100));
   // Zero is exactly zero, not -1e-17 from 3 * -0.1 + 0.3.
   const std::vector<double> tenths = NiceTicks(-0.3, 0.3, 6);
@@ -88,8 +87,8 @@ TEST(SvgPlotTest, ReluPassesThroughTheRightPixels) {
   ASSERT_EQ(relu.size(), xs.size());
   EXPECT_THAT(relu, Contains(FieldsAre(424.0, 421.29)));
   EXPECT_THAT(relu, Contains(FieldsAre(600.0, 232.0)));
-  EXPECT_THAT(relu.front(), FieldsAre(72.0, 421.29));   // relu(-4) = 0
-  EXPECT_THAT(relu.back(), FieldsAre(776.0, 42.71));    // relu(4) = 4: 444 - 4.24/4.48*424
+  EXPECT_THAT(relu.front(), FieldsAre(72.0, 421.29));  // relu(-4) = 0
+  EXPECT_THAT(relu.back(), FieldsAre(776.0, 42.71));   // relu(4) = 4: 444 - 4.24/4.48*424
   // relu' is 0 up to x = 0 (the kink's convention) and 1 after.
   const std::vector<std::pair<double, double>> slope = SvgPathPoints(*svg, "relu\u2032");
   ASSERT_EQ(slope.size(), xs.size());

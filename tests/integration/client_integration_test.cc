@@ -387,7 +387,8 @@ TEST_F(ClientIntegrationTest, PlotTakesSpecsWithParametersSeparatedByCommas) {
 }
 
 TEST_F(ClientIntegrationTest, PlotRefusesWhatItCannotDraw) {
-  const ProcessResult softmax = Actctl({"plot", "--activation=relu;softmax", "--svg=" + dir_ + "/s.svg"});
+  const ProcessResult softmax =
+      Actctl({"plot", "--activation=relu;softmax", "--svg=" + dir_ + "/s.svg"});
   EXPECT_EQ(softmax.exit_code, 2);
   EXPECT_THAT(softmax.err, HasSubstr("elementwise"));
   const ProcessResult range = Actctl({"plot", "--activation=relu", "--range=4,-4"});
@@ -626,7 +627,8 @@ TEST_F(ClientIntegrationTest, SdkBalancesRoundRobinOverSeveralAddresses) {
   ASSERT_TRUE(second.ok()) << second.status();
   const std::string target = absl::StrCat("ipv4:", server_->target(), ",", (*second)->target());
   const ClientOptions options;
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> made = client_internal::MakeChannel(target, options);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> made =
+      client_internal::MakeChannel(target, options);
   ASSERT_TRUE(made.ok()) << made.status();
   const std::shared_ptr<grpc::Channel> channel = *std::move(made);
   const Client client(channel, options);

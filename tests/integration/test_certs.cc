@@ -16,8 +16,8 @@ absl::Status Openssl(std::vector<std::string> args, const std::string& dir) {
   args.insert(args.begin(), kOpenssl);
   const ProcessResult result = RunProcess(args, dir);
   if (result.exit_code == 0) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat("openssl ", args[1], " failed (exit ", result.exit_code,
-                                          "): ", result.err));
+  return absl::InternalError(
+      absl::StrCat("openssl ", args[1], " failed (exit ", result.exit_code, "): ", result.err));
 }
 
 }  // namespace

@@ -179,8 +179,8 @@ TEST_F(TlsIntegrationTest, ActctlMutualTlsNeedsACertificateFromTheServersCa) {
 
   ExpectRelu(Actctl(With(
       {ca, "--tls_cert=" + Pki("client.crt"), "--tls_key=" + Pki("client.key"), token}, kRelu)));
-  const ProcessResult health = Actctl(
-      {ca, "--tls_cert=" + Pki("client.crt"), "--tls_key=" + Pki("client.key"), "health"});
+  const ProcessResult health =
+      Actctl({ca, "--tls_cert=" + Pki("client.crt"), "--tls_key=" + Pki("client.key"), "health"});
   EXPECT_EQ(health.exit_code, 0) << health.err;
 
   const ProcessResult no_cert = Actctl(With({ca, token}, kRelu));
@@ -231,9 +231,9 @@ TEST_F(TlsIntegrationTest, SdkTlsAndToken) {
   EXPECT_EQ(list->activations.size(), 24u);
   // The token goes on streams too.
   std::vector<float> big(5000, -1.0f);
-  absl::StatusOr<ItemOutput> chunked = client.ComputeChunked(
-      MakeTensorView(big, std::vector<int64_t>{50, 100}), "relu", Mode::kForward, std::nullopt,
-      std::nullopt, /*chunk_bytes=*/4000);
+  absl::StatusOr<ItemOutput> chunked =
+      client.ComputeChunked(MakeTensorView(big, std::vector<int64_t>{50, 100}), "relu",
+                            Mode::kForward, std::nullopt, std::nullopt, /*chunk_bytes=*/4000);
   ASSERT_TRUE(chunked.ok()) << chunked.status();
 
   // From a token file, as actctl does.
@@ -243,7 +243,8 @@ TEST_F(TlsIntegrationTest, SdkTlsAndToken) {
 
   ClientOptions no_token = options;
   no_token.token = "";
-  absl::Status unauthenticated = Client(server_->target(), no_token).Compute(x, shape, "relu").status();
+  absl::Status unauthenticated =
+      Client(server_->target(), no_token).Compute(x, shape, "relu").status();
   EXPECT_EQ(unauthenticated.code(), absl::StatusCode::kUnauthenticated) << unauthenticated;
   no_token.token = "wrong";
   EXPECT_EQ(Client(server_->target(), no_token).ListActivations().status().code(),
@@ -269,7 +270,8 @@ TEST_F(TlsIntegrationTest, SdkTlsAndToken) {
   EXPECT_THAT(missing_status.message(), HasSubstr("tls.cert_file: cannot read '" + dir_));
   ClientOptions bad_token = options;
   bad_token.token = absl::StrCat(kToken, "\n");
-  absl::Status bad_token_status = Client(server_->target(), bad_token).Compute(x, shape, "relu").status();
+  absl::Status bad_token_status =
+      Client(server_->target(), bad_token).Compute(x, shape, "relu").status();
   EXPECT_EQ(bad_token_status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad_token_status.message(), Not(HasSubstr(kToken)));
 }
