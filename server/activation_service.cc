@@ -1,7 +1,11 @@
 // See activation_service.h.
 #include "server/activation_service.h"
 
+#include <algorithm>
 #include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -11,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "proto/convert.h"
+#include "proto/tensor_wire.h"
 #include "server/logging.h"
 #include "server/status_util.h"
 #include "src/catalogue.h"
@@ -38,16 +43,6 @@ size_t InputBytes(const std::vector<ComputeItem>& items) {
   return bytes;
 }
 
-// Sizes `tensor` to hold a result: the header is set and `data` resized (zero-filled by
-// std::string; the engine overwrites every byte). Returns the span the engine writes.
-absl::Span<char> PrepareResultTensor(DType dtype, absl::Span<const int64_t> shape,
-                                     size_t bytes, v1::Tensor* tensor) {
-  wire::SetTensorHeader(dtype, shape, tensor);
-  std::string* data = tensor->mutable_data();
-  data->resize(bytes);
-  return absl::MakeSpan(data->data(), data->size());
-}
-
 absl::Status ResponseTooLarge(uint64_t bytes, int64_t limit) {
   return absl::ResourceExhaustedError(
       absl::StrCat("response would be ", bytes, " bytes, over the ", limit,
@@ -55,84 +50,140 @@ absl::Status ResponseTooLarge(uint64_t bytes, int64_t limit) {
                    "items per request, or use ComputeStream"));
 }
 
-// A batch ready to compute: engine items viewing the request, and buffers viewing the
-// response. Moved into a pool task when the batch is large.
-struct PreparedBatch {
+// One item's memory: the request's tensor data and the result buffers. A result computed
+// in place takes over the input's (or grad_output's) buffer, whose address stays the
+// same, so the engine's views of the input remain valid.
+struct ItemMemory {
+  Buffer input;
+  Buffer grad_output;
+  Buffer output;
+  Buffer grad_input;
+  Buffer grad_weight;
+  std::vector<int64_t> grad_weight_shape;
+};
+
+// A batch from receipt to response. Never moved once parsed: `items` view `header` and
+// the buffers.
+struct WireBatch {
+  v1::ComputeRequest header;  // the request without its tensor data
+  std::vector<ItemMemory> memory;
   std::vector<ComputeItem> items;
   std::vector<ItemBuffers> buffers;
   std::vector<int64_t> elements;  // per item, for the metrics
 };
 
-// Converts and validates `request`, and sizes `response` for its results.
-absl::StatusOr<PreparedBatch> Prepare(const Engine& engine, int64_t max_message_bytes,
-                                      const v1::ComputeRequest& request,
-                                      v1::ComputeResponse* response) {
-  absl::StatusOr<std::vector<ComputeItem>> items = wire::ItemsFromProto(request);
+// Parses `request` into `batch`, validates it and gives it result buffers.
+absl::Status Prepare(const Engine& engine, int64_t max_message_bytes, BufferPool& pool,
+                     grpc::ByteBuffer& request, WireBatch& batch) {
+  absl::Status parsed = wire::ParseComputeRequest(
+      &request, &batch.header,
+      [&](int index, wire::TensorField field, size_t size) -> absl::StatusOr<char*> {
+        if (batch.memory.size() <= static_cast<size_t>(index)) batch.memory.resize(index + 1);
+        Buffer& buffer = field == wire::TensorField::kInput ? batch.memory[index].input
+                                                            : batch.memory[index].grad_output;
+        buffer = pool.Acquire(size);
+        return buffer.data();
+      });
+  if (!parsed.ok()) return parsed;
+  batch.memory.resize(batch.header.items_size());
+  absl::StatusOr<std::vector<ComputeItem>> items = wire::ItemsFromProto(batch.header);
   if (!items.ok()) return items.status();
+  for (size_t i = 0; i < items->size(); ++i) {
+    ComputeItem& item = (*items)[i];
+    item.input.data = batch.memory[i].input.span();
+    if (item.grad_output.has_value()) item.grad_output->data = batch.memory[i].grad_output.span();
+  }
   absl::StatusOr<std::vector<ResultSizes>> sizes = engine.Plan(*items);
   if (!sizes.ok()) return sizes.status();
 
   // Refuse an oversized response before allocating it; gRPC would refuse to send it
-  // anyway, after the work, with a message that does not say which limit or why.
-  if (max_message_bytes > 0) {
-    uint64_t result_bytes = 0;
-    for (const ResultSizes& size : *sizes) {
-      result_bytes += size.output_bytes + size.grad_input_bytes + size.grad_weight_bytes;
-    }
-    if (result_bytes > static_cast<uint64_t>(max_message_bytes)) {
-      return ResponseTooLarge(result_bytes, max_message_bytes);
-    }
-  }
-
-  PreparedBatch batch;
-  batch.buffers.resize(items->size());
-  batch.elements.reserve(items->size());
-  for (const ResultSizes& size : *sizes) batch.elements.push_back(size.elements);
-  response->Clear();
-  response->mutable_results()->Reserve(static_cast<int>(items->size()));
+  // anyway, after the work, with a message that does not say which limit or why. The
+  // size is exact: the encoder writes exactly these headers.
   static constexpr int64_t kSingleWeightShape[] = {1};
+  std::vector<wire::ResultSizeInfo> result_sizes(items->size());
   for (size_t i = 0; i < items->size(); ++i) {
     const ComputeItem& item = (*items)[i];
     const ResultSizes& size = (*sizes)[i];
-    ItemBuffers& buffers = batch.buffers[i];
-    v1::ComputeResult* result = response->add_results();
-    if (ComputesOutput(item.mode)) {
-      buffers.output = PrepareResultTensor(item.input.dtype, item.input.shape,
-                                           size.output_bytes, result->mutable_output());
-    }
+    const v1::DType dtype = wire::DTypeToProto(item.input.dtype);
+    wire::ResultSizeInfo& info = result_sizes[i];
+    if (ComputesOutput(item.mode)) info.output = {{dtype, item.input.shape, size.output_bytes}};
     if (ComputesGradient(item.mode)) {
-      buffers.grad_input =
-          PrepareResultTensor(item.input.dtype, item.input.shape, size.grad_input_bytes,
-                              result->mutable_grad_input());
+      info.grad_input = {{dtype, item.input.shape, size.grad_input_bytes}};
       if (item.activation.kind == ActivationKind::kPrelu) {
         // The weight's shape; the default weight is one value, so [1].
         const absl::Span<const int64_t> weight_shape =
             item.prelu_weight.has_value() ? item.prelu_weight->shape
                                           : absl::MakeConstSpan(kSingleWeightShape);
-        buffers.grad_weight =
-            PrepareResultTensor(item.input.dtype, weight_shape, size.grad_weight_bytes,
-                                result->mutable_grad_weight());
+        batch.memory[i].grad_weight_shape.assign(weight_shape.begin(), weight_shape.end());
+        info.grad_weight = {{dtype, batch.memory[i].grad_weight_shape, size.grad_weight_bytes}};
       }
     }
   }
-  // The exact encoded size, headers included, now that every field is in place.
   if (max_message_bytes > 0) {
-    const uint64_t encoded = response->ByteSizeLong();
+    const uint64_t encoded = wire::EncodedResponseSize(result_sizes);
     if (encoded > static_cast<uint64_t>(max_message_bytes)) {
-      response->Clear();
       return ResponseTooLarge(encoded, max_message_bytes);
     }
   }
+
+  batch.buffers.resize(items->size());
+  batch.elements.reserve(items->size());
+  for (size_t i = 0; i < items->size(); ++i) {
+    const ComputeItem& item = (*items)[i];
+    const ResultSizes& size = (*sizes)[i];
+    ItemMemory& memory = batch.memory[i];
+    ItemBuffers& buffers = batch.buffers[i];
+    batch.elements.push_back(size.elements);
+    // In place wherever the engine allows it (a result may alias its own item's input or
+    // grad_output, never another result): no new memory for most results.
+    if (ComputesOutput(item.mode)) {
+      memory.output = std::move(memory.input);
+      buffers.output = memory.output.span();
+    }
+    if (ComputesGradient(item.mode)) {
+      if (item.grad_output.has_value() && memory.grad_output.size() == size.grad_input_bytes) {
+        memory.grad_input = std::move(memory.grad_output);
+      } else if (!ComputesOutput(item.mode)) {
+        memory.grad_input = std::move(memory.input);
+      } else {
+        memory.grad_input = pool.Acquire(size.grad_input_bytes);
+      }
+      buffers.grad_input = memory.grad_input.span();
+      memory.grad_weight = pool.Acquire(size.grad_weight_bytes);
+      buffers.grad_weight = memory.grad_weight.span();
+    }
+  }
   batch.items = std::move(*items);
-  return batch;
+  return absl::OkStatus();
+}
+
+// The response for a computed `batch`; its result buffers become the response's slices.
+grpc::ByteBuffer EncodeResults(WireBatch& batch) {
+  std::vector<wire::ResultToEncode> results(batch.items.size());
+  for (size_t i = 0; i < batch.items.size(); ++i) {
+    const ComputeItem& item = batch.items[i];
+    ItemMemory& memory = batch.memory[i];
+    const v1::DType dtype = wire::DTypeToProto(item.input.dtype);
+    if (ComputesOutput(item.mode)) {
+      results[i].output = {dtype, item.input.shape, std::move(memory.output).ToSlice()};
+    }
+    if (ComputesGradient(item.mode)) {
+      results[i].grad_input = {dtype, item.input.shape, std::move(memory.grad_input).ToSlice()};
+      if (item.activation.kind == ActivationKind::kPrelu) {
+        results[i].grad_weight = {dtype, memory.grad_weight_shape,
+                                  std::move(memory.grad_weight).ToSlice()};
+      }
+    }
+  }
+  return wire::EncodeComputeResponse(std::move(results));
 }
 
 // Compute: one batch; the reactor finishes itself, from a worker for large batches.
 class ComputeReactor final : public grpc::ServerUnaryReactor {
  public:
   ComputeReactor(ActivationServiceImpl* service, grpc::CallbackServerContext* context,
-                 const v1::ComputeRequest* request, v1::ComputeResponse* response)
-      : service_(*service), context_(*context), start_(absl::Now()) {
+                 const grpc::ByteBuffer* request, grpc::ByteBuffer* response)
+      : service_(*service), context_(*context), start_(absl::Now()), response_(*response) {
     if (absl::Status admitted = service_.AdmitCall(context_, /*counted=*/true);
         !admitted.ok()) {
       service_.RecordCall("Compute", context_, start_, stats_, admitted);
@@ -145,8 +196,16 @@ class ComputeReactor final : public grpc::ServerUnaryReactor {
           "deadline exceeded before the computation started"));
       return;
     }
-    service_.RunBatch(*request, response, &cancelled_, &stats_,
-                      [this](absl::Status status) { FinishCall(std::move(status)); });
+    // Copying a ByteBuffer takes references to its slices, not their bytes.
+    service_.RunBatch(*request, &cancelled_, &stats_,
+                      [this](absl::StatusOr<grpc::ByteBuffer> response) {
+                        if (!response.ok()) {
+                          FinishCall(response.status());
+                          return;
+                        }
+                        response_ = *std::move(response);
+                        FinishCall(absl::OkStatus());
+                      });
   }
 
   void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
@@ -165,63 +224,151 @@ class ComputeReactor final : public grpc::ServerUnaryReactor {
   ActivationServiceImpl& service_;
   const grpc::CallbackServerContext& context_;
   const absl::Time start_;
+  grpc::ByteBuffer& response_;
   CallStats stats_;
   std::atomic<bool> cancelled_{false};
 };
 
-// ComputeStream: read a request, compute, write its response, read the next. One batch
-// at a time keeps responses in request order; the client may still pipeline its writes,
-// which gRPC's flow control buffers.
+// ComputeStream, pipelined (see activation_service.h). Every decision is taken under
+// `mu_` by Advance, and the gRPC operations it decides on are started after the lock is
+// dropped, since a reaction may run on another thread at once.
 class ComputeStreamReactor final
-    : public grpc::ServerBidiReactor<v1::ComputeRequest, v1::ComputeResponse> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   ComputeStreamReactor(ActivationServiceImpl* service, grpc::CallbackServerContext* context)
-      : service_(*service), context_(*context), start_(absl::Now()) {
+      : service_(*service),
+        context_(*context),
+        start_(absl::Now()),
+        window_(std::max(1, service->options().stream_window)) {
     if (absl::Status admitted = service_.AdmitCall(context_, /*counted=*/true);
         !admitted.ok()) {
       service_.RecordCall("ComputeStream", context_, start_, stats_, admitted);
       Finish(ToGrpcStatus(admitted));
       return;
     }
-    StartRead(&request_);
+    {
+      absl::MutexLock lock(&mu_);
+      admitted_ = true;
+    }
+    Advance();
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {
-      // The client closed its side (or the call is gone): the stream is complete.
-      FinishCall(context_.IsCancelled()
-                     ? absl::CancelledError("ComputeStream: the call was cancelled")
-                     : absl::OkStatus());
-      return;
+    std::shared_ptr<Slot> slot;
+    grpc::ByteBuffer request;
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = false;
+      if (finished_) return;
+      if (!ok) {
+        // The client closed its side (or the call is gone): no more batches.
+        reads_done_ = true;
+        --held_;
+      } else {
+        slot = std::make_shared<Slot>();
+        slots_.push_back(slot);
+        ++computing_;
+        request = std::move(read_buffer_);
+      }
     }
-    service_.RunBatch(request_, &response_, &cancelled_, &stats_,
-                      [this](absl::Status status) {
-                        if (!status.ok()) {
-                          FinishCall(std::move(status));
-                          return;
-                        }
-                        StartWrite(&response_);
-                      });
+    if (slot != nullptr) {
+      service_.RunBatch(std::move(request), &cancelled_, &slot->stats,
+                        [this, slot](absl::StatusOr<grpc::ByteBuffer> response) {
+                          {
+                            absl::MutexLock lock(&mu_);
+                            --computing_;
+                            slot->computed = true;
+                            if (response.ok()) {
+                              slot->response = *std::move(response);
+                            } else if (failure_.ok()) {
+                              failure_ = response.status();
+                            }
+                          }
+                          Advance();
+                        });
+    }
+    Advance();
   }
 
   void OnWriteDone(bool ok) override {
-    if (!ok) {
-      FinishCall(absl::CancelledError("ComputeStream: a response could not be sent"));
-      return;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      MergeStats(slots_.front()->stats);
+      // The sent slices go back to the buffer pool once gRPC drops them.
+      slots_.pop_front();
+      --held_;
+      if (!ok && failure_.ok()) {
+        failure_ = absl::CancelledError("ComputeStream: a response could not be sent");
+      }
     }
-    // Clear keeps the strings' capacity, so the next batch of the same size reuses it.
-    request_.Clear();
-    response_.Clear();
-    StartRead(&request_);
+    Advance();
   }
 
   void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
   void OnDone() override { delete this; }
 
  private:
+  struct Slot {
+    CallStats stats;
+    bool computed = false;
+    grpc::ByteBuffer response;
+  };
+
+  // Starts whatever can start now: the next read while the window has room, the next
+  // response in order once it is computed, and Finish once everything is done (or, after
+  // an error, once no computation or write still refers to this reactor).
+  void Advance() {
+    bool start_read = false;
+    grpc::ByteBuffer* write = nullptr;
+    std::optional<absl::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || !admitted_) return;
+      if (!failure_.ok()) {
+        // A read may stay pending (the client may be waiting for a response that will
+        // not come); Finish completes it.
+        if (computing_ == 0 && !writing_) finish = failure_;
+      } else {
+        if (!writing_ && !slots_.empty() && slots_.front()->computed) {
+          writing_ = true;
+          write = &slots_.front()->response;
+        }
+        if (!reading_ && !reads_done_ && held_ < window_) {
+          reading_ = true;
+          ++held_;
+          start_read = true;
+        }
+        if (reads_done_ && !reading_ && slots_.empty() && computing_ == 0 && !writing_) {
+          finish = context_.IsCancelled()
+                       ? absl::CancelledError("ComputeStream: the call was cancelled")
+                       : absl::OkStatus();
+        }
+      }
+      if (finish.has_value()) {
+        finished_ = true;
+        for (const std::shared_ptr<Slot>& slot : slots_) MergeStats(slot->stats);
+      }
+    }
+    if (write != nullptr) StartWrite(write);
+    if (start_read) StartRead(&read_buffer_);
+    if (finish.has_value()) FinishCall(*std::move(finish));
+  }
+
+  void MergeStats(const CallStats& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    stats_.batches += batch.batches;
+    stats_.items += batch.items;
+    stats_.elements += batch.elements;
+    stats_.received_bytes += batch.received_bytes;
+    stats_.sent_bytes += batch.sent_bytes;
+  }
+
   void FinishCall(absl::Status status) {
     status = ActivationServiceImpl::ResolveCancellation(std::move(status), context_);
-    service_.RecordCall("ComputeStream", context_, start_, stats_, status);
+    {
+      absl::MutexLock lock(&mu_);  // finished_: nothing else touches stats_ any more
+      service_.RecordCall("ComputeStream", context_, start_, stats_, status);
+    }
     service_.ReleaseSlot();  // before Finish, as in ComputeReactor
     Finish(ToGrpcStatus(status));
   }
@@ -229,10 +376,22 @@ class ComputeStreamReactor final
   ActivationServiceImpl& service_;
   const grpc::CallbackServerContext& context_;
   const absl::Time start_;
-  CallStats stats_;
-  v1::ComputeRequest request_;
-  v1::ComputeResponse response_;
+  const int window_;
   std::atomic<bool> cancelled_{false};
+  grpc::ByteBuffer read_buffer_;  // the read in progress; only one at a time
+
+  absl::Mutex mu_;
+  bool admitted_ ABSL_GUARDED_BY(mu_) = false;
+  CallStats stats_ ABSL_GUARDED_BY(mu_);
+  // Batches received and not yet sent, in request order.
+  std::deque<std::shared_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);
+  int held_ ABSL_GUARDED_BY(mu_) = 0;  // slots_ plus a read in progress
+  int computing_ ABSL_GUARDED_BY(mu_) = 0;
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status failure_ ABSL_GUARDED_BY(mu_);
 };
 
 v1::ListActivationsResponse BuildListResponse(const ServerOptions& options, int threads) {
@@ -263,7 +422,12 @@ ActivationServiceImpl::ActivationServiceImpl(const Engine* engine, ThreadPool* p
       options_(options),
       metrics_(*metrics),
       authenticator_(authenticator),
-      list_response_(BuildListResponse(options, pool->threads())) {}
+      list_response_(BuildListResponse(options, pool->threads())),
+      buffers_(BufferPool::Create([&options] {
+        BufferPoolOptions pool_options;
+        pool_options.max_cached_bytes = options.buffer_cache_bytes;
+        return pool_options;
+      }())) {}
 
 int ActivationServiceImpl::inflight() const {
   absl::MutexLock lock(&mu_);
@@ -315,42 +479,47 @@ void ActivationServiceImpl::ReleaseSlot() {
   --inflight_;
 }
 
-void ActivationServiceImpl::RunBatch(const v1::ComputeRequest& request,
-                                     v1::ComputeResponse* response,
-                                     const std::atomic<bool>* cancelled, CallStats* stats,
-                                     std::function<void(absl::Status)> done) {
+void ActivationServiceImpl::RunBatch(
+    grpc::ByteBuffer request, const std::atomic<bool>* cancelled, CallStats* stats,
+    std::function<void(absl::StatusOr<grpc::ByteBuffer>)> done) {
   ++stats->batches;
-  stats->received_bytes += request.ByteSizeLong();
-  absl::StatusOr<PreparedBatch> batch =
-      Prepare(engine_, options_.max_message_bytes, request, response);
-  if (!batch.ok()) {
-    done(batch.status());
+  stats->received_bytes += request.Length();
+  // Shared, not moved into the task: a pool that refuses the task destroys its copy, and
+  // the batch's views must not move.
+  auto batch = std::make_shared<WireBatch>();
+  absl::Status prepared =
+      Prepare(engine_, options_.max_message_bytes, *buffers_, request, *batch);
+  request.Clear();  // the received slices are no longer needed
+  if (!prepared.ok()) {
+    done(prepared);
     return;
   }
   stats->items += static_cast<int64_t>(batch->items.size());
   for (int64_t elements : batch->elements) stats->elements += elements;
 
   // Runs on whichever thread computes: the outcome is accounted before `done`, which
-  // may finish the call and free `stats` and `response`. Shared, because a pool that
-  // refuses the task destroys its copy, and then `done` must still be called here.
-  auto finish = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
-  auto compute = [this, cancelled, stats, response, finish](const PreparedBatch& prepared) {
-    absl::Status status = engine_.Compute(prepared.items, prepared.buffers, cancelled);
-    if (status.ok()) {
-      stats->sent_bytes += response->ByteSizeLong();
-      for (size_t i = 0; i < prepared.items.size(); ++i) {
-        metrics_.RecordElements(prepared.items[i].activation.kind,
-                                prepared.items[i].input.dtype, prepared.elements[i]);
-      }
+  // may finish the call and free `stats`.
+  auto finish =
+      std::make_shared<std::function<void(absl::StatusOr<grpc::ByteBuffer>)>>(std::move(done));
+  auto compute = [this, cancelled, stats, finish, batch]() {
+    absl::Status status = engine_.Compute(batch->items, batch->buffers, cancelled);
+    if (!status.ok()) {
+      (*finish)(std::move(status));
+      return;
     }
-    (*finish)(std::move(status));
+    for (size_t i = 0; i < batch->items.size(); ++i) {
+      metrics_.RecordElements(batch->items[i].activation.kind, batch->items[i].input.dtype,
+                              batch->elements[i]);
+    }
+    grpc::ByteBuffer response = EncodeResults(*batch);
+    stats->sent_bytes += response.Length();
+    (*finish)(std::move(response));
   };
   if (InputBytes(batch->items) < options_.inline_bytes) {
-    compute(*batch);
+    compute();
     return;
   }
-  if (!pool_.TrySchedule([compute, batch = std::move(*batch)]() { compute(batch); })) {
-    response->Clear();
+  if (!pool_.TrySchedule(compute)) {
     (*finish)(absl::ResourceExhaustedError(
         absl::StrCat("server overloaded: ", pool_.queued(),
                      " batches already wait for a compute thread; retry later")));
@@ -389,12 +558,12 @@ void ActivationServiceImpl::RecordCall(absl::string_view method,
 }
 
 grpc::ServerUnaryReactor* ActivationServiceImpl::Compute(
-    grpc::CallbackServerContext* context, const v1::ComputeRequest* request,
-    v1::ComputeResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
   return new ComputeReactor(this, context, request, response);
 }
 
-grpc::ServerBidiReactor<v1::ComputeRequest, v1::ComputeResponse>*
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 ActivationServiceImpl::ComputeStream(grpc::CallbackServerContext* context) {
   return new ComputeStreamReactor(this, context);
 }

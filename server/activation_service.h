@@ -1,12 +1,23 @@
 // The actserve.v1.ActivationService implementation: a thin adapter between the wire
 // messages and the compute engine (src/engine.h), on gRPC's callback API.
 //
-// Per batch: the request becomes engine items that VIEW its bytes (wire::ItemsFromProto),
-// the engine validates them and gives result sizes (Engine::Plan), the response's byte
-// strings are sized, and the engine computes straight into them (Engine::Compute), so a
-// tensor is never copied between the request and the response. Small batches run on the
-// gRPC thread that received them; larger ones run on the compute pool, and the call is
-// finished from the worker, so gRPC's threads are never blocked by arithmetic.
+// Compute and ComputeStream take their messages as raw gRPC byte buffers, so that a
+// tensor's bytes are copied once on the way in and never on the way out
+// (proto/tensor_wire.h): the request's tensor data is copied straight from the received
+// slices into pooled, already-faulted buffers (server/buffer_pool.h); the engine computes
+// in place where the input is not needed again (the output over the input, the input
+// gradient over grad_output, or over the input in backward mode) and otherwise into
+// another pooled buffer; and those buffers become the response's slices, returning to
+// the pool once gRPC has sent them. Small batches run on the gRPC thread that received
+// them; larger ones run on the compute pool, and the call is finished from the worker, so
+// gRPC's threads are never blocked by arithmetic.
+//
+// ComputeStream is pipelined: while batch k computes, batch k+1 is being received and
+// batch k-1 sent. At most `stream_window` batches are held per stream (from the read that
+// receives one until its response has been sent); with the window full the server reads
+// no more, so HTTP/2 flow control stops a client that sends faster than it reads, and a
+// stream's memory is bounded by the window, not by what the client sends. Responses go
+// out in request order.
 //
 // Admission, in this order, before any work: draining (UNAVAILABLE once shutdown has
 // begun), authentication (UNAUTHENTICATED without a valid bearer token, when a
@@ -28,14 +39,17 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "actserve/v1/activation.grpc.pb.h"
 #include "server/auth.h"
+#include "server/buffer_pool.h"
 #include "server/metrics.h"
 #include "server/server_options.h"
 #include "src/engine.h"
@@ -56,7 +70,11 @@ struct CallStats {
 // Thread-safe: gRPC calls its methods concurrently. `engine`, `pool` and `metrics` are
 // borrowed and must outlive the service and every call it started (Server destroys them
 // in that order); `authenticator` too, unless it is nullptr (no authentication).
-class ActivationServiceImpl final : public v1::ActivationService::CallbackService {
+class ActivationServiceImpl final
+    : public v1::ActivationService::WithRawCallbackMethod_Compute<
+          v1::ActivationService::WithRawCallbackMethod_ComputeStream<
+              v1::ActivationService::WithCallbackMethod_ListActivations<
+                  v1::ActivationService::Service>>> {
  public:
   // `options` gives the limits that are enforced here and reported by ListActivations.
   ActivationServiceImpl(const Engine* engine, ThreadPool* pool,
@@ -65,11 +83,12 @@ class ActivationServiceImpl final : public v1::ActivationService::CallbackServic
   ActivationServiceImpl(const ActivationServiceImpl&) = delete;
   ActivationServiceImpl& operator=(const ActivationServiceImpl&) = delete;
 
+  // The request and response are serialized v1::ComputeRequest / v1::ComputeResponse.
   grpc::ServerUnaryReactor* Compute(grpc::CallbackServerContext* context,
-                                    const v1::ComputeRequest* request,
-                                    v1::ComputeResponse* response) override;
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
 
-  grpc::ServerBidiReactor<v1::ComputeRequest, v1::ComputeResponse>* ComputeStream(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ComputeStream(
       grpc::CallbackServerContext* context) override;
 
   grpc::ServerUnaryReactor* ListActivations(
@@ -97,14 +116,16 @@ class ActivationServiceImpl final : public v1::ActivationService::CallbackServic
   absl::Status AdmitCall(const grpc::CallbackServerContext& context, bool counted);
   void ReleaseSlot();
 
-  // Computes `request` into `response` and then calls `done` exactly once with the
-  // outcome, either before returning (small batches, and every error found before
-  // computing) or later on a compute worker. `request`, `response` and `stats` must stay
-  // alive and untouched until `done` runs; `stats` is updated before `done` runs.
-  // `cancelled` is polled by the engine between chunks.
-  void RunBatch(const v1::ComputeRequest& request, v1::ComputeResponse* response,
-                const std::atomic<bool>* cancelled, CallStats* stats,
-                std::function<void(absl::Status)> done);
+  // Computes the serialized ComputeRequest `request` and then calls `done` exactly once
+  // with the serialized ComputeResponse or the error, either before returning (small
+  // batches, and every error found before computing) or later on a compute worker.
+  // `stats` must stay alive until `done` runs and is updated before it runs; `cancelled`
+  // is polled by the engine between chunks.
+  void RunBatch(grpc::ByteBuffer request, const std::atomic<bool>* cancelled,
+                CallStats* stats,
+                std::function<void(absl::StatusOr<grpc::ByteBuffer>)> done);
+
+  const ServerOptions& options() const { return options_; }
 
   // The call's final status: a Cancelled from the engine becomes DeadlineExceeded when
   // the call's deadline has passed (a client cancel stays Cancelled).
@@ -122,6 +143,7 @@ class ActivationServiceImpl final : public v1::ActivationService::CallbackServic
   ServerMetrics& metrics_;
   const TokenAuthenticator* const authenticator_;
   v1::ListActivationsResponse list_response_;
+  const std::shared_ptr<BufferPool> buffers_;
 
   mutable absl::Mutex mu_;
   int inflight_ ABSL_GUARDED_BY(mu_) = 0;

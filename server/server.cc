@@ -154,6 +154,32 @@ Server::Server(const ServerOptions& options)
           ThreadPoolOptions{options.threads, options.max_queued})),
       engine_(std::make_unique<Engine>(MakeEngineOptions(options, pool_.get()))) {}
 
+void ApplyTransportOptions(const ServerOptions& options, grpc::ServerBuilder* builder_ptr) {
+  grpc::ServerBuilder& builder = *builder_ptr;
+  builder.SetMaxReceiveMessageSize(GrpcMessageLimit(options.max_message_bytes));
+  builder.SetMaxSendMessageSize(GrpcMessageLimit(options.max_message_bytes));
+  // gRPC sets SO_REUSEPORT by default, so a second server on a busy port would start and
+  // silently share its traffic; refuse instead, so "address in use" is reported.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  if (options.memory_quota_bytes > 0) {
+    grpc::ResourceQuota quota("actserve");
+    quota.Resize(static_cast<size_t>(options.memory_quota_bytes));
+    builder.SetResourceQuota(quota);  // the builder keeps its own reference
+  }
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             GrpcMilliseconds(options.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             GrpcMilliseconds(options.keepalive_timeout));
+  // Clients may keep an idle connection alive with their own pings, at most this often.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             GrpcMilliseconds(options.keepalive_min_client_interval));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                             GrpcMilliseconds(options.max_connection_age));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                             GrpcMilliseconds(options.max_connection_age_grace));
+}
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   if (absl::Status valid = ValidateOptions(options); !valid.ok()) return valid;
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
@@ -182,28 +208,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options.address, *credentials, &port);
-  builder.SetMaxReceiveMessageSize(GrpcMessageLimit(options.max_message_bytes));
-  builder.SetMaxSendMessageSize(GrpcMessageLimit(options.max_message_bytes));
-  // gRPC sets SO_REUSEPORT by default, so a second server on a busy port would start and
-  // silently share its traffic; refuse instead, so "address in use" is reported.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  if (options.memory_quota_bytes > 0) {
-    grpc::ResourceQuota quota("actserve");
-    quota.Resize(static_cast<size_t>(options.memory_quota_bytes));
-    builder.SetResourceQuota(quota);  // the builder keeps its own reference
-  }
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
-                             GrpcMilliseconds(options.keepalive_time));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-                             GrpcMilliseconds(options.keepalive_timeout));
-  // Clients may keep an idle connection alive with their own pings, at most this often.
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-                             GrpcMilliseconds(options.keepalive_min_client_interval));
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
-                             GrpcMilliseconds(options.max_connection_age));
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
-                             GrpcMilliseconds(options.max_connection_age_grace));
+  ApplyTransportOptions(options, &builder);
   builder.RegisterService(server->service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || port == 0) {

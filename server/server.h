@@ -41,6 +41,12 @@
 namespace actserve {
 namespace server {
 
+// Applies the transport settings of `options` to `builder`: message size limits, the
+// memory quota, keepalive, connection age, no SO_REUSEPORT. Server::Start uses it; the
+// service benchmark gives its bare echo server the same settings, so that the two are
+// compared on equal terms.
+void ApplyTransportOptions(const ServerOptions& options, grpc::ServerBuilder* builder);
+
 // Thread-safe. Not copyable. Destruction shuts the server down (as Shutdown) and waits.
 class Server {
  public:

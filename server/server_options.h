@@ -48,6 +48,18 @@ struct ServerOptions {
   // more than the work. Bytes. Default 64 KiB.
   size_t inline_bytes = size_t{64} << 10;
 
+  // ComputeStream batches held at once per stream: from the read that receives one until
+  // its response has been sent. 3 lets batch k+1 arrive while k computes and k-1 is sent;
+  // a full window stops reading, so HTTP/2 flow control holds back a client that sends
+  // faster than it reads. A stream's tensor memory is at most about this many times
+  // (request + response) bytes. At least 1. Default 3.
+  int stream_window = 3;
+
+  // Free tensor buffers kept for reuse by later calls (server/buffer_pool.h): reused
+  // pages are already mapped, so large requests pay no page faults for them. Bytes;
+  // 0 keeps none. Default 512 MiB.
+  size_t buffer_cache_bytes = size_t{512} << 20;
+
   // Batches waiting for a compute worker before further ones are refused with
   // RESOURCE_EXHAUSTED. 0: a batch that needs the pool is refused (small ones still run
   // inline). Default 1024 (--max_queued_batches).

@@ -1,0 +1,160 @@
+// See buffer_pool.h.
+#include "server/buffer_pool.h"
+
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <new>
+#include <utility>
+
+namespace actserve {
+namespace server {
+namespace {
+
+// Pooled capacities are multiples of a huge page, so that buffers of nearby sizes share
+// a free list and every pooled buffer can be backed by huge pages.
+constexpr size_t kHugePage = size_t{2} << 20;
+
+size_t RoundUp(size_t size, size_t unit) { return (size + unit - 1) / unit * unit; }
+
+// `capacity` bytes, aligned to kHugePage, freshly mapped (zero pages, not yet touched).
+char* MapAligned(size_t capacity, bool huge_pages) {
+  const size_t length = capacity + kHugePage;
+  void* mapped = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                      -1, 0);
+  if (mapped == MAP_FAILED) throw std::bad_alloc();
+  const uintptr_t start = reinterpret_cast<uintptr_t>(mapped);
+  const uintptr_t aligned = RoundUp(start, kHugePage);
+  if (aligned > start) munmap(mapped, aligned - start);
+  const uintptr_t end = start + length;
+  if (end > aligned + capacity) {
+    munmap(reinterpret_cast<void*>(aligned + capacity), end - (aligned + capacity));
+  }
+  char* data = reinterpret_cast<char*>(aligned);
+  // Advice only: without THP support the kernel ignores it, and 4 KiB pages are used.
+  if (huge_pages) madvise(data, capacity, MADV_HUGEPAGE);
+  return data;
+}
+
+// What a slice made by Buffer::ToSlice carries, to give the memory back.
+struct SliceOwner {
+  Buffer buffer;
+};
+
+void SliceDestroy(void* user_data) { delete static_cast<SliceOwner*>(user_data); }
+
+}  // namespace
+
+Buffer::~Buffer() { Reset(); }
+
+Buffer::Buffer(Buffer&& other) noexcept
+    : pool_(std::move(other.pool_)),
+      data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      capacity_(std::exchange(other.capacity_, 0)) {}
+
+Buffer& Buffer::operator=(Buffer&& other) noexcept {
+  if (this != &other) {
+    Reset();
+    pool_ = std::move(other.pool_);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    capacity_ = std::exchange(other.capacity_, 0);
+  }
+  return *this;
+}
+
+void Buffer::Reset() {
+  if (data_ != nullptr && pool_ != nullptr) pool_->Release(data_, capacity_);
+  pool_.reset();
+  data_ = nullptr;
+  size_ = capacity_ = 0;
+}
+
+grpc::Slice Buffer::ToSlice() && {
+  if (size_ == 0) {
+    Reset();
+    return grpc::Slice();
+  }
+  char* data = data_;
+  const size_t size = size_;
+  auto* owner = new SliceOwner{std::move(*this)};
+  return grpc::Slice(data, size, &SliceDestroy, owner);
+}
+
+std::shared_ptr<BufferPool> BufferPool::Create(const BufferPoolOptions& options) {
+  return std::shared_ptr<BufferPool>(new BufferPool(options));
+}
+
+BufferPool::~BufferPool() {
+  // Every Buffer holds a reference, so only free buffers are left.
+  for (const auto& [capacity, data] : free_) munmap(data, capacity);
+}
+
+Buffer BufferPool::Acquire(size_t size) {
+  if (size == 0) return Buffer();
+  if (size < options_.min_pooled_bytes) {
+    // Capacity 0 marks a malloc'd buffer.
+    char* data = static_cast<char*>(std::malloc(size));
+    if (data == nullptr) throw std::bad_alloc();
+    return Buffer(shared_from_this(), data, size, 0);
+  }
+  const size_t capacity = RoundUp(size, kHugePage);
+  {
+    absl::MutexLock lock(&mu_);
+    // The smallest free buffer that fits, unless it would waste more than half.
+    auto found = free_.lower_bound(capacity);
+    if (found != free_.end() && found->first <= 2 * capacity) {
+      char* data = found->second;
+      const size_t found_capacity = found->first;
+      free_.erase(found);
+      cached_bytes_ -= found_capacity;
+      live_bytes_ += found_capacity;
+      ++reused_;
+      return Buffer(shared_from_this(), data, size, found_capacity);
+    }
+    live_bytes_ += capacity;
+    ++mapped_;
+  }
+  return Buffer(shared_from_this(), MapAligned(capacity, options_.huge_pages), size, capacity);
+}
+
+void BufferPool::Release(char* data, size_t capacity) {
+  if (capacity == 0) {
+    std::free(data);
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    live_bytes_ -= capacity;
+    if (cached_bytes_ + capacity <= options_.max_cached_bytes) {
+      free_.emplace(capacity, data);
+      cached_bytes_ += capacity;
+      return;
+    }
+  }
+  munmap(data, capacity);
+}
+
+size_t BufferPool::cached_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return cached_bytes_;
+}
+
+size_t BufferPool::live_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return live_bytes_;
+}
+
+int64_t BufferPool::reused() const {
+  absl::MutexLock lock(&mu_);
+  return reused_;
+}
+
+int64_t BufferPool::mapped() const {
+  absl::MutexLock lock(&mu_);
+  return mapped_;
+}
+
+}  // namespace server
+}  // namespace actserve
