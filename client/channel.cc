@@ -55,13 +55,21 @@ std::string JsonDuration(absl::Duration duration) {
   return text + "s";
 }
 
-// Every method of both services is idempotent, so a retry can never apply anything twice;
-// UNAVAILABLE covers a server that is not reachable yet or a pod that is going away.
+// Every method of both services is idempotent, so a retry can never apply anything twice.
+// UNAVAILABLE covers a server that is not reachable yet, one that died mid-call, and one
+// that is draining. CANCELLED from the server covers the rest of a shutdown: gRPC's server
+// cancels calls that reach it after its Shutdown began but before the client has read its
+// GOAWAY, and calls still running when --shutdown_grace ends. gRPC never retries a call
+// that the caller cancelled or whose deadline passed, so only those are retried.
 std::string ServiceConfigJson(const ClientOptions& options) {
   std::string json = "{";
   if (!options.load_balancing_policy.empty()) {
     absl::StrAppend(&json, R"("loadBalancingConfig": [{")", options.load_balancing_policy,
                     R"(": {}}])");
+  }
+  if (options.health_checked_balancing) {
+    if (json.size() > 1) json += ", ";
+    json += R"("healthCheckConfig": {"serviceName": ""})";
   }
   if (options.max_attempts > 1 || options.wait_for_ready) {
     if (json.size() > 1) json += ", ";
@@ -73,7 +81,8 @@ std::string ServiceConfigJson(const ClientOptions& options) {
       absl::StrAppend(&json, R"(, "retryPolicy": {"maxAttempts": )", options.max_attempts,
                       R"(, "initialBackoff": ")", JsonDuration(options.initial_backoff),
                       R"(", "maxBackoff": ")", JsonDuration(options.max_backoff),
-                      R"(", "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]})");
+                      R"(", "backoffMultiplier": 2,)",
+                      R"( "retryableStatusCodes": ["UNAVAILABLE", "CANCELLED"]})");
     }
     json += "}]";
   }

@@ -22,10 +22,12 @@ namespace actserve {
 namespace client_internal {
 
 // The channel's service config JSON: `loadBalancingConfig` with
-// `options.load_balancing_policy` (left out when empty), and, when
+// `options.load_balancing_policy` (left out when empty), `healthCheckConfig` for the
+// server as a whole (service "") when `options.health_checked_balancing`, and, when
 // `options.max_attempts` > 1 or `options.wait_for_ready`, a method config for both
 // actserve.v1.ActivationService and grpc.health.v1.Health with `waitForReady` (when set)
-// and a retry policy for UNAVAILABLE with the options' backoff (when max_attempts > 1).
+// and a retry policy for UNAVAILABLE and CANCELLED with the options' backoff (when
+// max_attempts > 1).
 // "{}" when nothing applies.
 std::string ServiceConfigJson(const ClientOptions& options);
 

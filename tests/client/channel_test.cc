@@ -18,7 +18,7 @@ TEST(ServiceConfigJsonTest, DefaultsAreRoundRobinWithRetries) {
             R"([{"service": "actserve.v1.ActivationService"}, {"service": )"
             R"("grpc.health.v1.Health"}], "retryPolicy": {"maxAttempts": 3, "initialBackoff": )"
             R"("0.1s", "maxBackoff": "1s", "backoffMultiplier": 2, "retryableStatusCodes": )"
-            R"(["UNAVAILABLE"]}}]})");
+            R"(["UNAVAILABLE", "CANCELLED"]}}]})");
 }
 
 TEST(ServiceConfigJsonTest, LeavesOutWhatIsSwitchedOff) {

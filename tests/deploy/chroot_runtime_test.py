@@ -238,7 +238,8 @@ def serve_and_check(root, image, actctl, work):
         for _ in range(POLL_ATTEMPTS):
             with open(log_path, encoding="utf-8") as f:
                 text = f.read()
-            port, metrics_port = number_after(text, "(port "), number_after(text, "metrics on port ")
+            port = number_after(text, "(port ")
+            metrics_port = number_after(text, "metrics on port ")
             if (port and metrics_port) or server.poll() is not None:
                 break
             time.sleep(POLL_INTERVAL_S)

@@ -87,10 +87,12 @@ struct ClientOptions {
   // uses one connection; "" leaves gRPC's default (pick_first). Default: "round_robin".
   std::string load_balancing_policy = "round_robin";
 
-  // How many times gRPC may try a call that failed with UNAVAILABLE before any reply
-  // (every RPC of the service is idempotent): a server not reachable yet, a replica that
-  // died, or one that is draining after SIGTERM. With round_robin each attempt picks the
-  // next ready replica. 1 disables retries; gRPC caps the value at 5. Default: 3.
+  // How many times gRPC may try a call that failed before any reply (every RPC of the
+  // service is idempotent) with UNAVAILABLE — a server not reachable yet, a replica that
+  // died, or one that is draining after SIGTERM — or with CANCELLED from the server — a
+  // replica whose shutdown caught the call in transit. A call cancelled by the caller or
+  // past its deadline is never retried. With round_robin each attempt picks the next
+  // ready replica. 1 disables retries; gRPC caps the value at 5. Default: 3.
   int max_attempts = 3;
 
   // The pause before a retry is random in [0, b], where b starts at `initial_backoff`
@@ -113,6 +115,14 @@ struct ClientOptions {
   // with UNAVAILABLE (gRPC's waitForReady). Default: false, so that an unreachable server
   // is reported at once.
   bool wait_for_ready = false;
+
+  // With true, the channel watches each server's grpc.health.v1 status (a Health/Watch
+  // stream per connection, gRPC's client-side health checking) and the load-balancing
+  // policy sends calls only to servers that answer SERVING: a replica that starts to
+  // drain after SIGTERM (NOT_SERVING) stops getting calls as soon as it says so, instead
+  // of refusing them. Then every call, Health() included, fails with UNAVAILABLE (or waits,
+  // with `wait_for_ready`) while no server is SERVING. Default: false.
+  bool health_checked_balancing = false;
 
   // TLS for the channel (see TlsOptions); std::nullopt: plaintext. Ignored by the
   // Client(channel, options) constructor, whose channel has its own credentials.
