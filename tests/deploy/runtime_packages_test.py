@@ -59,6 +59,8 @@ def runtime_stage_packages(stage):
 def linked_libraries(binary):
     """The absolute path of every shared library `ldd` resolves for `binary`, including
     the dynamic loader; AssertionError for a library it cannot find."""
+    if not os.path.isfile(binary):
+        raise AssertionError(f"{binary} is not built")
     out = subprocess.run(["ldd", binary], check=True, capture_output=True, text=True).stdout
     paths = []
     for line in out.splitlines():
