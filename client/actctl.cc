@@ -31,6 +31,7 @@
 #include "actserve/tensor.h"
 #include "client/cli_format.h"
 #include "client/npy.h"
+#include "bench/service/bench_command.h"
 #include "client/svg_plot.h"
 #include "src/activation_spec.h"
 #include "src/catalogue.h"
@@ -114,6 +115,14 @@ Commands:
                   --svg=relu-softplus.svg
             flags: --activation (repeat it, or separate specs with ',' or ';')
                    --range --points --svg --title --dtype
+  bench     actserve against a bare gRPC echo of the same bytes, in one run:
+              actctl bench --bench_csv=bench/results/service.csv
+              actctl bench --target=host1:50051 --target=host2:50051 \
+                  --echo_target=host3:50052     # load a running fleet
+            flags: --target (repeatable) --echo_target (repeatable) --bench_csv
+                   --bench_rounds --bench_min_time --bench_payloads
+                   --bench_concurrency --bench_modes --bench_stream_chunk
+                   --bench_activation
 
 Exit codes: 0 success, 1 failure (server error, not serving, unreachable, file error),
 2 usage error.)usage";
@@ -378,10 +387,12 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() != 2) {
-    return UsageError(positional.size() < 2 ? "no command given (list, compute, health, plot)"
-                                            : "give one command (list, compute, health, plot)");
+    return UsageError(positional.size() < 2
+                          ? "no command given (list, compute, health, plot, bench)"
+                          : "give one command (list, compute, health, plot, bench)");
   }
   const std::string command = positional[1];
+  if (command == "bench") return actserve::bench::RunBenchCommand(argc, argv);
   absl::StatusOr<actserve::ClientOptions> options = OptionsFromFlags();
   if (!options.ok()) return Fail(options.status(), "--token_file");
   const actserve::Client client(absl::GetFlag(FLAGS_target), *std::move(options));
@@ -394,5 +405,5 @@ int main(int argc, char** argv) {
     return RunPlot(client, activations);
   }
   return UsageError(
-      absl::StrCat("unknown command '", command, "' (list, compute, health, plot)"));
+      absl::StrCat("unknown command '", command, "' (list, compute, health, plot, bench)"));
 }

@@ -265,23 +265,47 @@ class Client {
   absl::StatusOr<std::vector<std::vector<ItemOutput>>> ComputeStream(
       absl::Span<const Batch> batches) const;
 
-  // Computes one tensor of any size: splits `input` (and `grad_output`, which must have the
-  // input's dtype and shape) along dimension 0 into chunks of at most `chunk_bytes` bytes
-  // of input (at least one row each), sends them pipelined on one ComputeStream call, and
-  // joins the results into tensors of the input's shape. The results equal those of a
-  // single Compute, with two exceptions: softmax / log_softmax along dimension 0 needs
-  // every row at once and is sent as one chunk; a PReLU grad_weight is the sum of the
-  // chunks' grad_weights, added in double and rounded once to the dtype (the chunks' own
-  // sums were already rounded, so float16 / bfloat16 results may differ in the last
-  // place). `prelu_weight` is as in Batch::Add. InvalidArgument before any network call
-  // for a bad spec, a size or grad_output mismatch, or chunk_bytes <= 0; otherwise the
-  // first failed chunk's status. Default chunk: 4 MiB.
+  // Computes one tensor of any size on one ComputeStream call, in chunks of at most
+  // `chunk_bytes` bytes of input, pipelined with at most `window` chunks sent and not yet
+  // answered, and joins the results into tensors of the input's shape. How it cuts:
+  // elementwise activations in flat runs of elements (any shape, even one huge row);
+  // PReLU along dimension 0, so every chunk keeps all channels (dimension 1) and the
+  // weight (a row of C x ... elements must then fit a message); softmax / log_softmax
+  // along dimension 0 when `dim` is another dimension, and in blocks of columns of the
+  // [shape[0], rest] view when `dim` is 0 (a 1-D softmax is one chunk). The results equal
+  // those of a single Compute, except that a PReLU grad_weight is the sum of the chunks'
+  // grad_weights, added in double and rounded once to the dtype (the chunks' own sums were
+  // already rounded, so float16 / bfloat16 results may differ in the last place).
+  // `prelu_weight` is as in Batch::Add. InvalidArgument before any network call for a bad
+  // spec, a size or grad_output mismatch, chunk_bytes <= 0 or window <= 0; otherwise the
+  // first failed chunk's status. Defaults: 4 MiB chunks, 4 in flight.
   static constexpr int64_t kDefaultChunkBytes = int64_t{4} << 20;
+  static constexpr int kDefaultChunkWindow = 4;
   absl::StatusOr<ItemOutput> ComputeChunked(
       const TensorView& input, const ActivationArg& activation, Mode mode = Mode::kForwardBackward,
       const std::optional<TensorView>& grad_output = std::nullopt,
       const std::optional<TensorView>& prelu_weight = std::nullopt,
       int64_t chunk_bytes = kDefaultChunkBytes) const;
+
+  // Where ComputeChunkedInto writes: for each result the mode computes, a span of exactly
+  // the input's byte size (row-major, the input's dtype); an empty span otherwise.
+  struct ChunkedOutputs {
+    absl::Span<char> output;
+    absl::Span<char> grad_input;
+  };
+
+  // ComputeChunked without any whole-tensor buffer of its own: chunks are sent straight
+  // from `input` / `grad_output` (the SDK copies nothing, except to gather the columns of
+  // a softmax along dimension 0) and each result chunk is copied once, from the received
+  // bytes into `outputs`. Memory besides the caller's: about `window` chunks in gRPC's
+  // buffers on each side. Returns the PReLU grad_weight when the mode computes a gradient
+  // of a PReLU, std::nullopt otherwise. Errors as ComputeChunked, plus InvalidArgument for
+  // `outputs` spans of the wrong size. On error `outputs` hold partial results.
+  absl::StatusOr<std::optional<Tensor>> ComputeChunkedInto(
+      const TensorView& input, const ActivationArg& activation, Mode mode,
+      const std::optional<TensorView>& grad_output,
+      const std::optional<TensorView>& prelu_weight, const ChunkedOutputs& outputs,
+      int64_t chunk_bytes = kDefaultChunkBytes, int window = kDefaultChunkWindow) const;
 
   // Every activation the server computes, with its parameters, and the server's version,
   // dtypes, SIMD target, threads and limits.

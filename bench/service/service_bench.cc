@@ -1,0 +1,304 @@
+// See service_bench.h.
+#include "bench/service/service_bench.h"
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
+#include "actserve/batch.h"
+#include "actserve/tensor.h"
+#include "actserve/v1/activation.pb.h"
+#include "bench/service/echo_server.h"
+#include "bench/service/load.h"
+#include "server/logging.h"
+#include "server/server.h"
+#include "src/engine.h"
+
+namespace actserve {
+namespace bench {
+namespace {
+
+constexpr char kComputeMethod[] = "/actserve.v1.ActivationService/Compute";
+constexpr char kComputeStreamMethod[] = "/actserve.v1.ActivationService/ComputeStream";
+constexpr char kEchoMethod[] = "/actserve.bench.Echo/Echo";
+constexpr char kEchoStreamMethod[] = "/actserve.bench.Echo/EchoStream";
+
+std::vector<std::shared_ptr<grpc::Channel>> MakeChannels(const std::vector<std::string>& targets) {
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (const std::string& target : targets) {
+    channels.push_back(grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+                                                 BenchChannelArguments()));
+  }
+  return channels;
+}
+
+grpc::ByteBuffer ToByteBuffer(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+std::string LocalTarget(int port) { return absl::StrCat("127.0.0.1:", port); }
+
+// A serialized ComputeRequest: `payload_bytes` of float32 input (and as much grad_output
+// in forward_backward mode) through `activation`.
+absl::StatusOr<std::string> MakeComputeRequest(size_t payload_bytes, Mode mode,
+                                               const std::string& activation) {
+  const size_t elements = std::max<size_t>(1, payload_bytes / sizeof(float));
+  std::vector<float> x(elements), dy(elements);
+  uint32_t state = 12345;
+  for (size_t i = 0; i < elements; ++i) {
+    state = state * 1664525u + 1013904223u;
+    x[i] = static_cast<float>(state >> 8) / static_cast<float>(1u << 24) * 8.0f - 4.0f;
+    dy[i] = 1.0f - x[i] / 8.0f;
+  }
+  const int64_t shape[] = {static_cast<int64_t>(elements)};
+  Batch batch;
+  std::optional<TensorView> grad_output;
+  if (ComputesGradient(mode)) grad_output = MakeTensorView(dy, shape);
+  batch.Add(MakeTensorView(x, shape), activation, mode, grad_output);
+  if (!batch.status().ok()) return batch.status();
+  return batch.request().SerializeAsString();
+}
+
+// The size of the response to one call of `method` with `request`.
+absl::StatusOr<size_t> ResponseSize(const std::shared_ptr<grpc::Channel>& channel,
+                                    const std::string& method, const grpc::ByteBuffer& request) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  absl::Notification done;
+  stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status s) {
+                   status = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        absl::StrCat(method, ": ", status.error_message()));
+  }
+  return response.Length();
+}
+
+double Median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+struct Rounds {
+  std::vector<double> mb_s, p50_us, p99_us;
+  ServerFigures Medians() const { return {Median(mb_s), Median(p50_us), Median(p99_us)}; }
+};
+
+// One server as the benchmark sees it: where to send, which methods, what to send.
+struct Contender {
+  std::string name;
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::string unary_method;
+  std::string stream_method;
+  grpc::ByteBuffer request;
+  size_t expected_response_bytes = 0;
+  Rounds rounds;
+};
+
+std::string Ratio(double a, double b) {
+  return b > 0 ? absl::StrFormat("%.2f", a / b) : std::string("-");
+}
+
+}  // namespace
+
+std::string FormatServiceTable(const std::vector<ServiceBenchRow>& rows) {
+  std::string text = absl::StrFormat(
+      "%-6s %9s %-16s %2s | %9s %9s %5s | %9s %9s %5s | %9s %9s | %9s %9s\n", "rpc", "bytes",
+      "mode", "c", "act MB/s", "echo MB/s", "ratio", "act p50", "echo p50", "ratio", "act p99",
+      "echo p99", "dflt MB/s", "dflt p50");
+  for (const ServiceBenchRow& row : rows) {
+    absl::StrAppend(
+        &text,
+        absl::StrFormat("%-6s %9d %-16s %2d | %9.1f %9.1f %5s | %9.0f %9.0f %5s | %9.0f %9.0f "
+                        "| %9.1f %9.0f\n",
+                        row.rpc, row.payload_bytes, row.mode, row.concurrency, row.actserve.mb_s,
+                        row.echo.mb_s, Ratio(row.actserve.mb_s, row.echo.mb_s),
+                        row.actserve.p50_us, row.echo.p50_us,
+                        Ratio(row.actserve.p50_us, row.echo.p50_us), row.actserve.p99_us,
+                        row.echo.p99_us, row.echo_default.mb_s, row.echo_default.p50_us));
+  }
+  absl::StrAppend(&text,
+                  "ratio: actserve/echo (throughput: >= 0.9 is the target; p50: <= 1.1 is the "
+                  "target at 1 KiB). MB/s: 10^6 bytes of input tensor per second; latencies "
+                  "in us; medians over interleaved rounds.\n");
+  return text;
+}
+
+std::vector<std::string> RepeatedFlagValues(int argc, char** argv, const std::string& name) {
+  std::vector<std::string> values;
+  const std::string single = "--" + name, with_value = "--" + name + "=";
+  const std::string single_dash = "-" + name, single_dash_value = "-" + name + "=";
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") break;
+    if (arg.rfind(with_value, 0) == 0) {
+      values.push_back(arg.substr(with_value.size()));
+    } else if (arg.rfind(single_dash_value, 0) == 0) {
+      values.push_back(arg.substr(single_dash_value.size()));
+    } else if ((arg == single || arg == single_dash) && i + 1 < argc) {
+      values.push_back(argv[++i]);
+    }
+  }
+  return values;
+}
+
+absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchOptions& options,
+                                                             std::FILE* out) {
+  // In-process servers, unless targets are given. Per-call info lines would be written
+  // thousands of times; the benchmark runs actserve at warning level.
+  std::unique_ptr<server::Server> actserve;
+  std::unique_ptr<EchoServer> echo, echo_default;
+  std::vector<std::string> actserve_targets = options.targets;
+  std::vector<std::string> echo_targets = options.echo_targets;
+  std::vector<std::string> echo_default_targets;
+  server::ServerOptions server_options;
+  server_options.address = "127.0.0.1:0";
+  server_options.max_message_bytes = 0;  // unlimited: 64 MiB forward_backward is 128 MiB
+  server_options.max_elements = 0;
+  if (actserve_targets.empty()) {
+    server::SetLogLevel(server::LogLevel::kWarning);
+    absl::StatusOr<std::unique_ptr<server::Server>> started = server::Server::Start(server_options);
+    if (!started.ok()) return started.status();
+    actserve = *std::move(started);
+    actserve_targets.push_back(LocalTarget(actserve->port()));
+  }
+  if (echo_targets.empty()) {
+    EchoServerOptions echo_options;
+    echo_options.transport = server_options;
+    absl::StatusOr<std::unique_ptr<EchoServer>> started = EchoServer::Start(echo_options);
+    if (!started.ok()) return started.status();
+    echo = *std::move(started);
+    echo_targets.push_back(LocalTarget(echo->port()));
+    echo_options.actserve_settings = false;
+    started = EchoServer::Start(echo_options);
+    if (!started.ok()) return started.status();
+    echo_default = *std::move(started);
+    echo_default_targets.push_back(LocalTarget(echo_default->port()));
+  }
+  std::fprintf(out, "actserve: %s\necho (actserve settings): %s\necho (gRPC defaults): %s\n",
+               absl::StrJoin(actserve_targets, ",").c_str(),
+               absl::StrJoin(echo_targets, ",").c_str(),
+               echo_default_targets.empty() ? "not measured"
+                                            : absl::StrJoin(echo_default_targets, ",").c_str());
+
+  std::vector<Contender> contenders(echo_default_targets.empty() ? 2 : 3);
+  contenders[0].name = "actserve";
+  contenders[0].channels = MakeChannels(actserve_targets);
+  contenders[0].unary_method = kComputeMethod;
+  contenders[0].stream_method = kComputeStreamMethod;
+  contenders[1].name = "echo";
+  contenders[1].channels = MakeChannels(echo_targets);
+  if (contenders.size() == 3) {
+    contenders[2].name = "echo_default";
+    contenders[2].channels = MakeChannels(echo_default_targets);
+  }
+  for (size_t i = 1; i < contenders.size(); ++i) {
+    contenders[i].unary_method = kEchoMethod;
+    contenders[i].stream_method = kEchoStreamMethod;
+  }
+
+  struct Config {
+    std::string rpc;
+    size_t payload_bytes;
+  };
+  std::vector<Config> configs;
+  for (size_t bytes : options.payload_bytes) configs.push_back({"unary", bytes});
+  if (options.stream_chunk_bytes > 0) configs.push_back({"stream", options.stream_chunk_bytes});
+
+  std::vector<ServiceBenchRow> rows;
+  for (const Config& config : configs) {
+    for (const std::string& mode_name : options.modes) {
+      const Mode mode = mode_name == "forward" ? Mode::kForward : Mode::kForwardBackward;
+      absl::StatusOr<std::string> request =
+          MakeComputeRequest(config.payload_bytes, mode, options.activation);
+      if (!request.ok()) return request.status();
+      contenders[0].request = ToByteBuffer(*request);
+      // The size actserve answers with, which the echo servers are asked to return; this
+      // call also warms the connection up.
+      absl::StatusOr<size_t> response_bytes =
+          ResponseSize(contenders[0].channels[0], kComputeMethod, contenders[0].request);
+      if (!response_bytes.ok()) return response_bytes.status();
+      contenders[0].expected_response_bytes = *response_bytes;
+      const EchoSizes echo_sizes = EchoSizesFor(request->size(), *response_bytes);
+      const std::string echo_request = MakeEchoRequest(echo_sizes, *request);
+      for (size_t i = 1; i < contenders.size(); ++i) {
+        contenders[i].request = ToByteBuffer(echo_request);
+        absl::StatusOr<size_t> echo_bytes =
+            ResponseSize(contenders[i].channels[0], kEchoMethod, contenders[i].request);
+        if (!echo_bytes.ok()) return echo_bytes.status();
+        contenders[i].expected_response_bytes = *echo_bytes;
+      }
+
+      for (int concurrency : options.concurrency) {
+        for (Contender& contender : contenders) contender.rounds = Rounds();
+        LoadOptions load;
+        load.concurrency = concurrency;
+        load.min_time = options.min_time;
+        load.min_calls = options.min_calls;
+        load.stream_messages = options.stream_messages;
+        for (int round = 0; round < options.rounds; ++round) {
+          // Rotate the order, so that no server always runs right after the same one.
+          for (size_t k = 0; k < contenders.size(); ++k) {
+            Contender& contender = contenders[(k + static_cast<size_t>(round)) % contenders.size()];
+            absl::StatusOr<LoadResult> result =
+                config.rpc == "unary"
+                    ? RunUnaryLoad(contender.channels, contender.unary_method, contender.request,
+                                   contender.expected_response_bytes, load)
+                    : RunStreamLoad(contender.channels, contender.stream_method,
+                                    contender.request, contender.expected_response_bytes, load);
+            if (!result.ok()) {
+              return absl::Status(result.status().code(),
+                                  absl::StrCat(contender.name, " ", config.rpc, " ",
+                                               config.payload_bytes, " ", mode_name, ": ",
+                                               result.status().message()));
+            }
+            contender.rounds.mb_s.push_back(result->calls_per_second *
+                                            static_cast<double>(config.payload_bytes) / 1e6);
+            contender.rounds.p50_us.push_back(result->p50_us);
+            contender.rounds.p99_us.push_back(result->p99_us);
+          }
+        }
+        ServiceBenchRow row;
+        row.rpc = config.rpc;
+        row.payload_bytes = config.payload_bytes;
+        row.mode = mode_name;
+        row.concurrency = concurrency;
+        row.actserve = contenders[0].rounds.Medians();
+        row.echo = contenders[1].rounds.Medians();
+        if (contenders.size() == 3) row.echo_default = contenders[2].rounds.Medians();
+        std::fprintf(out,
+                     "%-6s %9zu %-16s c=%d  actserve %9.1f MB/s p50 %9.0f us | echo %9.1f MB/s "
+                     "p50 %9.0f us | ratio %s\n",
+                     row.rpc.c_str(), row.payload_bytes, row.mode.c_str(), concurrency,
+                     row.actserve.mb_s, row.actserve.p50_us, row.echo.mb_s, row.echo.p50_us,
+                     Ratio(row.actserve.mb_s, row.echo.mb_s).c_str());
+        std::fflush(out);
+        rows.push_back(std::move(row));
+      }
+    }
+  }
+  std::fputs(FormatServiceTable(rows).c_str(), out);
+  return rows;
+}
+
+}  // namespace bench
+}  // namespace actserve
