@@ -45,8 +45,9 @@ struct ServerOptions {
 
   // A batch with fewer input bytes than this (input plus grad_output, summed over items)
   // is computed on the gRPC thread that received it: handing it to a worker would cost
-  // more than the work. Bytes. Default 64 KiB.
-  size_t inline_bytes = size_t{64} << 10;
+  // more than the work (a hop to the pool took ~100 us on the 2-core reference VM, more
+  // than computing 256 KiB; bench/README.md). Bytes. Default 256 KiB.
+  size_t inline_bytes = size_t{256} << 10;
 
   // ComputeStream batches held at once per stream: from the read that receives one until
   // its response has been sent. 3 lets batch k+1 arrive while k computes and k-1 is sent;
