@@ -135,3 +135,16 @@ test-deploy: configure
 	cmake --build --preset $(PRESET) -j $(JOBS) --target actserve actctl
 	/usr/bin/python3 tests/deploy/chroot_runtime_test.py --build-dir=$(BUILD_DIR) \
 	  --cache-dir=build/test-deploy
+
+# Service measurement (bench/README.md; not a test, not in CI):
+#   make bench-service   actserve against a bare gRPC echo of the same bytes, started
+#                        in-process by `actctl bench` and driven by the same client code,
+#                        interleaved -> bench/results/service.csv (and
+#                        service_echo_default.csv); a few minutes on 2 cores
+BENCH_SERVICE_FLAGS ?=
+
+.PHONY: bench-service
+
+bench-service: configure
+	cmake --build --preset $(PRESET) -j $(JOBS) --target actctl actserve actserve_echo
+	$(BUILD_DIR)/client/actctl bench --bench_csv=bench/results/service.csv $(BENCH_SERVICE_FLAGS)
