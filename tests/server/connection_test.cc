@@ -78,6 +78,7 @@ TEST(ConnectionTest, FullComputeQueueIsResourceExhaustedAtOnce) {
   ServerOptions options;
   options.threads = 1;
   options.max_queued = 0;  // no batch may wait for a worker: every pool batch is refused
+  options.inline_bytes = 64 << 10;  // below 64 KiB of input a batch runs inline
   TestServer server = StartTestServer(options);
   ASSERT_NE(server.server, nullptr);
   v1::ComputeRequest pool_batch;
