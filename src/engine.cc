@@ -7,15 +7,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "src/activation_math.h"
+#include "src/kernels/activation_kernels.h"
 
 namespace actserve {
 namespace {
 
 // Element codecs: read an element as double, write a double rounded once to the dtype.
 // memcpy keeps unaligned data (protobuf strings) legal and compiles to a plain move.
-// `Real` is the working precision of activation_math.h for the dtype.
+// Used by softmax / log_softmax and for PReLU weights; elementwise activations run
+// through the SIMD kernels.
 struct Float32Codec {
-  using Real = double;
   static double Load(const char* data, int64_t i) {
     float value;
     std::memcpy(&value, data + i * 4, 4);
@@ -27,7 +28,6 @@ struct Float32Codec {
   }
 };
 struct Float64Codec {
-  using Real = long double;
   static double Load(const char* data, int64_t i) {
     double value;
     std::memcpy(&value, data + i * 8, 8);
@@ -37,7 +37,6 @@ struct Float64Codec {
 };
 template <double (*Decode)(uint16_t), uint16_t (*Encode)(double)>
 struct HalfCodec {
-  using Real = double;
   static double Load(const char* data, int64_t i) {
     uint16_t bits;
     std::memcpy(&bits, data + i * 2, 2);
@@ -226,13 +225,16 @@ absl::StatusOr<std::vector<ItemPlan>> PlanBatch(absl::Span<const ComputeItem> it
   return plans;
 }
 
-// Elementwise activations, PReLU included. Reads each element's x and dy before writing
-// its y and dx, so results may overwrite the inputs.
+// Elementwise activations, PReLU included, through the SIMD kernels
+// (src/kernels/activation_kernels.h): one kernel call per chunk, or per run of one
+// channel's elements for PReLU with per-channel weights. The kernels read each element's
+// x and dy before writing its y and dx, so results may overwrite the inputs, and they
+// give every element the same result wherever a chunk boundary falls.
 template <typename Codec>
 absl::Status ComputeElementwise(const ComputeItem& item, const ItemPlan& plan,
                                 const ItemBuffers& out, const EngineOptions& options,
                                 const std::atomic<bool>* cancelled) {
-  using Real = typename Codec::Real;
+  const size_t element_size = DTypeSize(item.input.dtype);
   const char* x_data = item.input.data.data();
   const bool forward = ComputesOutput(item.mode);
   const bool backward = ComputesGradient(item.mode);
@@ -264,30 +266,36 @@ absl::Status ComputeElementwise(const ComputeItem& item, const ItemPlan& plan,
 
   absl::Status status = ParallelFor(
       options.pool, n, grain, cancelled, [&](int64_t chunk, int64_t begin, int64_t end) {
-        ActivationSpec spec = item.activation;
         long double* weight_gradient =
             partial_weight_gradient.empty()
                 ? nullptr
                 : partial_weight_gradient.data() + static_cast<size_t>(chunk) * weight_count;
-        for (int64_t i = begin; i < end; ++i) {
-          const double x = Codec::Load(x_data, i);
-          const double dy = dy_data != nullptr ? Codec::Load(dy_data, i) : 1.0;
-          int64_t channel = 0;
-          if (is_prelu) {
-            channel = weight_count > 1 ? (i / plan.prelu_inner) % plan.prelu_channels : 0;
-            spec.params[0] = weights[channel];
-          }
-          if (forward) {
-            Codec::Store(out.output.data(), i,
-                         static_cast<double>(math::Forward<Real>(spec, x)));
-          }
-          if (backward) {
-            Codec::Store(out.grad_input.data(), i,
-                         static_cast<double>(math::Backward<Real>(spec, x, dy)));
-            if (weight_gradient != nullptr) {
-              weight_gradient[channel] += math::PreluWeightGradient(x, dy);
-            }
-          }
+        // Runs the kernel on [run_begin, run_end); for PReLU with the weight of `channel`.
+        auto run = [&](int64_t run_begin, int64_t run_end, size_t channel) {
+          kernels::ElementwiseCall call;
+          call.kind = item.activation.kind;
+          call.params[0] = is_prelu ? weights[channel] : item.activation.params[0];
+          call.params[1] = item.activation.params[1];
+          call.dtype = item.input.dtype;
+          const size_t offset = static_cast<size_t>(run_begin) * element_size;
+          call.x = x_data + offset;
+          call.dy = dy_data != nullptr ? dy_data + offset : nullptr;
+          call.y = forward ? out.output.data() + offset : nullptr;
+          call.dx = backward ? out.grad_input.data() + offset : nullptr;
+          call.n = static_cast<size_t>(run_end - run_begin);
+          double run_weight_gradient = 0;
+          if (weight_gradient != nullptr) call.weight_gradient = &run_weight_gradient;
+          kernels::RunElementwise(call);
+          if (weight_gradient != nullptr) weight_gradient[channel] += run_weight_gradient;
+        };
+        if (weight_count <= 1) {
+          run(begin, end, 0);
+          return;
+        }
+        for (int64_t i = begin; i < end;) {
+          const int64_t run_end = std::min(end, (i / plan.prelu_inner + 1) * plan.prelu_inner);
+          run(i, run_end, static_cast<size_t>((i / plan.prelu_inner) % plan.prelu_channels));
+          i = run_end;
         }
       });
   if (!status.ok()) return status;
