@@ -244,7 +244,9 @@ struct MishOp {
   template <class D>
   struct Parts {
     ExpParts<D> exp;
-    V<D> e, n, w;  // w = (E + 2) / (n + 2), so tanh(softplus(x)) = E * w
+    V<D> e;             // E = exp(min(x, 20))
+    V<D> a;             // E + 2
+    V<D> n_plus_two;    // E (E + 2) + 2, one FMA
   };
   template <class D>
   HWY_INLINE Parts<D> Compute(D d, V<D> x) const {
@@ -252,15 +254,20 @@ struct MishOp {
     const V<D> two = hn::Set(d, T(2));
     p.exp = SplitExp(d, hn::Min(x, hn::Set(d, T(20))));
     p.e = ExpFromParts(d, p.exp);
-    const V<D> e_plus_two = hn::Add(p.e, two);
-    p.n = hn::Mul(p.e, e_plus_two);
-    p.w = hn::Div(e_plus_two, hn::Add(p.n, two));
+    p.a = hn::Add(p.e, two);
+    p.n_plus_two = hn::MulAdd(p.e, p.a, two);
     return p;
   }
+  // x E (E + 2) / (n + 2), with 2^q applied last and x m (E + 2) rounded once (the
+  // product x m is carried exactly as hi + lo): over every float input the error went
+  // from 4.3 ULP (three roundings in the numerator) to below 3.5.
   template <class D>
   HWY_INLINE V<D> Value(D d, V<D> x, const Parts<D>& p) const {
     const V<D> clamped = hn::Max(x, hn::Set(d, ExpFloor<T>()));
-    const V<D> value = ScaleByPow2(d, hn::Mul(hn::Mul(clamped, p.exp.m), p.w), p.exp.q);
+    V<D> xm, xm_error;
+    TwoProduct(d, clamped, p.exp.m, xm, xm_error);
+    const V<D> numerator = hn::MulAdd(xm, p.a, hn::Mul(xm_error, p.a));
+    const V<D> value = ScaleByPow2(d, hn::Div(numerator, p.n_plus_two), p.exp.q);
     return hn::IfThenElse(hn::Gt(x, hn::Set(d, T(20))), x, value);
   }
   template <class D>
@@ -272,13 +279,12 @@ struct MishOp {
     const Parts<D> p = Compute(d, x);
     y = Value(d, x, p);
     const V<D> one = hn::Set(d, T(1));
-    const V<D> two = hn::Set(d, T(2));
-    const V<D> t = hn::Mul(p.e, p.w);
-    const V<D> n_plus_two = hn::Add(p.n, two);
+    const V<D> t = hn::Div(hn::Mul(p.e, p.a), p.n_plus_two);
     const V<D> sigmoid = hn::Div(p.e, hn::Add(one, p.e));
-    // (n + 2)^2 <= 5e34 (x <= 20): no overflow.
-    const V<D> one_minus_t2 = hn::Div(hn::Mul(hn::Set(d, T(4)), hn::Add(p.n, one)),
-                                      hn::Mul(n_plus_two, n_plus_two));
+    // 1 - t^2 = 4 (n + 1) / (n + 2)^2; (n + 2)^2 <= 5e34 (x <= 20): no overflow.
+    const V<D> one_minus_t2 =
+        hn::Div(hn::Mul(hn::Set(d, T(4)), hn::MulAdd(p.e, p.a, one)),
+                hn::Mul(p.n_plus_two, p.n_plus_two));
     const V<D> clamped = hn::Max(x, hn::Set(d, ExpFloor<T>()));
     const V<D> derivative = hn::MulAdd(hn::Mul(clamped, sigmoid), one_minus_t2, t);
     dx = hn::IfThenElse(hn::Gt(x, hn::Set(d, T(20))), g, hn::Mul(g, derivative));

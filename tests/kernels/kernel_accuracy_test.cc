@@ -135,8 +135,9 @@ struct Bound {
   double abs_eps;  // in eps * scale, where the result is tiny against its terms
 };
 
-// float32 / float64 bounds per activation (measured maxima over every target, rounded up;
-// float16 and bfloat16 use kHalfBound). The forward bounds are the README's table.
+// float32 / float64 bounds per activation: the measured maxima over every target here and
+// over every 16th float32 input (bench/results/accuracy.md), rounded up; float32 forward
+// never above DESIGN.md's 4 ULP. float16 and bfloat16: 1 ULP.
 Bound BoundFor(ActivationKind kind, DType dtype) {
   if (dtype == DType::kFloat16 || dtype == DType::kBFloat16) return {1.0, 1.0, 4.0};
   const bool f64 = dtype == DType::kFloat64;
@@ -156,7 +157,7 @@ Bound BoundFor(ActivationKind kind, DType dtype) {
     case ActivationKind::kHardswish:
       return {2.0, 2.0, 1.0};
     case ActivationKind::kSoftsign:
-      return {1.5, 3.0, 0};
+      return {2.0, 3.5, 0};
     case ActivationKind::kElu:
     case ActivationKind::kCelu:
     case ActivationKind::kSelu:
@@ -166,13 +167,13 @@ Bound BoundFor(ActivationKind kind, DType dtype) {
     case ActivationKind::kSoftplus:
       return {3.0, 4.0, 1.0};
     case ActivationKind::kTanh:
-      return {2.5, 5.0, 1.0};
+      return {3.0, 5.5, 1.0};
     case ActivationKind::kSilu:
-      return {3.0, 3.0, 2.0};
+      return {4.0, 4.0, 2.0};
     case ActivationKind::kMish:
-      return {3.0, 5.0, 2.0};
+      return {4.0, 6.5, 2.0};
     case ActivationKind::kGelu:
-      return {f64 ? 4.5 : 4.0, 4.5, 2.0};
+      return {f64 ? 4.5 : 4.0, 5.0, 2.0};
     case ActivationKind::kTanhshrink:
       // float lanes compute in double; float64 cancels in x - tanh(x) beyond |x| = 0.6.
       return {f64 ? 12.0 : 1.0, f64 ? 5.5 : 2.5, 4.0};
