@@ -1,7 +1,8 @@
 # actserve: the two commands are `make run` and `make test` (see README.md).
 #
 #   make run     install what is missing, build Release, serve on localhost:50051
-#   make test    install what is missing, build Release, run every test (ctest)
+#   make test    install what is missing, build Release, run every test (ctest), then
+#                the core and server suites under ASan + UBSan (make test-asan)
 #   make build   configure and build only
 #   make debug   the same with the debug preset (build/debug)
 #   make clean   remove build/
@@ -28,6 +29,7 @@ run: build
 
 test: build
 	ctest --preset $(PRESET) -j $(JOBS)
+	$(if $(filter 1,$(SANITIZE)),$(MAKE) test-asan)
 
 debug:
 	$(MAKE) build PRESET=debug
@@ -48,6 +50,8 @@ FUZZ_DIR := build/fuzz
 # input or runs concurrently. The client, integration, deploy and Python suites run in
 # the Release build only; building them a second time does not fit CI's budget.
 ASAN_SUITES ?= src kernels server fuzz
+# `make test SANITIZE=0` skips the sanitizer pass.
+SANITIZE ?= 1
 empty :=
 space := $(empty) $(empty)
 
