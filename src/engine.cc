@@ -164,7 +164,10 @@ absl::StatusOr<ItemPlan> PlanItem(const ComputeItem& item, absl::string_view pat
               " channels (dimension 1); expected 1 or ", channels));
         }
       }
-      if (weights > 1) {
+      // Sub-products of the shape are bounded by the element count only when that is
+      // nonzero: [0, 2^40, 2^40] has no elements but would overflow. Nothing is computed
+      // for an empty tensor, so its layout is not needed.
+      if (weights > 1 && plan.sizes.elements > 0) {
         plan.prelu_channels = channels;
         plan.prelu_inner = 1;
         for (int d = 2; d < rank; ++d) plan.prelu_inner *= shape[d];
@@ -187,7 +190,7 @@ absl::StatusOr<ItemPlan> PlanItem(const ComputeItem& item, absl::string_view pat
             "-dimensional input ", ShapeToString(shape), "; expected [", -effective_rank,
             ", ", effective_rank - 1, "]"));
       }
-      if (rank > 0) {
+      if (rank > 0 && plan.sizes.elements > 0) {  // see the PReLU case on empty tensors
         const int dim = static_cast<int>(dim_value < 0 ? dim_value + rank : dim_value);
         plan.softmax_outer = 1;
         for (int d = 0; d < dim; ++d) plan.softmax_outer *= shape[d];

@@ -233,6 +233,30 @@ TEST(EngineValidationTest, ZeroElementTensors) {
   }
 }
 
+// An empty tensor whose other dimensions multiply past 2^63 is still valid (it has no
+// elements) and must not overflow the layout arithmetic (found by the request fuzzer;
+// the UBSan build of this test fails on the overflow).
+TEST(EngineValidationTest, ZeroElementTensorsWithHugeOtherDimensions) {
+  Engine engine(EngineOptions{});
+  const std::vector<int64_t> shape = {0, 3, int64_t{1} << 40, int64_t{1} << 40};
+  const std::vector<int64_t> weight_shape = {3};
+  const std::vector<float> weights = {0.1f, 0.2f, 0.3f};
+  for (const char* spec : {"prelu", "softmax(dim=3)", "log_softmax(dim=0)"}) {
+    ComputeItem item;
+    item.input = {DType::kFloat32, shape, {}};
+    item.activation = *ParseActivationSpec(spec);
+    if (item.activation.kind == ActivationKind::kPrelu) {
+      item.prelu_weight = ConstTensorView{
+          DType::kFloat32, weight_shape,
+          {reinterpret_cast<const char*>(weights.data()), weights.size() * sizeof(float)}};
+    }
+    absl::StatusOr<std::vector<ItemResult>> r = engine.ComputeToStrings({&item, 1});
+    ASSERT_TRUE(r.ok()) << spec << ": " << r.status();
+    EXPECT_TRUE((*r)[0].output.empty()) << spec;
+    EXPECT_TRUE((*r)[0].grad_input.empty()) << spec;
+  }
+}
+
 TEST(EngineValidationTest, ScalarIsOneElement) {
   Engine engine(EngineOptions{});
   const double x = -3;
