@@ -1,6 +1,7 @@
 #include "client/channel.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cerrno>
 #include <cstdio>
@@ -165,6 +166,16 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(absl::string_view tar
     arguments.SetSslTargetNameOverride(options.tls->server_name);
   }
   return grpc::CreateCustomChannel(std::string(target), *credentials, arguments);
+}
+
+void PrepareContext(const ClientOptions& options, grpc::ClientContext* context) {
+  if (options.deadline != absl::InfiniteDuration()) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          absl::ToChronoNanoseconds(options.deadline));
+  }
+  if (!options.token.empty()) {
+    context->AddMetadata("authorization", absl::StrCat("Bearer ", options.token));
+  }
 }
 
 }  // namespace client_internal

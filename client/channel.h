@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "actserve/client.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
 #include "grpcpp/security/credentials.h"
 
 namespace actserve {
@@ -56,6 +57,11 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(
 // an error here; MakeCredentials' errors and a bad `options.token` (CheckToken) are.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(absl::string_view target,
                                                            const ClientOptions& options);
+
+// Sets what every call of a client carries: the deadline from `options.deadline` (none
+// when infinite) and, when `options.token` is set, the `authorization: Bearer` metadata.
+// Every call path (unary, streaming, chunked) goes through this one function.
+void PrepareContext(const ClientOptions& options, grpc::ClientContext* context);
 
 }  // namespace client_internal
 }  // namespace actserve

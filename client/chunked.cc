@@ -4,7 +4,6 @@
 #include <grpcpp/generic/generic_stub.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -16,6 +15,7 @@
 #include "absl/synchronization/notification.h"
 #include "actserve/client.h"
 #include "actserve/v1/activation.pb.h"
+#include "client/channel.h"
 #include "client/grpc_status.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
@@ -439,10 +439,7 @@ absl::StatusOr<std::optional<Tensor>> Client::ComputeChunkedInto(
   };
 
   grpc::ClientContext context;
-  if (options_.deadline != absl::InfiniteDuration()) {
-    context.set_deadline(std::chrono::system_clock::now() +
-                         absl::ToChronoNanoseconds(options_.deadline));
-  }
+  client_internal::PrepareContext(options_, &context);
   grpc::GenericStub stub(channel_);
   ChunkStream stream(&context, plan.chunks, window, make_request, on_response);
   if (absl::Status status = stream.Run(&stub); !status.ok()) return status;

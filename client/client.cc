@@ -38,17 +38,6 @@ namespace {
 
 constexpr char kHealthCheckMethod[] = "/grpc.health.v1.Health/Check";
 
-// Every call's deadline and token.
-void PrepareContext(const ClientOptions& options, grpc::ClientContext* context) {
-  if (options.deadline != absl::InfiniteDuration()) {
-    context->set_deadline(std::chrono::system_clock::now() +
-                          absl::ToChronoNanoseconds(options.deadline));
-  }
-  if (!options.token.empty()) {
-    context->AddMetadata("authorization", absl::StrCat("Bearer ", options.token));
-  }
-}
-
 // Takes a result tensor out of a response (moving its bytes). std::nullopt when the
 // server left it unset; InvalidArgument naming `path` when it is malformed.
 absl::StatusOr<std::optional<Tensor>> TakeTensor(bool present, v1::Tensor* proto,
@@ -188,7 +177,7 @@ absl::Status RunStream(
     const std::function<absl::Status(size_t, v1::ComputeResponse*)>& on_response) {
   if (count == 0) return absl::OkStatus();
   grpc::ClientContext context;
-  PrepareContext(options, &context);
+  client_internal::PrepareContext(options, &context);
   std::unique_ptr<grpc::ClientReaderWriter<v1::ComputeRequest, v1::ComputeResponse>> stream =
       stub->ComputeStream(&context);
   absl::Status request_status;  // written by the writer thread, read after join()
@@ -314,7 +303,7 @@ absl::StatusOr<std::vector<ItemOutput>> Client::Compute(const Batch& batch) cons
   if (!setup_status_.ok()) return setup_status_;
   if (!batch.status().ok()) return batch.status();
   grpc::ClientContext context;
-  PrepareContext(options_, &context);
+  client_internal::PrepareContext(options_, &context);
   v1::ComputeResponse response;
   absl::Status status = client_internal::FromGrpcStatus(
       stubs_->service->Compute(&context, batch.request(), &response));
@@ -350,7 +339,7 @@ absl::StatusOr<std::vector<std::vector<ItemOutput>>> Client::ComputeStream(
 absl::StatusOr<ServiceDescription> Client::ListActivations() const {
   if (!setup_status_.ok()) return setup_status_;
   grpc::ClientContext context;
-  PrepareContext(options_, &context);
+  client_internal::PrepareContext(options_, &context);
   v1::ListActivationsResponse response;
   absl::Status status = client_internal::FromGrpcStatus(
       stubs_->service->ListActivations(&context, v1::ListActivationsRequest(), &response));
@@ -361,7 +350,7 @@ absl::StatusOr<ServiceDescription> Client::ListActivations() const {
 absl::StatusOr<HealthStatus> Client::Health(absl::string_view service) const {
   if (!setup_status_.ok()) return setup_status_;
   grpc::ClientContext context;
-  PrepareContext(options_, &context);
+  client_internal::PrepareContext(options_, &context);
   const std::string request_bytes = client_internal::EncodeHealthCheckRequest(service);
   grpc::Slice request_slice(request_bytes);
   grpc::ByteBuffer request(&request_slice, 1);
