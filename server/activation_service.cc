@@ -20,6 +20,7 @@
 #include "server/status_util.h"
 #include "src/catalogue.h"
 #include "src/dtype.h"
+#include "src/kernels/activation_kernels.h"
 
 #ifndef ACTSERVE_VERSION
 #error "ACTSERVE_VERSION must be defined by the build (the CMake project version)"
@@ -28,10 +29,6 @@
 namespace actserve {
 namespace server {
 namespace {
-
-// The compute backend name reported by ListActivations. The core does not expose which
-// SIMD target its kernels dispatched to, so the server reports the portable build.
-constexpr char kSimdTarget[] = "portable";
 
 // Input bytes a batch reads, which decides whether it is worth a trip to the pool.
 size_t InputBytes(const std::vector<ComputeItem>& items) {
@@ -402,7 +399,7 @@ v1::ListActivationsResponse BuildListResponse(const ServerOptions& options, int 
   v1::ServerInfo* server = response.mutable_server();
   server->set_version(ACTSERVE_VERSION);
   for (DType dtype : AllDTypes()) server->add_dtypes(wire::DTypeToProto(dtype));
-  server->set_simd_target(kSimdTarget);
+  server->set_simd_target(kernels::ActiveTargetName());  // e.g. "AVX3"
   server->set_threads(threads);
   v1::ServerLimits* limits = server->mutable_limits();
   limits->set_max_message_bytes(options.max_message_bytes);
