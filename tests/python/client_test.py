@@ -28,9 +28,7 @@ def setUpModule():
 
 def tearDownModule():
     CLIENT.close()
-    exit_code = SERVER.stop()
-    if exit_code != 0:
-        raise RuntimeError(f"actserve exited with {exit_code} after SIGTERM")
+    SERVER.stop_cleanly()
 
 
 class DiscoveryTest(unittest.TestCase):

@@ -114,6 +114,12 @@ class ServerProcess:
         self._dir.cleanup()
         return code
 
+    def stop_cleanly(self) -> None:
+        """stop(), and raises unless the server drained and exited with code 0."""
+        exit_code = self.stop()
+        if exit_code != 0:
+            raise RuntimeError(f"actserve exited with {exit_code} after SIGTERM")
+
     def __enter__(self) -> "ServerProcess":
         return self.start()
 

@@ -26,9 +26,7 @@ def setUpModule():
 
 def tearDownModule():
     CLIENT.close()
-    exit_code = SERVER.stop()
-    if exit_code != 0:
-        raise RuntimeError(f"actserve exited with {exit_code} after SIGTERM")
+    SERVER.stop_cleanly()
 
 
 def away_from_kinks(shape, seed, kinks=(0.0,), margin=0.05):

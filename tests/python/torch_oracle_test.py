@@ -48,9 +48,7 @@ def setUpModule():
 
 def tearDownModule():
     CLIENT.close()
-    exit_code = SERVER.stop()
-    if exit_code != 0:
-        raise RuntimeError(f"actserve exited with {exit_code} after SIGTERM")
+    SERVER.stop_cleanly()
 
 
 # ---------------------------------------------------------------------------------------
