@@ -52,16 +52,30 @@ absl::Status CheckChunkable(const TensorView& input, const std::optional<TensorV
   return absl::OkStatus();
 }
 
-// How a tensor is cut. Chunks of kFlat, kRows and kWhole are contiguous byte ranges of the
-// tensor; chunks of kColumns are gathered (and their results scattered) row by row.
+// How a tensor is cut. Chunks of kFlat, kRows, kPlanes and kWhole are contiguous byte
+// ranges of the tensor; chunks of kColumns are gathered (and their results scattered) row
+// by row.
+//
+// PReLU with one weight per channel (dimension 1 of [N, C, rest...]) is cut by rows when
+// a row fits a chunk; otherwise by kPlanes: runs of whole channel planes of one row, sent
+// as [1, k, plane] with the k weights they use, or, when one plane is itself larger than
+// a chunk, runs within a plane, sent as [1, 1, m] with that plane's weight. Each chunk's
+// grad_weight then adds to the weights it used.
 struct ChunkPlan {
-  enum class Cut { kFlat, kRows, kColumns, kWhole };
+  enum class Cut { kFlat, kRows, kPlanes, kColumns, kWhole };
   Cut cut = Cut::kWhole;
   size_t element_size = 0;
   int64_t units = 1;           // elements (kFlat), rows (kRows) or columns (kColumns)
   int64_t unit_elements = 1;   // elements per unit; kColumns: per column, i.e. rows
   int64_t per_chunk = 1;       // units per chunk
   int64_t row_elements = 1;    // kColumns: elements per row of the [rows, rest] view
+  // kPlanes: the [rows, channels, plane] view; a chunk covers `per_chunk` planes of one
+  // row (planes_per_chunk >= 1), or `per_chunk` elements of one plane otherwise.
+  int64_t channels = 1;
+  int64_t plane_elements = 1;
+  int64_t chunks_per_row = 1;    // planes_per_chunk >= 1
+  int64_t chunks_per_plane = 1;  // a plane split into several chunks
+  bool split_planes = false;
   size_t chunks = 1;
 };
 
@@ -72,9 +86,12 @@ struct ChunkGeometry {
   size_t offset = 0;  // bytes, contiguous chunks
   size_t bytes = 0;
   int64_t first_column = 0, columns = 0;  // kColumns
+  // kPlanes: the PReLU weights this chunk uses, [first_weight, first_weight + weights).
+  int64_t first_weight = 0, weights = 0;
 };
 
-ChunkPlan PlanChunks(const TensorView& input, const ActivationSpec& spec, int64_t chunk_bytes) {
+ChunkPlan PlanChunks(const TensorView& input, const ActivationSpec& spec,
+                     int64_t weight_count, int64_t chunk_bytes) {
   ChunkPlan plan;
   plan.element_size = DTypeSize(input.dtype);
   const int64_t elements = static_cast<int64_t>(input.data.size() / plan.element_size);
@@ -83,8 +100,10 @@ ChunkPlan PlanChunks(const TensorView& input, const ActivationSpec& spec, int64_
   const size_t rank = input.shape.size();
   const bool softmax =
       spec.kind == ActivationKind::kSoftmax || spec.kind == ActivationKind::kLogSoftmax;
+  // PReLU with a single weight is elementwise like any other activation.
+  const bool per_channel = spec.kind == ActivationKind::kPrelu && weight_count > 1;
   if (elements == 0 || rank == 0) return plan;  // one chunk, as it is
-  if (!softmax && spec.kind != ActivationKind::kPrelu) {
+  if (!softmax && !per_channel) {
     plan.cut = ChunkPlan::Cut::kFlat;
     plan.units = elements;
     plan.unit_elements = 1;
@@ -93,6 +112,25 @@ ChunkPlan PlanChunks(const TensorView& input, const ActivationSpec& spec, int64_
     const int64_t rest = elements / rows;
     int64_t dim = softmax ? static_cast<int64_t>(spec.Param("dim")) : 1;
     if (dim < 0) dim += static_cast<int64_t>(rank);
+    if (per_channel && rest > per_chunk_elements) {
+      // Per-channel weights need rank >= 2 (the server checks the count against
+      // dimension 1), so the [rows, channels, plane] view exists.
+      plan.cut = ChunkPlan::Cut::kPlanes;
+      plan.channels = input.shape[1];
+      plan.plane_elements = rest / plan.channels;
+      const int64_t planes_per_chunk = per_chunk_elements / plan.plane_elements;
+      if (planes_per_chunk >= 1) {
+        plan.per_chunk = planes_per_chunk;
+        plan.chunks_per_row = (plan.channels + planes_per_chunk - 1) / planes_per_chunk;
+        plan.chunks = static_cast<size_t>(rows * plan.chunks_per_row);
+      } else {
+        plan.split_planes = true;
+        plan.per_chunk = per_chunk_elements;
+        plan.chunks_per_plane = (plan.plane_elements + per_chunk_elements - 1) / per_chunk_elements;
+        plan.chunks = static_cast<size_t>(rows * plan.channels * plan.chunks_per_plane);
+      }
+      return plan;
+    }
     if (!softmax || dim != 0) {
       plan.cut = ChunkPlan::Cut::kRows;
       plan.units = rows;
@@ -131,6 +169,30 @@ ChunkGeometry Geometry(const ChunkPlan& plan, const TensorView& input, size_t ch
       g.offset = static_cast<size_t>(first * plan.unit_elements) * plan.element_size;
       g.bytes = static_cast<size_t>(count * plan.unit_elements) * plan.element_size;
       break;
+    case ChunkPlan::Cut::kPlanes: {
+      int64_t row, first_element, count_elements;
+      if (!plan.split_planes) {
+        row = static_cast<int64_t>(chunk) / plan.chunks_per_row;
+        g.first_weight = (static_cast<int64_t>(chunk) % plan.chunks_per_row) * plan.per_chunk;
+        g.weights = std::min(plan.per_chunk, plan.channels - g.first_weight);
+        first_element = g.first_weight * plan.plane_elements;
+        count_elements = g.weights * plan.plane_elements;
+        g.shape = {1, g.weights, plan.plane_elements};
+      } else {
+        const int64_t plane = static_cast<int64_t>(chunk) / plan.chunks_per_plane;
+        row = plane / plan.channels;
+        g.first_weight = plane % plan.channels;
+        g.weights = 1;
+        const int64_t within = (static_cast<int64_t>(chunk) % plan.chunks_per_plane) * plan.per_chunk;
+        first_element = g.first_weight * plan.plane_elements + within;
+        count_elements = std::min(plan.per_chunk, plan.plane_elements - within);
+        g.shape = {1, 1, count_elements};
+      }
+      const int64_t row_elements = plan.channels * plan.plane_elements;
+      g.offset = static_cast<size_t>(row * row_elements + first_element) * plan.element_size;
+      g.bytes = static_cast<size_t>(count_elements) * plan.element_size;
+      break;
+    }
     case ChunkPlan::Cut::kColumns:
       // Softmax along dimension 0 of [rows, rest]: each column is its own reduction.
       g.shape = {input.shape[0], count};
@@ -354,7 +416,23 @@ absl::StatusOr<std::optional<Tensor>> Client::ComputeChunkedInto(
     }
   }
 
-  const ChunkPlan plan = PlanChunks(input, spec, chunk_bytes);
+  // The weights, when one per channel: a chunk of whole channel planes (kPlanes) sends
+  // only the weights of its channels, so their count must match dimension 1 here.
+  int64_t weight_count = 1;
+  if (prelu_weight.has_value() && DTypeSize(prelu_weight->dtype) > 0) {
+    weight_count = static_cast<int64_t>(prelu_weight->data.size() / DTypeSize(prelu_weight->dtype));
+  }
+  if (spec.kind == ActivationKind::kPrelu && weight_count > 1) {
+    const int64_t channels = input.shape.size() >= 2 ? input.shape[1] : 1;
+    if (weight_count != channels || prelu_weight->dtype != input.dtype) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "prelu_weight: ", weight_count, " ", DTypeName(prelu_weight->dtype),
+          " values, but the input ", ShapeToString(input.shape), " ", DTypeName(input.dtype),
+          " has ", channels, " channels (dimension 1); expected 1 or ", channels,
+          " of the input's dtype"));
+    }
+  }
+  const ChunkPlan plan = PlanChunks(input, spec, weight_count, chunk_bytes);
   const v1::DType dtype = wire::DTypeToProto(input.dtype);
   std::vector<double> grad_weight_sum;
   std::vector<int64_t> grad_weight_shape;
@@ -368,6 +446,17 @@ absl::StatusOr<std::optional<Tensor>> Client::ComputeChunkedInto(
       items[0].grad_output = wire::TensorToEncode{dtype, g.shape, ChunkSlice(plan, g, *grad_output)};
     }
     items[0].activation = &activation_proto;
+    v1::Activation chunk_activation;
+    if (plan.cut == ChunkPlan::Cut::kPlanes) {
+      // Only this chunk's channels, and their weights.
+      chunk_activation = activation_proto;
+      const size_t weight_size = DTypeSize(prelu_weight->dtype);
+      v1::Tensor* weight = chunk_activation.mutable_prelu()->mutable_weight();
+      wire::SetTensorHeader(prelu_weight->dtype, {g.weights}, weight);
+      weight->set_data(prelu_weight->data.data() + g.first_weight * weight_size,
+                       static_cast<size_t>(g.weights) * weight_size);
+      items[0].activation = &chunk_activation;
+    }
     items[0].mode = wire::ModeToProto(mode);
     return wire::EncodeComputeRequest(std::move(items));
   };
@@ -424,16 +513,25 @@ absl::StatusOr<std::optional<Tensor>> Client::ComputeChunkedInto(
       grad_weight_bytes.clear();
       if (!partial.ok()) return partial.status();
       const std::vector<double> values = partial->ToDoubles();
+      // A kPlanes chunk answers for its own weights only; the sum has the shape of the
+      // caller's weight.
+      const bool sliced = plan.cut == ChunkPlan::Cut::kPlanes;
       if (!have_grad_weight) {
-        grad_weight_sum.assign(values.size(), 0.0);
-        grad_weight_shape.assign(partial->shape().begin(), partial->shape().end());
+        grad_weight_sum.assign(sliced ? static_cast<size_t>(weight_count) : values.size(), 0.0);
+        if (sliced) {
+          grad_weight_shape.assign(prelu_weight->shape.begin(), prelu_weight->shape.end());
+        } else {
+          grad_weight_shape.assign(partial->shape().begin(), partial->shape().end());
+        }
         have_grad_weight = true;
       }
-      if (values.size() != grad_weight_sum.size()) {
+      const size_t first = sliced ? static_cast<size_t>(g.first_weight) : 0;
+      const size_t expected = sliced ? static_cast<size_t>(g.weights) : grad_weight_sum.size();
+      if (values.size() != expected) {
         return absl::InvalidArgumentError(absl::StrCat(
             "malformed reply from the server: chunk ", chunk, " has a mis-sized grad_weight"));
       }
-      for (size_t i = 0; i < values.size(); ++i) grad_weight_sum[i] += values[i];
+      for (size_t i = 0; i < values.size(); ++i) grad_weight_sum[first + i] += values[i];
     }
     return absl::OkStatus();
   };

@@ -621,6 +621,70 @@ TEST_F(ClientIntegrationTest, SdkComputeChunkedEqualsOneRequest) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// PReLU rows larger than a chunk: cut into runs of channel planes, or within a plane, each
+// sent with its channels' weights. Outputs and gradients equal one Compute bit for bit;
+// grad_weight equals a float64 sum computed here (dy > 0 and x <= 0 make every term the
+// same sign, so the chunks' float32 partial sums cannot cancel).
+TEST_F(ClientIntegrationTest, SdkComputeChunkedCutsPreluRowsLargerThanAChunk) {
+  const Client client(server_->target());
+  struct Case {
+    std::vector<int64_t> shape;
+    int64_t weights;  // 1: one weight of shape [1]
+  };
+  // Chunks of 10000 bytes hold 2500 float32: [2, 37, 300] goes as runs of 8 planes,
+  // [1, 3, 5000] as half planes, [1, 30000] (one weight) as flat runs.
+  for (const Case& c : {Case{{2, 37, 300}, 37}, Case{{1, 3, 5000}, 3}, Case{{1, 30000}, 1}}) {
+    int64_t n = 1;
+    for (int64_t d : c.shape) n *= d;
+    std::vector<float> x(n), dy(n), w(c.weights);
+    for (int64_t i = 0; i < n; ++i) {
+      x[i] = static_cast<float>(i % 203 - 101) / 16;
+      dy[i] = 0.5f + static_cast<float>(i % 3) / 4;
+    }
+    for (int64_t k = 0; k < c.weights; ++k) w[k] = 0.05f * static_cast<float>(k + 1);
+    const int64_t weight_shape[] = {c.weights};
+    const TensorView x_view = MakeTensorView(x, c.shape), dy_view = MakeTensorView(dy, c.shape);
+    const TensorView w_view = MakeTensorView(w, weight_shape);
+    const std::string label = ShapeToString(c.shape);
+
+    Batch whole;
+    whole.Add(x_view, "prelu", Mode::kForwardBackward, dy_view, w_view);
+    absl::StatusOr<std::vector<ItemOutput>> expected = client.Compute(whole);
+    ASSERT_TRUE(expected.ok()) << label << ": " << expected.status();
+    absl::StatusOr<ItemOutput> chunked = client.ComputeChunked(
+        x_view, "prelu", Mode::kForwardBackward, dy_view, w_view, 10000);
+    ASSERT_TRUE(chunked.ok()) << label << ": " << chunked.status();
+    EXPECT_EQ(*chunked->output, *(*expected)[0].output) << label;
+    EXPECT_EQ(*chunked->grad_input, *(*expected)[0].grad_input) << label;
+
+    const int64_t channels = c.weights > 1 ? c.shape[1] : 1;
+    const int64_t plane = c.weights > 1 ? n / (c.shape[0] * channels) : n;
+    std::vector<double> want(c.weights, 0.0);
+    for (int64_t i = 0; i < n; ++i) {
+      if (x[i] <= 0) want[(i / plane) % channels] += static_cast<double>(x[i]) * dy[i];
+    }
+    ASSERT_TRUE(chunked->grad_weight.has_value()) << label;
+    EXPECT_THAT(chunked->grad_weight->shape(), ElementsAre(c.weights)) << label;
+    ExpectClose<float>(chunked->grad_weight->ToDoubles(), want, 4);
+  }
+
+  // Per-channel weights whose count is not dimension 1 are refused before anything is
+  // sent (a chunk of planes would otherwise pick the wrong weights).
+  std::vector<float> x(2 * 37 * 300, -1.0f);
+  const std::vector<float> five(5, 0.25f);
+  const int64_t shape[] = {2, 37, 300}, five_shape[] = {5};
+  absl::StatusOr<ItemOutput> refused =
+      client.ComputeChunked(MakeTensorView(x, shape), "prelu", Mode::kForward, std::nullopt,
+                            MakeTensorView(five, five_shape), 10000);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("has 37 channels (dimension 1)"));
+  // The server keeps serving.
+  absl::StatusOr<ItemOutput> after = client.ComputeChunked(
+      MakeTensorView(x, shape), "prelu", Mode::kForward, std::nullopt, std::nullopt, 10000);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->output->Values<float>()[0], -0.25f);
+}
+
 TEST_F(ClientIntegrationTest, SdkBalancesRoundRobinOverSeveralAddresses) {
   absl::StatusOr<std::unique_ptr<ServerProcess>> second =
       ServerProcess::Start(ACTSERVE_BINARY, dir_);

@@ -268,9 +268,11 @@ class Client {
   // Computes one tensor of any size on one ComputeStream call, in chunks of at most
   // `chunk_bytes` bytes of input, pipelined with at most `window` chunks sent and not yet
   // answered, and joins the results into tensors of the input's shape. How it cuts:
-  // elementwise activations in flat runs of elements (any shape, even one huge row);
-  // PReLU along dimension 0, so every chunk keeps all channels (dimension 1) and the
-  // weight (a row of C x ... elements must then fit a message); softmax / log_softmax
+  // elementwise activations, and PReLU with a single weight, in flat runs of elements
+  // (any shape, even one huge row); PReLU with one weight per channel (dimension 1)
+  // along dimension 0 when a row fits a chunk, otherwise in runs of whole channel planes
+  // of one row, or runs within one plane when a plane is larger than a chunk, each sent
+  // with the weights of its channels (so any size goes); softmax / log_softmax
   // along dimension 0 when `dim` is another dimension, and in blocks of columns of the
   // [shape[0], rest] view when `dim` is 0 (a 1-D softmax is one chunk). The results equal
   // those of a single Compute, except that a PReLU grad_weight is the sum of the chunks'
