@@ -180,7 +180,7 @@ class ComputeTest(unittest.TestCase):
 
 
 class ComputeLargeTest(unittest.TestCase):
-    """compute_large splits along dim 0 and streams; the joined results are compute's."""
+    """compute_large cuts into chunks and streams them; the joined results are compute's."""
 
     def setUp(self):
         self.rng = np.random.default_rng(11)
@@ -227,6 +227,43 @@ class ComputeLargeTest(unittest.TestCase):
         self.assert_same(large, whole, grad_weight_rtol=1e-12)
         expected = np.array([(np.minimum(x, 0) * dy)[:, c].sum() for c in range(4)])
         np.testing.assert_allclose(large.grad_weight, expected, rtol=1e-12)
+
+    def test_rows_larger_than_a_chunk(self):
+        # A client whose messages may not exceed 4 KiB: rows of 12 KB or more must be cut.
+        small = actserve.Client(SERVER.target, timeout=60, max_message_bytes=4096)
+        self.addCleanup(small.close)
+        # Elementwise: one row of 3000 float32 goes in flat runs of 250.
+        x = self.rng.standard_normal((2, 3000)).astype(np.float32)
+        dy = self.rng.standard_normal(x.shape).astype(np.float32)
+        self.assert_same(small.compute_large(x, "silu", grad_output=dy, chunk_bytes=1000),
+                         CLIENT.compute(x, "silu", grad_output=dy))
+        with self.assertRaises(actserve.Error) as caught:
+            small.compute(x, "silu")
+        self.assertEqual(caught.exception.code, grpc.StatusCode.RESOURCE_EXHAUSTED)
+        # Per-channel PReLU: rows of 37 planes of 30 go as runs of 8 planes; planes of
+        # 700 as runs within the plane. dy > 0 and x <= 0 in the sum: no cancellation.
+        for shape in ((2, 37, 30), (1, 3, 700)):
+            x = self.rng.standard_normal(shape).astype(np.float32)
+            dy = (0.5 + self.rng.random(shape)).astype(np.float32)
+            weight = np.linspace(0.1, 0.9, shape[1]).astype(np.float32)
+            large = small.compute_large(x, "prelu", grad_output=dy, weight=weight,
+                                        chunk_bytes=1000)
+            whole = CLIENT.compute(x, "prelu", grad_output=dy, weight=weight)
+            self.assert_same(large, whole, grad_weight_rtol=4e-7)
+            expected = np.array([(np.minimum(x, 0).astype(np.float64) * dy)[:, c].sum()
+                                 for c in range(shape[1])])
+            np.testing.assert_allclose(large.grad_weight, expected, rtol=4e-7)
+        # A softmax row larger than a chunk still goes whole, one row per chunk.
+        x = self.rng.standard_normal((3, 200))
+        self.assert_same(small.compute_large(x, "log_softmax", chunk_bytes=100),
+                         CLIENT.compute(x, "log_softmax"))
+
+    def test_per_channel_weight_count_is_checked_before_cutting_planes(self):
+        with self.assertRaises(actserve.Error) as caught:
+            CLIENT.compute_large(np.zeros((2, 37, 30), np.float32), "prelu",
+                                 weight=np.ones(5, np.float32), chunk_bytes=1000)
+        self.assertEqual(caught.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("37 channels (dimension 1)", caught.exception.message)
 
     def test_half_precision_and_torch(self):
         x = torch.randn(33, 8, dtype=torch.bfloat16, generator=torch.Generator().manual_seed(1))

@@ -356,86 +356,151 @@ class Client:
                       chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Result:
         """Computes a tensor of any size on one ComputeStream call.
 
-        Splits x (and grad_output) along dimension 0 into chunks of at most
-        ``chunk_bytes`` bytes of input (at least one row each), sends them pipelined (gRPC
-        sends from a background thread while this one reads the replies), and joins the
-        results into arrays of x's shape. Arguments and results are ``compute``'s, and so
-        are the values, with two exceptions: softmax / log_softmax along dimension 0 needs
-        every row at once and is sent whole (one message); a PReLU grad_weight is the sum
-        of the chunks' grad_weights, added in float64 and rounded once to the dtype (each
-        chunk's sum was already rounded, so float16 / bfloat16 results may differ from one
-        ``compute`` in the last place). PReLU channels are along dimension 1, so every
-        chunk keeps all of them.
+        Cuts x (and grad_output) into chunks of at most ``chunk_bytes`` bytes of input,
+        sends them pipelined (gRPC sends from a background thread while this one reads the
+        replies), and joins the results into arrays of x's shape. How it cuts, as the C++
+        SDK's ComputeChunked: elementwise activations (and PReLU with one weight) in flat
+        runs of elements, whatever the shape; PReLU with one weight per channel
+        (dimension 1) by rows when a row fits a chunk, otherwise by runs of channel planes
+        of one row, or runs within a plane, each sent with its channels' weights;
+        softmax / log_softmax by rows when ``dim`` is not 0. Arguments and results are
+        ``compute``'s, and so are the values, with two exceptions: softmax / log_softmax
+        along dimension 0 needs every row at once and is sent whole (one message); a
+        PReLU grad_weight is the sum of the chunks' grad_weights, added in float64 and
+        rounded once to the dtype (each chunk's sum was already rounded, so float16 /
+        bfloat16 results may differ from one ``compute`` in the last place).
         """
         if not isinstance(chunk_bytes, int) or chunk_bytes <= 0:
             raise invalid_argument(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
         prepared = self._prepare(Item(x, activation, mode, grad_output, weight, dtype), "")
         array = prepared.host.array
-        if array.ndim == 0 or array.shape[0] == 0 or self._reduces_dim0(prepared):
-            rows = max(array.shape[0], 1) if array.ndim else 1
-        else:
-            row_bytes = array[0].nbytes
-            rows = max(1, chunk_bytes // row_bytes) if row_bytes else array.shape[0]
-        if array.ndim == 0 or rows >= array.shape[0]:
+        cut = self._plan_chunks(prepared, chunk_bytes)
+        if cut is None:
             response = self._call(self._stub.Compute,
                                   pb.ComputeRequest(items=[prepared.proto]))
             self._check_count(len(response.results), 1)
             return self._decode(prepared, response.results[0], "results[0]")
 
-        starts = list(range(0, array.shape[0], rows))
+        view_shape, pieces = cut
+        # Row-major throughout, so that every reshape below is a view.
+        x_view = np.ascontiguousarray(array).reshape(view_shape)
+        dy_view = (None if prepared.grad_output is None
+                   else np.ascontiguousarray(prepared.grad_output).reshape(view_shape))
         activation_proto = prepared.proto.activation
         wire_mode = prepared.proto.mode
+        dtype_name = prepared.host.dtype
+
+        def activation_for(channels):
+            if channels is None:
+                return activation_proto
+            # Only this chunk's channels, and their weights.
+            sliced = pb.Activation()
+            sliced.CopyFrom(activation_proto)
+            sliced.prelu.weight.CopyFrom(tensors.to_proto(prepared.weight[channels], dtype_name))
+            return sliced
 
         def requests():
-            for start in starts:
-                item = pb.ComputeItem(
-                    input=tensors.to_proto(array[start:start + rows], prepared.host.dtype),
-                    activation=activation_proto, mode=wire_mode)
-                if prepared.grad_output is not None:
-                    item.grad_output.CopyFrom(tensors.to_proto(
-                        prepared.grad_output[start:start + rows], prepared.host.dtype))
+            for index, channels in pieces:
+                item = pb.ComputeItem(input=tensors.to_proto(x_view[index], dtype_name),
+                                      activation=activation_for(channels), mode=wire_mode)
+                if dy_view is not None:
+                    item.grad_output.CopyFrom(tensors.to_proto(dy_view[index], dtype_name))
                 yield pb.ComputeRequest(items=[item])
 
         wants_output = prepared.mode != "backward"
         wants_grad = prepared.mode != "forward"
-        output = np.empty_like(array) if wants_output else None
-        grad_input = np.empty_like(array) if wants_grad else None
+        output = np.empty(array.shape, array.dtype) if wants_output else None
+        grad_input = np.empty(array.shape, array.dtype) if wants_grad else None
+        output_view = None if output is None else output.reshape(view_shape)
+        grad_view = None if grad_input is None else grad_input.reshape(view_shape)
         grad_weight_sum = None
         received = 0
         try:
             responses = self._stub.ComputeStream(requests(), timeout=self._timeout,
                                                  metadata=self._metadata)
             for response in responses:
-                if received >= len(starts):
+                if received >= len(pieces):
                     raise Error(grpc.StatusCode.INTERNAL,
-                                f"ComputeStream: more than {len(starts)} replies")
+                                f"ComputeStream: more than {len(pieces)} replies")
                 self._check_count(len(response.results), 1)
-                start = starts[received]
+                index, channels = pieces[received]
+                weight_shape = (None if channels is None
+                                else (channels.stop - channels.start,))
                 part = self._decode_arrays(prepared, response.results[0],
                                            f"chunk {received} results[0]",
-                                           (min(rows, array.shape[0] - start),)
-                                           + array.shape[1:])
+                                           x_view[index].shape, weight_shape)
                 if wants_output:
-                    output[start:start + rows] = part.output
+                    output_view[index] = part.output
                 if wants_grad:
-                    grad_input[start:start + rows] = part.grad_input
+                    grad_view[index] = part.grad_input
                 if part.grad_weight is not None:
-                    widened = _to_float64(part.grad_weight, prepared.host.dtype)
-                    grad_weight_sum = widened if grad_weight_sum is None else (
-                        grad_weight_sum + widened)
+                    widened = _to_float64(part.grad_weight, dtype_name)
+                    if channels is not None:
+                        if grad_weight_sum is None:
+                            grad_weight_sum = np.zeros(prepared.weight.shape, np.float64)
+                        grad_weight_sum[channels] += widened
+                    else:
+                        grad_weight_sum = widened if grad_weight_sum is None else (
+                            grad_weight_sum + widened)
                 received += 1
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
-        if received != len(starts):
+        if received != len(pieces):
             raise Error(grpc.StatusCode.INTERNAL,
-                        f"ComputeStream: {received} replies for {len(starts)} chunks")
+                        f"ComputeStream: {received} replies for {len(pieces)} chunks")
         grad_weight = None
         if grad_weight_sum is not None:
-            grad_weight = _from_float64(grad_weight_sum, prepared.host.dtype)
+            grad_weight = _from_float64(grad_weight_sum, dtype_name)
         restore = prepared.host.restore
         return Result(None if output is None else restore(output),
                       None if grad_input is None else restore(grad_input),
                       None if grad_weight is None else restore(grad_weight))
+
+    def _plan_chunks(self, prepared: _Prepared, chunk_bytes: int):
+        """How compute_large cuts: None for one Compute, else (view_shape, pieces) where
+        each piece is (index into x viewed as view_shape, the slice of PReLU weights the
+        piece is sent with, or None for the item's own activation)."""
+        array = prepared.host.array
+        if array.ndim == 0 or array.size == 0 or array.nbytes <= chunk_bytes:
+            return None
+        per_chunk = max(1, chunk_bytes // array.itemsize)
+        per_channel = (prepared.spec.name == "prelu" and prepared.weight is not None
+                       and prepared.weight.size > 1)
+        if prepared.spec.elementwise and not per_channel:
+            return ((array.size,),
+                    [((slice(start, start + per_chunk),), None)
+                     for start in range(0, array.size, per_chunk)])
+        if self._reduces_dim0(prepared):
+            return None
+        rows = array.shape[0]
+        row_elements = array.size // rows
+        if row_elements <= per_chunk or not per_channel:
+            step = max(1, per_chunk // row_elements)
+            return (array.shape,
+                    [((slice(start, start + step),), None) for start in range(0, rows, step)])
+        # PReLU rows larger than a chunk: runs of channel planes [n, c0:c1, :], or runs
+        # within one plane [n, c, p0:p1], each with the weights of its channels.
+        channels = array.shape[1] if array.ndim >= 2 else 1
+        if prepared.weight.size != channels:
+            raise invalid_argument(
+                f"weight: {prepared.weight.size} values, but x has shape "
+                f"{list(array.shape)}, {channels} channels (dimension 1); expected 1 or "
+                f"{channels}")
+        plane = row_elements // channels
+        pieces = []
+        if plane <= per_chunk:
+            step = per_chunk // plane
+            for n in range(rows):
+                for c in range(0, channels, step):
+                    c_end = min(c + step, channels)
+                    pieces.append(((slice(n, n + 1), slice(c, c_end)), slice(c, c_end)))
+        else:
+            for n in range(rows):
+                for c in range(channels):
+                    for p in range(0, plane, per_chunk):
+                        pieces.append(((slice(n, n + 1), slice(c, c + 1),
+                                        slice(p, p + per_chunk)), slice(c, c + 1)))
+        return (rows, channels, plane), pieces
 
     # ----------------------------------------------------------------------------------
     # Discovery and health.
@@ -545,7 +610,10 @@ class Client:
         return _Prepared(proto, host, mode, spec, weight_shape, grad_output, weight)
 
     @staticmethod
-    def _decode_arrays(prepared: _Prepared, result, place: str, shape) -> Result:
+    def _decode_arrays(prepared: _Prepared, result, place: str, shape,
+                       weight_shape: Optional[tuple] = None) -> Result:
+        """The arrays of one reply; ``weight_shape`` overrides the item's weight shape for
+        a chunk sent with only some of the weights."""
         dtype = prepared.host.dtype
         output = grad_input = grad_weight = None
         if prepared.mode != "backward":
@@ -560,8 +628,10 @@ class Client:
             if prepared.spec.name == "prelu":
                 if not result.HasField("grad_weight"):
                     raise Error(grpc.StatusCode.INTERNAL, f"reply {place} has no grad_weight")
-                grad_weight = tensors.from_proto(result.grad_weight, dtype,
-                                                 prepared.weight_shape, f"{place}.grad_weight")
+                grad_weight = tensors.from_proto(
+                    result.grad_weight, dtype,
+                    prepared.weight_shape if weight_shape is None else weight_shape,
+                    f"{place}.grad_weight")
         return Result(output, grad_input, grad_weight)
 
     def _decode(self, prepared: _Prepared, result, place: str) -> Result:
