@@ -6,19 +6,30 @@
 // NaN gives NaN (restored by the loop).
 //
 // approximate = none. With u = |x|, Phi(-u) = exp(-u^2 / 2) * R(u), where
-// R(u) = erfcx(u / sqrt2) / 2 is smooth and slowly varying. R is approximated as
-// G(tau) / (1 + u) with tau = (u - K) / (u + K) in [-1, 1) and G a polynomial fitted to
-// Chebyshev nodes (mpmath chebyfit, 40 digits; the fit's relative error is 9.3e-9 for
-// float, degree 10, K = 2.5, u <= 15, and 5e-19 for double, degree 25, K = 4, u <= 39;
-// beyond those u, gelu underflows to 0). Near 0 (|x| < 1/2) the Taylor series of
-// Phi takes over (see CdfNearZero). u^2 / 2 is carried as hi + lo (TwoProduct), so
-// exp(-u^2 / 2) keeps its relative accuracy although u^2 / 2 reaches ~112 (float) or
-// ~760 (double); then gelu(x) = x * Phi(x) is, for x < 0, -u * R * m * 2^q with 2^q
-// applied last (accurate down into the subnormal range), and for x >= 0,
-// x * (1 - Phi(-x)) (no cancellation: Phi(-x) <= 1/2). Two divisions per vector.
-// Error (float32 forward, measured): <= 3 ULP everywhere, including the tail
-// x in [-14, -3] where the result is tiny: relative, not absolute, accuracy. The
-// gradient Phi(x) + x phi(x) shares the exponential (phi = exp(-x^2 / 2) / sqrt(2 pi))
+// R(u) = erfcx(u / sqrt2) / 2 is smooth and slowly varying. u^2 / 2 is carried as
+// hi + lo (TwoProduct), so exp(-u^2 / 2) keeps its relative accuracy although u^2 / 2
+// reaches ~112 (float) or ~760 (double); 2^q is applied last, so the negative tail
+// (gelu(-10) = -7.7e-23) keeps its relative, not just absolute, accuracy down into the
+// subnormal range. Beyond u = 15 (float) / 39 (double) gelu underflows to -0 or equals x.
+//
+// float lanes (float32, float16, bfloat16): with t = u / (u + 3.5) in [0, 0.811],
+// u R(u) = t J(t), J(t) = (u + 3.5) R(u) a degree-9 polynomial in t - 0.40625 (Lawson
+// relative-minimax fit on 3000 Chebyshev nodes against mpmath at 40 digits; relative
+// error 8.0e-9, about 0.13 of float's 2^-24, before rounding the coefficients to float).
+// Then x Phi(x) = -(t J) (1 + p) 2^q for x < 0 and x - (t J)(1 + p) 2^q for x >= 0 (no
+// cancellation: the subtracted term is at most x / 2), t J carried exactly (hi + lo) and
+// rounded once with the exponential's 1 + p. One division, no separate path near 0.
+// Error (float32 forward): <= 3.3 ULP measured (tests/kernels, every 61st float in
+// [-16, 16] in the fitting prototype); the terms are t (two roundings), J (Horner, ~1
+// ULP), the one rounding of t J (1 + p), exp's reduction (~0.5 ULP) and x - s (0.5 ULP).
+//
+// double lanes: R is approximated as G(tau) / (1 + u) with tau = (u - K) / (u + K) in
+// [-1, 1) and G a polynomial fitted to Chebyshev nodes (mpmath chebyfit, 40 digits; the
+// fit's relative error is 5e-19, degree 25, K = 4, u <= 39). Near 0 (|x| < 1/2) the
+// Taylor series of Phi takes over (see CdfNearZero); gelu(x) is, for x < 0,
+// -u * R * m * 2^q, and for x >= 0, x * (1 - Phi(-x)). Two divisions per vector.
+//
+// The gradient Phi(x) + x phi(x) shares the exponential (phi = exp(-x^2 / 2) / sqrt(2 pi))
 // and cancels near its zero at x = -0.7518 (error a few ULP of the cancelling terms).
 //
 // approximate = tanh. gelu = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3); 2u is
@@ -29,6 +40,8 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "src/kernels/gelu_kernels.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include <type_traits>
 
 #include "hwy/highway.h"
 #include "src/activation_spec.h"
@@ -41,12 +54,16 @@ namespace kernels {
 namespace HWY_NAMESPACE {
 namespace {
 
-// G(tau) coefficients, highest degree first (see the file comment).
-constexpr float kErfcxFloat[] = {
-    -0.0000676737104443010119762f, -0.000233256528540333254692f, 0.00000514195957473708054866f,
-    0.00127164163190080032223f,    0.00128269746751736268405f,   -0.00605085212990778014735f,
-    -0.0086997254278098705638f,    0.0460634164164823474136f,    -0.0377166559842316816264f,
-    -0.0915875030597240551349f,    0.494659660978533904192f};
+// J(t) coefficients for float lanes, highest degree first, in t - kGeluJCenter (see the
+// file comment).
+constexpr float kGeluJFloat[] = {
+    0.0556510128f, 0.0601351298f, -0.126074746f, -0.138975173f, 0.305925995f,
+    0.156672180f,  -1.01146197f,  1.53557026f,   -1.39300144f,  0.862332940f};
+constexpr float kGeluJShift = 3.5f;      // t = u / (u + kGeluJShift)
+constexpr float kGeluJCenter = 0.40625f;  // the polynomial's variable is t - kGeluJCenter
+constexpr float kGeluJMaxU = 15.0f;      // gelu(-15) = -5.5e-50 underflows to -0
+
+// G(tau) coefficients for double lanes, highest degree first (see the file comment).
 constexpr double kErfcxDouble[] = {
     8.85145574612120742667e-11,  -4.51936051554665088599e-11, -1.55882043332231266308e-9,
     -1.67761763134839743448e-9,  8.45290956524868059046e-9,   1.85171029227297563318e-8,
@@ -62,10 +79,11 @@ constexpr long double kInvSqrt2Pi = 0.398942280401432677939946059934381868L;
 constexpr long double kSqrt2OverPi = 0.797884560802865355879892119868763737L;
 constexpr long double kGeluTanhCubic = 0.044715L;
 
-template <typename T>
-struct GeluErfOp {
-  static constexpr T kK = sizeof(T) == 4 ? T(2.5) : T(4.0);
-  static constexpr T kMaxU = sizeof(T) == 4 ? T(15.0) : T(39.0);
+// gelu (approximate = none) in double lanes.
+struct GeluErfDoubleOp {
+  using T = double;
+  static constexpr T kK = 4.0;
+  static constexpr T kMaxU = 39.0;
 
   template <class D>
   struct Parts {
@@ -88,17 +106,9 @@ struct GeluErfOp {
     const V<D> k = hn::Set(d, kK);
     const V<D> one = hn::Set(d, T(1));
     const V<D> tau = hn::Div(hn::Sub(p.u, k), hn::Add(p.u, k));
-    V<D> poly;
-    if constexpr (sizeof(T) == 4) {
-      poly = hn::Set(d, kErfcxFloat[0]);
-      for (size_t i = 1; i < sizeof(kErfcxFloat) / sizeof(float); ++i) {
-        poly = hn::MulAdd(poly, tau, hn::Set(d, kErfcxFloat[i]));
-      }
-    } else {
-      poly = hn::Set(d, kErfcxDouble[0]);
-      for (size_t i = 1; i < sizeof(kErfcxDouble) / sizeof(double); ++i) {
-        poly = hn::MulAdd(poly, tau, hn::Set(d, kErfcxDouble[i]));
-      }
+    V<D> poly = hn::Set(d, kErfcxDouble[0]);
+    for (size_t i = 1; i < sizeof(kErfcxDouble) / sizeof(double); ++i) {
+      poly = hn::MulAdd(poly, tau, hn::Set(d, kErfcxDouble[i]));
     }
     p.poly = poly;
     return p;
@@ -129,16 +139,16 @@ struct GeluErfOp {
 
   // |x| < 1/2: Phi(x) = 1/2 + x E(x^2), E the Taylor series of (Phi(x) - 1/2) / x,
   // (-1)^k x^2k / (2^k k! (2k + 1) sqrt(2 pi)), truncated where its terms fall below
-  // 2^-60 (float: 6 terms, double: 11). There the general path's 1 - Phi(-u) rounds
-  // values near 1/2 across the binade boundary at 1/2 (up to 4 ULP measured); this one
-  // adds a small term to 1/2 once (about 1 ULP).
+  // 2^-60 (11 terms). There the general path's 1 - Phi(-u) rounds values near 1/2 across
+  // the binade boundary at 1/2 (up to 4 ULP measured in float); this one adds a small term
+  // to 1/2 once (about 1 ULP).
   template <class D>
   static HWY_INLINE auto NearZero(D d, V<D> u) {
     return hn::Lt(u, hn::Set(d, T(0.5)));
   }
   template <class D>
   static HWY_INLINE V<D> CdfNearZero(D d, V<D> x) {
-    constexpr int kTerms = sizeof(T) == 4 ? 6 : 11;
+    constexpr int kTerms = 11;
     const V<D> x2 = hn::Mul(x, x);
     // Coefficient k: (-1)^k / (2^k k! (2k + 1) sqrt(2 pi)).
     long double coefficient[12];
@@ -180,6 +190,70 @@ struct GeluErfOp {
     const V<D> near_zero = hn::MulAdd(hn::Mul(x, hn::Set(d, static_cast<T>(kInvSqrt2Pi))),
                                       p.exp.m, CdfNearZero(d, x));
     derivative = hn::IfThenElse(NearZero(d, p.u), near_zero, derivative);
+    dx = hn::Mul(g, derivative);
+  }
+};
+
+// gelu (approximate = none) in float lanes; see the file comment for the formulas and
+// their error.
+struct GeluErfFloatOp {
+  template <class D>
+  struct Parts {
+    ExpParts<D> exp;  // exp(-u^2 / 2)
+    V<D> u;           // |x|, clamped to kGeluJMaxU
+    V<D> shifted_u;   // u + kGeluJShift, rounded
+    V<D> j;           // J(t), t = u / (u + kGeluJShift)
+    V<D> scaled;      // u Phi(-u) = t J (1 + p) 2^q
+  };
+
+  template <class D>
+  HWY_INLINE Parts<D> Compute(D d, V<D> x) const {
+    Parts<D> p;
+    p.u = hn::Min(hn::Abs(x), hn::Set(d, kGeluJMaxU));
+    // -u^2 / 2 = hi + lo exactly (-u / 2 is exact), >= -112.5: within SplitExp's range.
+    V<D> square_hi, square_lo;
+    TwoProduct(d, p.u, hn::Mul(p.u, hn::Set(d, -0.5f)), square_hi, square_lo);
+    p.exp = SplitExp<false>(d, square_hi, square_lo);
+    p.shifted_u = hn::Add(p.u, hn::Set(d, kGeluJShift));
+    const V<D> t = hn::Div(p.u, p.shifted_u);
+    // t - kGeluJCenter only positions the polynomial's variable: its rounding (below t's
+    // own ULP) moves J by far less than J's error.
+    const V<D> v = hn::Sub(t, hn::Set(d, kGeluJCenter));
+    V<D> j = hn::Set(d, kGeluJFloat[0]);
+    for (size_t i = 1; i < sizeof(kGeluJFloat) / sizeof(float); ++i) {
+      j = hn::MulAdd(j, v, hn::Set(d, kGeluJFloat[i]));
+    }
+    p.j = j;
+    // t J (1 + p) with t J exact (hi + lo), rounded once; 2^q last.
+    V<D> tj, tj_error;
+    TwoProduct(d, t, j, tj, tj_error);
+    p.scaled = ScaleByPow2(d, hn::Add(tj, hn::MulAdd(tj, p.exp.p, tj_error)), p.exp.q);
+    return p;
+  }
+
+  // x < 0: -u Phi(-u); x >= 0: x - u Phi(-u) (= x Phi(x); -0 stays -0).
+  template <class D>
+  HWY_INLINE V<D> Value(D d, V<D> x, const Parts<D>& p) const {
+    return hn::IfThenElse(hn::Lt(x, hn::Zero(d)), hn::Neg(p.scaled), hn::Sub(x, p.scaled));
+  }
+
+  template <class D>
+  HWY_INLINE V<D> Forward(D d, V<D> x) const {
+    return Value(d, x, Compute(d, x));
+  }
+
+  // Phi(x) + x phi(x) = exp(-u^2/2) (R - u / sqrt(2 pi)) = m 2^q (J - u (u + 3.5) / sqrt(2 pi))
+  // / (u + 3.5) for x < 0, and 1 minus that for x >= 0 (where it is at most 1/2).
+  template <class D>
+  HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
+    const Parts<D> p = Compute(d, x);
+    y = Value(d, x, p);
+    const V<D> u_pdf_scale = hn::Mul(p.u, hn::Set(d, static_cast<float>(kInvSqrt2Pi)));
+    const V<D> difference = hn::NegMulAdd(u_pdf_scale, p.shifted_u, p.j);
+    const V<D> tail =
+        ScaleByPow2(d, hn::Div(hn::Mul(p.exp.m, difference), p.shifted_u), p.exp.q);
+    const V<D> derivative =
+        hn::IfThenElse(hn::Lt(x, hn::Zero(d)), tail, hn::Sub(hn::Set(d, 1.0f), tail));
     dx = hn::Mul(g, derivative);
   }
 };
@@ -266,7 +340,8 @@ void RunGeluTyped(const ElementwiseCall& call) {
   if (call.params[0] == static_cast<double>(GeluApproximate::kTanh)) {
     RunOp<GeluTanhOp<T>, Storage>(GeluTanhOp<T>(), call);
   } else {
-    RunOp<GeluErfOp<T>, Storage>(GeluErfOp<T>(), call);
+    using ErfOp = std::conditional_t<sizeof(T) == 4, GeluErfFloatOp, GeluErfDoubleOp>;
+    RunOp<ErfOp, Storage>(ErfOp(), call);
   }
 }
 

@@ -141,13 +141,47 @@ HWY_INLINE V<D> Reciprocal(D d, V<D> v) {
   return hn::Div(hn::Set(d, hn::TFromD<D>(1)), v);
 }
 
-// v * 2^q. When every lane's 2^q is a normal number, one multiplication (rounded once);
-// otherwise two factors 2^(q/2) and 2^(q - q/2), the first exact, so the result is
-// again rounded once: both ways give the same bits, so the branch (vector-uniform, and
-// nearly always the first way for data of moderate magnitude) never changes a result.
+#if HWY_TARGET <= HWY_AVX3
+// AVX-512's scalef: v * 2^floor(e), the exact product rounded once (subnormal results
+// included, as FTZ is off), for every vector size the AVX3 targets use.
+HWY_INLINE hn::Vec512<float> Scalef(hn::Vec512<float> v, hn::Vec512<float> e) {
+  return hn::Vec512<float>{_mm512_scalef_ps(v.raw, e.raw)};
+}
+HWY_INLINE hn::Vec512<double> Scalef(hn::Vec512<double> v, hn::Vec512<double> e) {
+  return hn::Vec512<double>{_mm512_scalef_pd(v.raw, e.raw)};
+}
+HWY_INLINE hn::Vec256<float> Scalef(hn::Vec256<float> v, hn::Vec256<float> e) {
+  return hn::Vec256<float>{_mm256_scalef_ps(v.raw, e.raw)};
+}
+HWY_INLINE hn::Vec256<double> Scalef(hn::Vec256<double> v, hn::Vec256<double> e) {
+  return hn::Vec256<double>{_mm256_scalef_pd(v.raw, e.raw)};
+}
+template <size_t N>
+HWY_INLINE hn::Vec128<float, N> Scalef(hn::Vec128<float, N> v, hn::Vec128<float, N> e) {
+  return hn::Vec128<float, N>{_mm_scalef_ps(v.raw, e.raw)};
+}
+template <size_t N>
+HWY_INLINE hn::Vec128<double, N> Scalef(hn::Vec128<double, N> v, hn::Vec128<double, N> e) {
+  return hn::Vec128<double, N>{_mm_scalef_pd(v.raw, e.raw)};
+}
+#endif
+
+// v * 2^q, rounded once (the exact product v * 2^q, correctly rounded, subnormal results
+// included). AVX-512: one scalef (q < 2^24 converts to T exactly). Elsewhere: when every
+// lane's 2^q is a normal number, one multiplication; otherwise two factors 2^(q/2) and
+// 2^(q - q/2), the first exact, so the result is again rounded once. All ways give the
+// same bits, so neither the target nor the branch (vector-uniform, and nearly always the
+// first way for data of moderate magnitude) changes a result.
 template <class D>
 HWY_INLINE V<D> ScaleByPow2(D d, V<D> v, VI32<D> q) {
   using T = hn::TFromD<D>;
+#if HWY_TARGET <= HWY_AVX3
+  if constexpr (sizeof(T) == 4) {
+    return Scalef(v, hn::ConvertTo(d, q));
+  } else {
+    return Scalef(v, hn::PromoteTo(d, q));
+  }
+#else
   hn::impl::ExpImpl<T> impl;
   const hn::Rebind<int32_t, D> di;
   const int32_t max_exponent = sizeof(T) == 4 ? 127 : 1023;
@@ -155,6 +189,7 @@ HWY_INLINE V<D> ScaleByPow2(D d, V<D> v, VI32<D> q) {
                                 hn::Lt(q, hn::Set(di, max_exponent)));
   if (HWY_LIKELY(hn::AllTrue(di, in_range))) return hn::Mul(v, impl.Pow2I(d, q));
   return impl.LoadExpShortRange(d, v, q);
+#endif
 }
 
 template <class D>
