@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "src/activation_math.h"
 #include "src/kernels/activation_kernels.h"
 
 namespace actserve {
@@ -14,8 +13,7 @@ namespace {
 
 // Element codecs: read an element as double, write a double rounded once to the dtype.
 // memcpy keeps unaligned data (protobuf strings) legal and compiles to a plain move.
-// Used by softmax / log_softmax and for PReLU weights; elementwise activations run
-// through the SIMD kernels.
+// Used for PReLU weights; the activations themselves run through the SIMD kernels.
 struct Float32Codec {
   static double Load(const char* data, int64_t i) {
     float value;
@@ -314,48 +312,33 @@ absl::Status ComputeElementwise(const ComputeItem& item, const ItemPlan& plan,
   return absl::OkStatus();
 }
 
-// softmax / log_softmax: each lane along `dim` is gathered into doubles, computed, and
-// scattered back. Lanes are independent, so chunks of lanes run in parallel.
-template <typename Codec>
+// softmax / log_softmax through the SIMD kernel (src/kernels/activation_kernels.h): the
+// reductions along `dim` are independent, so chunks of them run in parallel. A chunk is
+// about chunk_elements elements (at least one reduction); in the strided layout it is
+// rounded up to whole blocks of 64 adjacent reductions, which the kernel vectorizes
+// across. Each reduction's result depends on its own elements only, so the bits do not
+// depend on the thread count or on where chunks fall.
 absl::Status ComputeSoftmax(const ComputeItem& item, const ItemPlan& plan,
                             const ItemBuffers& out, const EngineOptions& options,
                             const std::atomic<bool>* cancelled) {
-  const bool log = item.activation.kind == ActivationKind::kLogSoftmax;
-  const bool forward = ComputesOutput(item.mode);
+  kernels::SoftmaxCall call;
+  call.log = item.activation.kind == ActivationKind::kLogSoftmax;
+  call.dtype = item.input.dtype;
+  call.x = item.input.data.data();
   const bool backward = ComputesGradient(item.mode);
-  const char* x_data = item.input.data.data();
-  const char* dy_data =
-      backward && item.grad_output.has_value() ? item.grad_output->data.data() : nullptr;
-  const int64_t lane = plan.softmax_lane;
-  const int64_t inner = plan.softmax_inner;
-  const int64_t lanes = plan.sizes.elements == 0 ? 0 : plan.softmax_outer * inner;
-  const int64_t lanes_per_chunk = std::max<int64_t>(1, options.chunk_elements / std::max<int64_t>(lane, 1));
-  return ParallelFor(
-      options.pool, lanes, lanes_per_chunk, cancelled,
-      [&](int64_t /*chunk*/, int64_t begin, int64_t end) {
-        std::vector<double> x(lane), y(lane), dy(lane), dx(lane);
-        for (int64_t lane_index = begin; lane_index < end; ++lane_index) {
-          const int64_t o = lane_index / inner;
-          const int64_t in = lane_index % inner;
-          const int64_t base = o * lane * inner + in;
-          for (int64_t k = 0; k < lane; ++k) x[k] = Codec::Load(x_data, base + k * inner);
-          math::SoftmaxForward(log, x.data(), lane, y.data());
-          if (backward) {
-            for (int64_t k = 0; k < lane; ++k) {
-              dy[k] = dy_data != nullptr ? Codec::Load(dy_data, base + k * inner) : 1.0;
-            }
-            math::SoftmaxBackward(log, y.data(), dy.data(), lane, dx.data());
-            for (int64_t k = 0; k < lane; ++k) {
-              Codec::Store(out.grad_input.data(), base + k * inner, dx[k]);
-            }
-          }
-          if (forward) {
-            for (int64_t k = 0; k < lane; ++k) {
-              Codec::Store(out.output.data(), base + k * inner, y[k]);
-            }
-          }
-        }
-      });
+  call.dy = backward && item.grad_output.has_value() ? item.grad_output->data.data() : nullptr;
+  call.y = ComputesOutput(item.mode) ? out.output.data() : nullptr;
+  call.dx = backward ? out.grad_input.data() : nullptr;
+  call.outer = plan.softmax_outer;
+  call.lane = plan.softmax_lane;
+  call.inner = plan.softmax_inner;
+  const int64_t reductions = plan.sizes.elements == 0 ? 0 : call.outer * call.inner;
+  int64_t per_chunk = std::max<int64_t>(1, options.chunk_elements / std::max<int64_t>(call.lane, 1));
+  if (call.inner > 1) per_chunk = (per_chunk + 63) / 64 * 64;
+  return ParallelFor(options.pool, reductions, per_chunk, cancelled,
+                     [&](int64_t /*chunk*/, int64_t begin, int64_t end) {
+                       kernels::RunSoftmax(call, begin, end);
+                     });
 }
 
 absl::Status CheckBuffer(absl::Span<char> buffer, size_t expected, absl::string_view path,
@@ -419,7 +402,7 @@ absl::Status Engine::Compute(absl::Span<const ComputeItem> items,
       using Codec = decltype(codec);
       return elementwise
                  ? ComputeElementwise<Codec>(item, plan, buffers[i], options_, cancelled)
-                 : ComputeSoftmax<Codec>(item, plan, buffers[i], options_, cancelled);
+                 : ComputeSoftmax(item, plan, buffers[i], options_, cancelled);
     });
     if (!status.ok()) return status;
   }

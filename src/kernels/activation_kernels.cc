@@ -35,14 +35,20 @@ void RunElementwise(const ElementwiseCall& call) {
       return RunPiecewiseFamily(call);
     case ActivationKind::kSoftmax:
     case ActivationKind::kLogSoftmax:
-      break;  // not elementwise: the engine computes them
+      break;  // not elementwise: RunSoftmax
   }
+}
+
+void RunSoftmax(const SoftmaxCall& call, int64_t begin, int64_t end) {
+  if (begin >= end) return;
+  RunSoftmaxFamily(call, begin, end);
 }
 
 const char* ActiveTargetName() { return hwy::TargetName(GeluFamilyTarget()); }
 
 std::vector<int64_t> CompiledTargets() {
-  const int64_t all = PiecewiseFamilyTargets() & ExponentialFamilyTargets() & GeluFamilyTargets();
+  const int64_t all = PiecewiseFamilyTargets() & ExponentialFamilyTargets() &
+                      GeluFamilyTargets() & SoftmaxFamilyTargets();
   std::vector<int64_t> targets;
   for (int64_t rest = all; rest != 0; rest &= rest - 1) targets.push_back(rest & -rest);
   return targets;

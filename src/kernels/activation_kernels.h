@@ -1,4 +1,5 @@
-// SIMD kernels for every elementwise activation and its gradient, with Google Highway's
+// SIMD kernels for every activation and its gradient (the elementwise ones, softmax and
+// log_softmax), with Google Highway's
 // dynamic dispatch: each kernel family is compiled for every x86 target Highway 1.0.3
 // offers (SSSE3, SSE4, AVX2, AVX-512 and AVX-512 DL) plus EMU128, and the best target the
 // CPU supports is chosen at run time. This header has no SIMD types: it takes plain
@@ -56,6 +57,39 @@ struct ElementwiseCall {
 // alias x and dx may alias dy (but y must not alias dx). At least one of y and dx must
 // be set.
 void RunElementwise(const ElementwiseCall& call);
+
+// softmax or log_softmax of a tensor seen as [outer, lane, inner], reduced along `lane`
+// (the dimension `dim`: outer is the product of the dimensions before it, inner of those
+// after it). Reduction l (0 <= l < outer * inner) holds the `lane` elements
+// (l / inner) * lane * inner + l % inner + k * inner, k = 0..lane-1.
+struct SoftmaxCall {
+  bool log = false;               // false: softmax; true: log_softmax
+  DType dtype = DType::kFloat32;  // a valid dtype
+  const void* x = nullptr;        // outer * lane * inner elements, the whole tensor
+  const void* dy = nullptr;       // the same shape, or nullptr for dy = 1 everywhere
+  void* y = nullptr;              // the same shape, or nullptr: no output
+  void* dx = nullptr;             // the same shape, or nullptr: no gradient
+  int64_t outer = 1;              // >= 1
+  int64_t lane = 1;               // >= 1
+  int64_t inner = 1;              // >= 1
+};
+
+// Computes the reductions [begin, end) of `call` (0 <= begin <= end <= outer * inner):
+// y = softmax(x) = exp(x - max) / sum(exp(x - max)), or log_softmax(x) = x - max -
+// log(sum(exp(x - max))), where `call.y` is set, and dx where `call.dx` is set:
+// softmax y * (dy - sum(dy * y)), log_softmax dy - exp(y) * sum(dy), along the lane. y
+// is recomputed when only dx is asked for. Semantics and special values are those of
+// math::SoftmaxForward / SoftmaxBackward (src/activation_math.h): a lane with a NaN, an
+// +Inf, or only -Inf entries is NaN throughout. Accuracy (tests/kernels/
+// softmax_kernel_test.cc): float32 and float64 y within 2.5 ULP of the long-double
+// reference; float16 / bfloat16 computed in float32, rounded once, within 1 ULP; dx
+// within 7.5 ULP, or 2 epsilons of its cancelling terms' size where dy is close to the
+// subtracted sum. Each reduction's results depend only on its own elements, never on
+// `begin` / `end`, so any split of the range over threads gives the same bits. Each
+// element's x and dy are read before its y and dx are written, so y may alias x and dx
+// may alias dy (y must not alias dx). At least one of y and dx must be set. No heap
+// allocation; scratch lives on the stack (about 20 KiB).
+void RunSoftmax(const SoftmaxCall& call, int64_t begin, int64_t end);
 
 // The Highway target the kernels dispatch to on this CPU, e.g. "AVX3".
 const char* ActiveTargetName();

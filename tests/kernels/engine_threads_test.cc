@@ -1,6 +1,7 @@
 // The engine with the SIMD kernels gives the same bits for any thread count: chunks are
 // fixed by EngineOptions::chunk_elements alone, each element's result does not depend on
-// where its chunk starts, and PReLU's weight gradient is combined in chunk order.
+// where its chunk starts, PReLU's weight gradient is combined in chunk order, and each
+// softmax reduction depends on its own elements only.
 #include <cstring>
 #include <memory>
 #include <random>
@@ -81,6 +82,36 @@ TEST(EngineThreads, BitIdenticalForOneTwoAndThreeThreads) {
       ASSERT_FALSE(one.empty());
       for (int threads : {1, 2, 3}) {
         EXPECT_EQ(one, RunEngine(spec, dtype, item_inputs, threads))
+            << spec << " " << DTypeName(dtype) << " with " << threads << " threads";
+      }
+    }
+  }
+}
+
+// softmax / log_softmax over every dimension of a [3, 37, 1001] tensor: the last one
+// (contiguous lanes), dim 1 (strided, 1001 columns: blocks and a tail) and dim 0.
+TEST(EngineThreads, SoftmaxBitIdenticalForOneTwoAndThreeThreads) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> dist(-12, 12);
+  const std::vector<int64_t> shape = {3, 37, 1001};
+  const int64_t n = 3 * 37 * 1001;
+  std::vector<float> x32(n), dy32(n);
+  for (int64_t i = 0; i < n; ++i) {
+    x32[i] = dist(rng);
+    dy32[i] = dist(rng) / 4;
+  }
+  std::vector<double> x64(x32.begin(), x32.end()), dy64(dy32.begin(), dy32.end());
+  for (DType dtype : {DType::kFloat32, DType::kFloat64}) {
+    Inputs inputs;
+    inputs.shape = shape;
+    inputs.x = dtype == DType::kFloat32 ? Bytes(x32) : Bytes(x64);
+    inputs.dy = dtype == DType::kFloat32 ? Bytes(dy32) : Bytes(dy64);
+    for (const char* spec : {"softmax", "softmax(dim=1)", "softmax(dim=0)", "log_softmax",
+                             "log_softmax(dim=1)", "log_softmax(dim=0)"}) {
+      const std::string one = RunEngine(spec, dtype, inputs, 0);
+      ASSERT_FALSE(one.empty());
+      for (int threads : {1, 2, 3}) {
+        EXPECT_EQ(one, RunEngine(spec, dtype, inputs, threads))
             << spec << " " << DTypeName(dtype) << " with " << threads << " threads";
       }
     }
