@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "src/activation_math.h"
@@ -104,8 +105,19 @@ struct Stats {
   float max_ulp_x = 0;
   double max_tiny = 0;  // in eps * scale
   uint64_t mismatches = 0;  // NaN / Inf disagreements
+  float mismatch_x = 0;     // the smallest input that gave one (by bit pattern order)
+  uint32_t mismatch_bits = UINT32_MAX;
   uint64_t rechecked = 0;   // inputs measured again against the long-double oracle
   double oracle_gap = 0;    // largest |double-measured - long-double-measured| error
+  void Mismatch(float x) {
+    ++mismatches;
+    uint32_t bits;
+    std::memcpy(&bits, &x, 4);
+    if (bits < mismatch_bits) {
+      mismatch_bits = bits;
+      mismatch_x = x;
+    }
+  }
   void Merge(const Stats& o) {
     if (o.max_ulp > max_ulp) {
       max_ulp = o.max_ulp;
@@ -113,6 +125,10 @@ struct Stats {
     }
     max_tiny = std::max(max_tiny, o.max_tiny);
     mismatches += o.mismatches;
+    if (o.mismatch_bits < mismatch_bits) {
+      mismatch_bits = o.mismatch_bits;
+      mismatch_x = o.mismatch_x;
+    }
     rechecked += o.rechecked;
     oracle_gap = std::max(oracle_gap, o.oracle_gap);
   }
@@ -123,12 +139,12 @@ struct Stats {
 // folds it into `s`.
 double Account(LD ref, float got, float x, LD scale, Stats* s) {
   if (std::isnan(ref) || std::isnan(got)) {
-    if (!(std::isnan(ref) && std::isnan(got))) ++s->mismatches;
+    if (!(std::isnan(ref) && std::isnan(got))) s->Mismatch(x);
     return 0;
   }
   const float want = static_cast<float>(ref);
   if (std::isinf(want) || std::isinf(got)) {
-    if (want != got) ++s->mismatches;
+    if (want != got) s->Mismatch(x);
     return 0;
   }
   if (scale > 0 && fabsl(ref) < scale / 8) {
@@ -286,10 +302,19 @@ int Main(int argc, char** argv) {
     const Result r = Sweep(spec, stride, threads);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    // A mismatch count names the first input (by bit pattern) of each direction.
+    std::string mismatches = absl::StrCat(r.forward.mismatches + r.backward.mismatches);
+    if (r.forward.mismatches > 0) {
+      absl::StrAppend(&mismatches, absl::StrFormat(" (forward at %.9g)", r.forward.mismatch_x));
+    }
+    if (r.backward.mismatches > 0) {
+      absl::StrAppend(&mismatches,
+                      absl::StrFormat(" (backward at %.9g)", r.backward.mismatch_x));
+    }
     const std::string row = absl::StrFormat(
-        "| %s | %.2f | %.9g | %.2f | %.9g | %.2f | %d | %d | %.1e | %.0f |\n", e.spec,
+        "| %s | %.2f | %.9g | %.2f | %.9g | %.2f | %s | %d | %.1e | %.0f |\n", e.spec,
         r.forward.max_ulp, r.forward.max_ulp_x, r.backward.max_ulp, r.backward.max_ulp_x,
-        r.backward.max_tiny, r.forward.mismatches + r.backward.mismatches,
+        r.backward.max_tiny, mismatches,
         r.forward.rechecked + r.backward.rechecked,
         std::max(r.forward.oracle_gap, r.backward.oracle_gap), seconds);
     md << row;
