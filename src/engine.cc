@@ -334,7 +334,7 @@ absl::Status ComputeSoftmax(const ComputeItem& item, const ItemPlan& plan,
   call.inner = plan.softmax_inner;
   const int64_t reductions = plan.sizes.elements == 0 ? 0 : call.outer * call.inner;
   int64_t per_chunk = std::max<int64_t>(1, options.chunk_elements / std::max<int64_t>(call.lane, 1));
-  if (call.inner > 1) per_chunk = (per_chunk + 63) / 64 * 64;
+  if (call.inner > 1) per_chunk = (per_chunk + 255) / 256 * 256;
   return ParallelFor(options.pool, reductions, per_chunk, cancelled,
                      [&](int64_t /*chunk*/, int64_t begin, int64_t end) {
                        kernels::RunSoftmax(call, begin, end);

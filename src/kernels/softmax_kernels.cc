@@ -22,8 +22,8 @@
 //   - the sum excludes the entries equal to the maximum (each contributes exactly 1,
 //     counted apart), so log_softmax keeps the digits of -log1p(rest) at the maximum when
 //     the other entries are tiny, as the scalar oracle (src/activation_math.cc) does;
-//   - softmax is (m * 1/sum) * 2^q with exp = m * 2^q, so results in the subnormal range
-//     are rounded once.
+//   - softmax is exp(x - max) * (1 / sum), with the exponential of the sum pass kept in
+//     an output buffer (float32, float64), so each element costs one exponential.
 // Measured against the long-double reference on every target (tests/kernels/
 // softmax_kernel_test.cc asserts 2.5 ULP for y, 7.5 ULP for dx, 1 ULP for 16-bit dtypes):
 // y within 2.2 ULP (softmax) and 1.1 ULP (log_softmax) in float32 and float64; float16 /
@@ -35,7 +35,7 @@
 // Special values are exactly the oracle's: a NaN anywhere in a lane, or a lane whose
 // maximum is +Inf or -Inf (an +Inf entry; all entries -Inf), gives NaN for the whole
 // lane's y and dx; a -Inf entry below a finite maximum gives y = 0 (softmax) or -Inf
-// (log_softmax). Columns counted per lane stay exact up to 2^53 equal maxima.
+// (log_softmax). Equal maxima are counted exactly up to 2^31 per vector lane.
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "src/kernels/softmax_kernels.cc"
@@ -44,6 +44,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "hwy/highway.h"
 #include "src/kernels/kernel_families.h"
@@ -58,7 +59,7 @@ namespace {
 // Columns per block of the strided layout, in vectors: 8 vectors are one or more cache
 // lines per row (128 float32 on AVX-512), enough for the prefetchers to stream each row,
 // and keep the per-column scratch (below 16 KiB) in L1.
-constexpr size_t kBlockVectors = 8;
+constexpr size_t kBlockVectors = 16;
 constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);  // float lanes, the most
 
 // Below this, exp(x) rounds to 0 in T (SplitExp clamps here too).
@@ -160,6 +161,19 @@ HWY_INLINE void SplitTotal(long double value, T* hi, T* lo) {
   *lo = std::isfinite(*hi) ? static_cast<T>(value - *hi) : T(0);
 }
 
+// The count of maxima per lane: integer lanes as wide as T's, decremented by the all-ones
+// bits of a true mask (exact up to 2^31 per lane, one operation per vector).
+template <class D>
+using CountTag = hn::RebindToSigned<D>;
+template <class D>
+using CountLane = hn::TFromD<CountTag<D>>;
+
+template <class D>
+HWY_INLINE V<CountTag<D>> CountMaxima(D d, V<CountTag<D>> count, hn::Mask<D> is_max) {
+  const CountTag<D> di;
+  return hn::Sub(count, hn::BitCast(di, hn::VecFromMask(d, is_max)));
+}
+
 // x - m = hi + lo exactly (TwoSum). lo is zeroed where exp(hi) is 0 anyway, because an
 // infinite hi (x = -Inf, or an overflowing difference) makes it NaN.
 template <class D>
@@ -181,29 +195,32 @@ struct LaneConstants {
   V<D> dot_low;
 };
 
-// y and dx of one vector. `p` is softmax's value exp(x - max) / sum, computed from the
-// split exponential so that it is rounded once.
-template <bool kLog, class D>
-HWY_INLINE void Outputs(D d, V<D> x, V<D> g, const LaneConstants<D>& k, V<D>& y, V<D>& dx) {
+// exp(x - m) with Highway's 1 ULP (x - m exact as hi + lo).
+template <class D>
+HWY_INLINE V<D> ShiftedExp(D d, V<D> x, V<D> m) {
   V<D> hi, lo;
-  ShiftedInput(d, x, k.max, hi, lo);
-  const ExpParts<D> parts = SplitExp(d, hi, lo);
-  const V<D> p = ScaleByPow2(d, hn::Mul(parts.m, k.inverse_sum), parts.q);
+  ShiftedInput(d, x, m, hi, lo);
+  return ExpFromParts(d, SplitExp(d, hi, lo));
+}
+
+// y and dx of one vector from x, dy and e = exp(x - max) (unused by log_softmax without
+// a gradient). Softmax is e * (1 / sum): the exponential is what the sum pass computed,
+// so it can be kept in an output buffer instead of being computed again.
+template <bool kLog, class D>
+HWY_INLINE void Outputs(D d, V<D> x, V<D> e, V<D> g, const LaneConstants<D>& k, V<D>& y,
+                        V<D>& dx) {
+  const V<D> p = hn::Mul(e, k.inverse_sum);
   if constexpr (kLog) {
+    V<D> hi, lo;
+    ShiftedInput(d, x, k.max, hi, lo);
     // (x - max) - log_sum with both terms <= 0 <= log_sum: no cancellation.
     y = hn::Add(hn::Sub(hi, k.log_sum), lo);
     dx = hn::NegMulAdd(p, k.dot, g);
   } else {
+    (void)x;
     y = p;
     dx = hn::Mul(p, hn::Sub(hn::Sub(g, k.dot), k.dot_low));
   }
-}
-
-template <bool kLog, class D>
-HWY_INLINE V<D> SoftmaxValue(D d, V<D> x, const LaneConstants<D>& k) {
-  V<D> y, dx;
-  Outputs<kLog>(d, x, hn::Zero(d), k, y, dx);  // dx is dead code once inlined
-  return y;
 }
 
 // Loads `count` <= Lanes(d) elements; the missing lanes are `pad`.
@@ -233,7 +250,24 @@ struct Buffers {
   const Storage* dy;  // nullptr: dy = 1
   Storage* y;         // nullptr: no output
   Storage* dx;        // nullptr: no gradient
+  // Where the sum pass keeps exp(x - max) for the later passes, or nullptr: compute it
+  // again. An output that the final pass overwrites element by element after reading it:
+  // softmax's y (or dx when only dx is asked for and it does not alias dy), log_softmax's
+  // dx. float32 and float64 only, whose storage holds the float lanes exactly; the
+  // results are the same bits either way.
+  Storage* exp;
 };
+
+template <bool kLog, typename Storage>
+Storage* ExpBuffer(const Buffers<Storage>& b) {
+  if constexpr (!std::is_same_v<Storage, ComputeType<Storage>>) {
+    return nullptr;
+  } else {
+    Storage* dx_if_free = b.dx != nullptr && b.dx != b.dy ? b.dx : nullptr;
+    if (kLog) return dx_if_free;
+    return b.y != nullptr ? b.y : dx_if_free;
+  }
+}
 
 // ---------------------------------------------------------------------------------------
 // Contiguous: the lane is `n` adjacent elements starting at `offset`.
@@ -282,37 +316,50 @@ HWY_NOINLINE void ContiguousLane(const Buffers<Storage>& b, size_t offset, size_
   // log_softmax's gradient also sum(dy). Padding lanes are -Inf (exp 0) and dy 0.
   LaneConstants<D> k;
   k.max = hn::Set(d, max);
-  WideSum<D> rest, maxima, dy_sum;
+  Storage* exp = b.exp != nullptr ? b.exp + offset : nullptr;
+  WideSum<D> rest, dy_sum;
+  const CountTag<D> di;
+  V<CountTag<D>> maxima = hn::Zero(di);
   const V<D> one = hn::Set(d, T(1));
   for (i = 0; i < n; i += lanes) {
     const size_t count = HWY_MIN(lanes, n - i);
     const V<D> a = LoadPartial(d, x + i, count, -inf);
-    V<D> hi, lo;
-    ShiftedInput(d, a, k.max, hi, lo);
+    const V<D> e = ShiftedExp(d, a, k.max);
+    if (exp != nullptr) StorePartial(d, e, exp + i, count);
     const auto is_max = hn::Eq(a, k.max);
-    rest.Add(d, hn::IfThenZeroElse(is_max, ExpFromParts(d, SplitExp(d, hi, lo))));
-    maxima.Add(d, hn::IfThenElseZero(is_max, one));
+    rest.Add(d, hn::IfThenZeroElse(is_max, e));
+    maxima = CountMaxima(d, maxima, is_max);
     if (kLog && backward) {
       dy_sum.Add(d, dy != nullptr ? LoadPartial(d, dy + i, count, T(0))
                                   : hn::IfThenElseZero(hn::FirstN(d, count), one));
     }
   }
-  const long double rest_total = Reduce(d, rest) + (Reduce(d, maxima) - 1);
+  HWY_ALIGN CountLane<D> counts[kMaxLanes];
+  hn::Store(maxima, di, counts);
+  int64_t maxima_total = 0;
+  for (size_t c = 0; c < lanes; ++c) maxima_total += counts[c];
+  const long double rest_total = Reduce(d, rest) + static_cast<long double>(maxima_total - 1);
   k.inverse_sum = hn::Set(d, static_cast<T>(1 / (1 + rest_total)));
   k.log_sum = hn::Set(d, static_cast<T>(std::log1p(rest_total)));
   k.dot = hn::Zero(d);
   k.dot_low = hn::Zero(d);
+  const bool needs_exp = !kLog || backward;
+  // exp(x - max) of the vector at i (x already loaded as `a`).
+  auto exp_at = [&](size_t at, size_t count, V<D> a) HWY_ATTR {
+    if (!needs_exp) return hn::Zero(d);
+    return exp != nullptr ? LoadPartial(d, exp + at, count, T(0)) : ShiftedExp(d, a, k.max);
+  };
   if (backward) {
     if constexpr (kLog) {
       k.dot = hn::Set(d, static_cast<T>(Reduce(d, dy_sum)));
     } else {
-      // Pass 3 (softmax backward): sum(dy * y), y recomputed in registers.
+      // Pass 3 (softmax backward): sum(dy * y).
       WideSum<D> dot;
       for (i = 0; i < n; i += lanes) {
         const size_t count = HWY_MIN(lanes, n - i);
-        const V<D> a = LoadPartial(d, x + i, count, -inf);
+        const V<D> a = exp != nullptr ? one : LoadPartial(d, x + i, count, -inf);
         const V<D> g = dy != nullptr ? LoadPartial(d, dy + i, count, T(0)) : one;
-        dot.AddProduct(d, g, SoftmaxValue<false>(d, a, k));
+        dot.AddProduct(d, g, hn::Mul(exp_at(i, count, a), k.inverse_sum));
       }
       T hi, lo;
       SplitTotal(Reduce(d, dot), &hi, &lo);
@@ -321,13 +368,13 @@ HWY_NOINLINE void ContiguousLane(const Buffers<Storage>& b, size_t offset, size_
     }
   }
 
-  // The outputs.
+  // The outputs. (softmax with `exp` in y: x may have been overwritten; it is not read.)
   for (i = 0; i < n; i += lanes) {
     const size_t count = HWY_MIN(lanes, n - i);
-    const V<D> a = LoadPartial(d, x + i, count, -inf);
+    const V<D> a = kLog || exp == nullptr ? LoadPartial(d, x + i, count, -inf) : one;
     const V<D> g = dy != nullptr && backward ? LoadPartial(d, dy + i, count, T(0)) : one;
     V<D> y, dx;
-    Outputs<kLog>(d, a, g, k, y, dx);
+    Outputs<kLog>(d, a, exp_at(i, count, a), g, k, y, dx);
     if (b.y != nullptr) StorePartial(d, y, b.y + offset + i, count);
     if (backward) StorePartial(d, dx, b.dx + offset + i, count);
   }
@@ -375,18 +422,21 @@ HWY_NOINLINE void StridedBlock(const Buffers<Storage>& b, size_t base, size_t la
   }
 
   // Pass 2: the sums, kept in scratch between rows.
-  WideSum<D> rest[kBlockVectors], maxima[kBlockVectors], dy_sum[kBlockVectors];
+  WideSum<D> rest[kBlockVectors], dy_sum[kBlockVectors];
+  const CountTag<D> di;
+  V<CountTag<D>> maxima[kBlockVectors];
+  for (size_t v = 0; v < vectors; ++v) maxima[v] = hn::Zero(di);
   for (size_t k = 0; k < lane_length; ++k) {
     const size_t row = base + k * inner;
     for (size_t v = 0; v < vectors; ++v) {
       const size_t count = count_of(v);
       const V<D> a = LoadPartial(d, b.x + row + v * lanes, count, -inf);
       const V<D> m = hn::Load(d, max + v * lanes);
-      V<D> hi, lo;
-      ShiftedInput(d, a, m, hi, lo);
+      const V<D> e = ShiftedExp(d, a, m);
+      if (b.exp != nullptr) StorePartial(d, e, b.exp + row + v * lanes, count);
       const auto is_max = hn::Eq(a, m);
-      rest[v].Add(d, hn::IfThenZeroElse(is_max, ExpFromParts(d, SplitExp(d, hi, lo))));
-      maxima[v].Add(d, hn::IfThenElseZero(is_max, one));
+      rest[v].Add(d, hn::IfThenZeroElse(is_max, e));
+      maxima[v] = CountMaxima(d, maxima[v], is_max);
       if (kLog && backward) {
         dy_sum[v].Add(d, b.dy != nullptr ? LoadPartial(d, b.dy + row + v * lanes, count, T(0))
                                          : one);
@@ -398,16 +448,16 @@ HWY_NOINLINE void StridedBlock(const Buffers<Storage>& b, size_t base, size_t la
   HWY_ALIGN T log_sum[kBlockVectors * kMaxLanes];
   HWY_ALIGN T dot[kBlockVectors * kMaxLanes];
   HWY_ALIGN T dot_low[kBlockVectors * kMaxLanes];
-  HWY_ALIGN double rest_hi[kMaxLanes], rest_lo[kMaxLanes], maxima_hi[kMaxLanes],
-      maxima_lo[kMaxLanes], dy_hi[kMaxLanes], dy_lo[kMaxLanes];
+  HWY_ALIGN double rest_hi[kMaxLanes], rest_lo[kMaxLanes], dy_hi[kMaxLanes], dy_lo[kMaxLanes];
+  HWY_ALIGN CountLane<D> counts[kMaxLanes];
   for (size_t v = 0; v < vectors; ++v) {
     rest[v].StoreTotals(d, rest_hi, rest_lo);
-    maxima[v].StoreTotals(d, maxima_hi, maxima_lo);
+    hn::Store(maxima[v], di, counts);
     if (kLog && backward) dy_sum[v].StoreTotals(d, dy_hi, dy_lo);
     for (size_t c = 0; c < lanes; ++c) {
       // Once per column and lane_length rows: scalar long double costs little here.
       const long double total = (static_cast<long double>(rest_hi[c]) + rest_lo[c]) +
-                                ((static_cast<long double>(maxima_hi[c]) + maxima_lo[c]) - 1);
+                                static_cast<long double>(counts[c] - 1);
       inverse_sum[v * lanes + c] = static_cast<T>(1 / (1 + total));
       log_sum[v * lanes + c] = static_cast<T>(std::log1p(total));
       dot[v * lanes + c] =
@@ -419,7 +469,13 @@ HWY_NOINLINE void StridedBlock(const Buffers<Storage>& b, size_t base, size_t la
     }
   }
 
-  auto constants = [&](size_t v) {
+  const bool needs_exp = !kLog || backward;
+  // exp(x - max) of block vector v in row `row` (x already loaded as `a`).
+  auto exp_at = [&](size_t at, size_t count, V<D> a, const V<D>& m) HWY_ATTR {
+    if (!needs_exp) return hn::Zero(d);
+    return b.exp != nullptr ? LoadPartial(d, b.exp + at, count, T(0)) : ShiftedExp(d, a, m);
+  };
+  auto constants = [&](size_t v) HWY_ATTR {
     LaneConstants<D> k;
     k.max = hn::Load(d, max + v * lanes);
     k.inverse_sum = hn::Load(d, inverse_sum + v * lanes);
@@ -436,10 +492,11 @@ HWY_NOINLINE void StridedBlock(const Buffers<Storage>& b, size_t base, size_t la
       const size_t row = base + k * inner;
       for (size_t v = 0; v < vectors; ++v) {
         const size_t count = count_of(v);
-        const V<D> a = LoadPartial(d, b.x + row + v * lanes, count, -inf);
-        const V<D> g =
-            b.dy != nullptr ? LoadPartial(d, b.dy + row + v * lanes, count, T(0)) : one;
-        products[v].AddProduct(d, g, SoftmaxValue<false>(d, a, constants(v)));
+        const size_t at = row + v * lanes;
+        const V<D> a = b.exp != nullptr ? one : LoadPartial(d, b.x + at, count, -inf);
+        const V<D> g = b.dy != nullptr ? LoadPartial(d, b.dy + at, count, T(0)) : one;
+        const LaneConstants<D> k = constants(v);
+        products[v].AddProduct(d, g, hn::Mul(exp_at(at, count, a, k.max), k.inverse_sum));
       }
     }
     HWY_ALIGN double hi[kMaxLanes], lo[kMaxLanes];
@@ -459,12 +516,12 @@ HWY_NOINLINE void StridedBlock(const Buffers<Storage>& b, size_t base, size_t la
     const size_t row = base + k * inner;
     for (size_t v = 0; v < vectors; ++v) {
       const size_t count = count_of(v);
-      const V<D> a = LoadPartial(d, b.x + row + v * lanes, count, -inf);
-      const V<D> g = b.dy != nullptr && backward
-                         ? LoadPartial(d, b.dy + row + v * lanes, count, T(0))
-                         : one;
+      const size_t at = row + v * lanes;
+      const V<D> a = kLog || b.exp == nullptr ? LoadPartial(d, b.x + at, count, -inf) : one;
+      const V<D> g = b.dy != nullptr && backward ? LoadPartial(d, b.dy + at, count, T(0)) : one;
+      const LaneConstants<D> k = constants(v);
       V<D> y, dx;
-      Outputs<kLog>(d, a, g, constants(v), y, dx);
+      Outputs<kLog>(d, a, exp_at(at, count, a, k.max), g, k, y, dx);
       const auto is_invalid = hn::MaskFromVec(hn::Load(d, invalid + v * lanes));
       if (b.y != nullptr) {
         StorePartial(d, hn::IfThenElse(is_invalid, nan_vector, y), b.y + row + v * lanes, count);
@@ -479,9 +536,10 @@ HWY_NOINLINE void StridedBlock(const Buffers<Storage>& b, size_t base, size_t la
 
 template <bool kLog, typename Storage>
 void RunTyped(const SoftmaxCall& call, int64_t begin, int64_t end) {
-  const Buffers<Storage> b = {static_cast<const Storage*>(call.x),
-                              static_cast<const Storage*>(call.dy),
-                              static_cast<Storage*>(call.y), static_cast<Storage*>(call.dx)};
+  Buffers<Storage> b = {static_cast<const Storage*>(call.x),
+                        static_cast<const Storage*>(call.dy), static_cast<Storage*>(call.y),
+                        static_cast<Storage*>(call.dx), nullptr};
+  b.exp = ExpBuffer<kLog>(b);
   const size_t lane_length = static_cast<size_t>(call.lane);
   const size_t inner = static_cast<size_t>(call.inner);
   if (inner == 1) {
