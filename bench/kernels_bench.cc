@@ -6,6 +6,10 @@
 //   onednn  oneDNN's eltwise primitive (forward; forward + backward primitives for
 //           forward_backward), where oneDNN has the activation.
 // Also float16 / bfloat16 / float64 rows for relu and gelu (actserve and limit only).
+// softmax and log_softmax (float32, 16M elements) run over the last dimension of
+// [16384, 1024] (`softmax`, `log_softmax`) and over dim 0 of [1024, 16384] (`softmax_dim0`,
+// `log_softmax_dim0`: a strided lane), against the same limit (the same bytes streamed
+// once) and oneDNN's softmax / logsoftmax primitives (forward_training + backward).
 //
 // Buffers are allocated and touched once before timing (a first touch costs ~12 us per
 // 4 KiB page on the build VMs). Writes bench/results/kernels.csv (medians of the
@@ -77,6 +81,25 @@ const std::vector<Activation>& Activations() {
   return kActivations;
 }
 
+// A softmax row: the engine's `spec` over `dim` of `shape` (kElements in all).
+struct SoftmaxRow {
+  const char* name;  // CSV name
+  const char* spec;
+  std::vector<int64_t> shape;
+  int dim;
+  bool log;
+};
+
+const std::vector<SoftmaxRow>& SoftmaxRows() {
+  static const std::vector<SoftmaxRow> kRows = {
+      {"softmax", "softmax(dim=1)", {16384, 1024}, 1, false},
+      {"log_softmax", "log_softmax(dim=1)", {16384, 1024}, 1, true},
+      {"softmax_dim0", "softmax(dim=0)", {1024, 16384}, 0, false},
+      {"log_softmax_dim0", "log_softmax(dim=0)", {1024, 16384}, 0, true},
+  };
+  return kRows;
+}
+
 // Pre-touched buffers for one dtype.
 struct Buffers {
   std::vector<char> x, dy, y, dx;
@@ -129,20 +152,20 @@ ThreadPool* PoolFor(int threads) {
   return pool.get();
 }
 
-const int64_t kShape[] = {kElements};
+const std::vector<int64_t> kShape = {kElements};
 
 void BM_Actserve(benchmark::State& state, std::string spec_text, DType dtype, bool backward,
-                 int threads) {
+                 int threads, std::vector<int64_t> shape) {
   Buffers& b = BuffersFor(dtype);
   EngineOptions options;
   options.pool = PoolFor(threads);
   options.max_elements = 0;
   Engine engine(options);
   ComputeItem item;
-  item.input = {dtype, kShape, b.x};
+  item.input = {dtype, shape, b.x};
   item.activation = *ParseActivationSpec(spec_text);
   item.mode = backward ? Mode::kForwardBackward : Mode::kForward;
-  if (backward) item.grad_output = ConstTensorView{dtype, kShape, b.dy};
+  if (backward) item.grad_output = ConstTensorView{dtype, shape, b.dy};
   ItemBuffers out;
   out.output = absl::MakeSpan(b.y);
   if (backward) out.grad_input = absl::MakeSpan(b.dx);
@@ -227,6 +250,50 @@ void BM_OneDnn(benchmark::State& state, Activation activation, bool backward, in
   state.SetLabel(fwd_pd.impl_info_str());
 }
 
+// oneDNN's softmax (or logsoftmax) along `row.dim`: forward_training, then for
+// forward_backward the backward primitive from dst and diff_dst, as actserve computes them.
+void BM_OneDnnSoftmax(benchmark::State& state, SoftmaxRow row, bool backward, int threads) {
+  Buffers& b = BuffersFor(DType::kFloat32);
+  omp_set_num_threads(threads);
+  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  dnnl::stream stream(engine);
+  const dnnl::memory::desc md({row.shape[0], row.shape[1]}, dnnl::memory::data_type::f32,
+                              dnnl::memory::format_tag::ab);
+  dnnl::memory src(md, engine, b.x.data()), dst(md, engine, b.y.data());
+  dnnl::memory diff_dst(md, engine, b.dy.data()), diff_src(md, engine, b.dx.data());
+  std::optional<dnnl::primitive> fwd, bwd;
+  std::string impl;
+  if (row.log) {
+    const dnnl::logsoftmax_forward::primitive_desc fwd_pd(
+        {dnnl::prop_kind::forward_training, md, row.dim}, engine);
+    fwd.emplace(dnnl::logsoftmax_forward(fwd_pd));
+    impl = fwd_pd.impl_info_str();
+    if (backward) {
+      bwd.emplace(dnnl::logsoftmax_backward(
+          dnnl::logsoftmax_backward::primitive_desc({md, md, row.dim}, engine, fwd_pd)));
+    }
+  } else {
+    const dnnl::softmax_forward::primitive_desc fwd_pd(
+        {dnnl::prop_kind::forward_training, md, row.dim}, engine);
+    fwd.emplace(dnnl::softmax_forward(fwd_pd));
+    impl = fwd_pd.impl_info_str();
+    if (backward) {
+      bwd.emplace(dnnl::softmax_backward(
+          dnnl::softmax_backward::primitive_desc({md, md, row.dim}, engine, fwd_pd)));
+    }
+  }
+  for (auto _ : state) {
+    fwd->execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+    if (bwd) {
+      bwd->execute(stream,
+                   {{DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_SRC, diff_src}});
+    }
+    stream.wait();
+  }
+  state.SetItemsProcessed(state.iterations() * kElements);
+  state.SetLabel(impl);
+}
+
 // Benchmark name: "<kind>/<activation>/<dtype>/<direction>/<threads>".
 std::string Name(const char* kind, const std::string& activation, DType dtype, bool backward,
                  int threads) {
@@ -247,7 +314,8 @@ void RegisterAll() {
               std::string(a.name) == "relu" || std::string(a.name) == "gelu";
           if (dtype != DType::kFloat32 && !extra_dtypes) continue;
           benchmark::RegisterBenchmark(Name("actserve", a.name, dtype, backward, threads).c_str(),
-                                       BM_Actserve, std::string(a.spec), dtype, backward, threads)
+                                       BM_Actserve, std::string(a.spec), dtype, backward, threads,
+                                       kShape)
               ->UseRealTime()
               ->Unit(benchmark::kMillisecond);
           if (dtype == DType::kFloat32 && a.onednn.has_value()) {
@@ -257,6 +325,18 @@ void RegisterAll() {
                 ->Unit(benchmark::kMillisecond);
           }
         }
+      }
+      const DType f32 = DType::kFloat32;
+      for (const SoftmaxRow& row : SoftmaxRows()) {
+        benchmark::RegisterBenchmark(Name("actserve", row.name, f32, backward, threads).c_str(),
+                                     BM_Actserve, std::string(row.spec), f32, backward, threads,
+                                     row.shape)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(Name("onednn", row.name, f32, backward, threads).c_str(),
+                                     BM_OneDnnSoftmax, row, backward, threads)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
       }
     }
   }
@@ -303,25 +383,28 @@ int Main(int argc, char** argv) {
 
   std::ofstream csv(csv_path);
   csv << "activation,dtype,direction,threads,elements,gelem_s,limit_gelem_s,onednn_gelem_s\n";
-  std::printf("\n%-12s %-9s %-17s %-3s %8s %8s %8s %9s %9s\n", "activation", "dtype",
+  std::printf("\n%-16s %-9s %-17s %-3s %8s %8s %8s %9s %9s\n", "activation", "dtype",
               "direction", "thr", "Gelem/s", "limit", "oneDNN", "x limit", "x oneDNN");
   for (int threads : {1, 2}) {
     for (bool backward : {false, true}) {
       for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64}) {
         const std::string limit_key = Name("limit", "copy", dtype, backward, threads);
-        for (const Activation& a : Activations()) {
-          const std::string key = Name("actserve", a.name, dtype, backward, threads);
+        std::vector<const char*> names;
+        for (const Activation& a : Activations()) names.push_back(a.name);
+        for (const SoftmaxRow& row : SoftmaxRows()) names.push_back(row.name);
+        for (const char* name : names) {
+          const std::string key = Name("actserve", name, dtype, backward, threads);
           auto own = collector.gelem_s.find(key);
           if (own == collector.gelem_s.end()) continue;
-          const std::string onednn_key = Name("onednn", a.name, dtype, backward, threads);
-          csv << a.name << "," << DTypeName(dtype) << ","
+          const std::string onednn_key = Name("onednn", name, dtype, backward, threads);
+          csv << name << "," << DTypeName(dtype) << ","
               << (backward ? "forward_backward" : "forward") << "," << threads << ","
               << kElements << "," << absl::StrFormat("%.3f", own->second) << ","
               << Cell(collector.gelem_s, limit_key) << "," << Cell(collector.gelem_s, onednn_key)
               << "\n";
           auto limit = collector.gelem_s.find(limit_key);
           auto onednn = collector.gelem_s.find(onednn_key);
-          std::printf("%-12s %-9s %-17s %-3d %8.3f %8s %8s %9s %9s\n", a.name,
+          std::printf("%-16s %-9s %-17s %-3d %8.3f %8s %8s %9s %9s\n", name,
                       std::string(DTypeName(dtype)).c_str(),
                       backward ? "forward_backward" : "forward", threads, own->second,
                       Cell(collector.gelem_s, limit_key).c_str(),
