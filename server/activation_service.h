@@ -10,7 +10,11 @@
 // another pooled buffer; and those buffers become the response's slices, returning to
 // the pool once gRPC has sent them. Small batches run on the gRPC thread that received
 // them; larger ones run on the compute pool, and the call is finished from the worker, so
-// gRPC's threads are never blocked by arithmetic.
+// gRPC's threads are never blocked by arithmetic. A Compute call that is finished before
+// its handler returns (small batches, and every refusal or error found before computing)
+// is finished through gRPC's default reactor: a reactor of our own would have its OnDone
+// run on gRPC's executor thread, a thread hop per call that costs a small call more than
+// all of its bookkeeping.
 //
 // ComputeStream is pipelined: while batch k computes, batch k+1 is being received and
 // batch k-1 sent. At most `stream_window` batches are held per stream (from the read that
@@ -116,11 +120,36 @@ class ActivationServiceImpl final
   absl::Status AdmitCall(const grpc::CallbackServerContext& context, bool counted);
   void ReleaseSlot();
 
-  // Computes the serialized ComputeRequest `request` and then calls `done` exactly once
-  // with the serialized ComputeResponse or the error, either before returning (small
-  // batches, and every error found before computing) or later on a compute worker.
-  // `stats` must stay alive until `done` runs and is updated before it runs; `cancelled`
-  // is polled by the engine between chunks.
+  // A parsed, validated batch with its result buffers (defined in the .cc file).
+  struct PreparedBatch;
+
+  // Parses and validates the serialized ComputeRequest `request` (its slices are released
+  // on return) and gives the batch its result buffers; the error found first otherwise.
+  // Adds the batch to `stats` (batches and received bytes always; items and elements
+  // when it is valid).
+  absl::StatusOr<std::shared_ptr<PreparedBatch>> PrepareBatch(grpc::ByteBuffer request,
+                                                              CallStats* stats);
+
+  // True when `batch` is small enough (options().inline_bytes) to be computed on the
+  // thread that received it rather than on a compute worker.
+  bool ComputesInline(const PreparedBatch& batch) const;
+
+  // Computes `batch` on the calling thread and returns the serialized ComputeResponse;
+  // adds the sent bytes to `stats`. `cancelled` (may be null) is polled by the engine
+  // between chunks.
+  absl::StatusOr<grpc::ByteBuffer> ComputeBatch(PreparedBatch& batch,
+                                                const std::atomic<bool>* cancelled,
+                                                CallStats* stats);
+
+  // Computes `batch` on a compute worker and calls `done` there with ComputeBatch's
+  // result, or at once with ResourceExhausted when the compute queue is full. `stats`
+  // must stay alive until `done` runs.
+  void ScheduleBatch(std::shared_ptr<PreparedBatch> batch, const std::atomic<bool>* cancelled,
+                     CallStats* stats,
+                     std::function<void(absl::StatusOr<grpc::ByteBuffer>)> done);
+
+  // PrepareBatch, then ComputeBatch before returning (small batches, and every error
+  // found before computing) or ScheduleBatch; `done` is called exactly once.
   void RunBatch(grpc::ByteBuffer request, const std::atomic<bool>* cancelled,
                 CallStats* stats,
                 std::function<void(absl::StatusOr<grpc::ByteBuffer>)> done);
