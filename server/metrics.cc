@@ -5,6 +5,8 @@
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
+#include <array>
+#include <atomic>
 #include <exception>
 #include <utility>
 
@@ -18,6 +20,10 @@ constexpr absl::string_view kMethods[] = {"Compute", "ComputeStream", "ListActiv
 
 // The dtype enum's values 0..4 index the per-activation counters.
 constexpr size_t kDTypes = 5;
+
+// absl::StatusCode's canonical values are 0..16 (kOk .. kUnauthenticated), and index a
+// method's per-code counters; any other value shares the series of kUnknown's name.
+constexpr size_t kStatusCodes = 17;
 
 // Call latency buckets, in seconds: 100 us (a tiny inline batch) to a minute (a stream
 // or a batch of hundreds of MiB).
@@ -42,9 +48,14 @@ prometheus::MetricFamily Gauge(std::string name, std::string help, double value)
 
 struct ServerMetrics::MethodSeries {
   std::string name;
-  prometheus::Histogram* latency;
-  prometheus::Counter* received_bytes;
-  prometheus::Counter* sent_bytes;
+  prometheus::Histogram* latency = nullptr;
+  prometheus::Counter* received_bytes = nullptr;
+  prometheus::Counter* sent_bytes = nullptr;
+  // actserve_requests_total{method, code}, created on first use (a series appears once
+  // its code has occurred, as with Family::Add per call) and then found without
+  // Family::Add, which builds a label map, hashes it and takes the family's lock: a
+  // cost every call paid.
+  std::array<std::atomic<prometheus::Counter*>, kStatusCodes> requests{};
 };
 
 // Gauges whose truth lives elsewhere, read when Prometheus scrapes.
@@ -96,11 +107,12 @@ ServerMetrics::ServerMetrics(std::function<int()> inflight,
       gauges_(std::make_shared<SampledGauges>(std::move(inflight),
                                               std::move(queue_depth))) {
   for (absl::string_view name : kMethods) {
-    const std::string method(name);
-    methods_.push_back(std::make_unique<MethodSeries>(MethodSeries{
-        method, &latency_.Add({{"method", method}}, LatencyBuckets()),
-        &received_bytes_.Add({{"method", method}}),
-        &sent_bytes_.Add({{"method", method}})}));
+    auto series = std::make_unique<MethodSeries>();
+    series->name = std::string(name);
+    series->latency = &latency_.Add({{"method", series->name}}, LatencyBuckets());
+    series->received_bytes = &received_bytes_.Add({{"method", series->name}});
+    series->sent_bytes = &sent_bytes_.Add({{"method", series->name}});
+    methods_.push_back(std::move(series));
   }
 }
 
@@ -138,9 +150,19 @@ void ServerMetrics::RecordCall(absl::string_view method, absl::StatusCode code,
                                absl::Duration latency, uint64_t received_bytes,
                                uint64_t sent_bytes) {
   MethodSeries& series = Method(method);
-  // Family::Add returns the existing series for known labels; it is thread-safe.
-  requests_.Add({{"method", series.name}, {"code", absl::StatusCodeToString(code)}})
-      .Increment();
+  const size_t code_index =
+      static_cast<size_t>(code) < kStatusCodes ? static_cast<size_t>(code)
+                                               : static_cast<size_t>(absl::StatusCode::kUnknown);
+  std::atomic<prometheus::Counter*>& slot = series.requests[code_index];
+  prometheus::Counter* requests = slot.load(std::memory_order_acquire);
+  if (requests == nullptr) {
+    // Two threads may race here; Family::Add (thread-safe) gives both the same series.
+    requests = &requests_.Add(
+        {{"method", series.name},
+         {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code_index))}});
+    slot.store(requests, std::memory_order_release);
+  }
+  requests->Increment();
   series.latency->Observe(absl::ToDoubleSeconds(latency));
   series.received_bytes->Increment(static_cast<double>(received_bytes));
   series.sent_bytes->Increment(static_cast<double>(sent_bytes));

@@ -115,6 +115,22 @@ TEST(MetricsTest, RefusedCallsAreCountedWithTheirCode) {
             1);
 }
 
+TEST(MetricsTest, EachMethodAndCodeHasItsOwnCountAndOddCodesCountAsUnknown) {
+  ServerMetrics metrics([] { return 0; }, [] { return size_t{0}; });
+  for (int i = 0; i < 3; ++i) {
+    metrics.RecordCall("Compute", absl::StatusCode::kOk, absl::Microseconds(50), 10, 20);
+  }
+  metrics.RecordCall("ComputeStream", absl::StatusCode::kOk, absl::Seconds(1), 10, 20);
+  metrics.RecordCall("Compute", absl::StatusCode::kUnavailable, absl::Microseconds(5), 0, 0);
+  // Not a canonical code: counted, under UNKNOWN, rather than dropped.
+  metrics.RecordCall("Compute", static_cast<absl::StatusCode>(99), absl::Microseconds(5), 0, 0);
+  EXPECT_EQ(metrics.RequestCount("Compute", absl::StatusCode::kOk), 3);
+  EXPECT_EQ(metrics.RequestCount("ComputeStream", absl::StatusCode::kOk), 1);
+  EXPECT_EQ(metrics.RequestCount("Compute", absl::StatusCode::kUnavailable), 1);
+  EXPECT_EQ(metrics.RequestCount("Compute", absl::StatusCode::kUnknown), 1);
+  EXPECT_EQ(metrics.RequestCount("ListActivations", absl::StatusCode::kOk), 0);
+}
+
 TEST(MetricsTest, NoExposerWithoutAnAddress) {
   TestServer server = StartTestServer();
   ASSERT_NE(server.server, nullptr);
