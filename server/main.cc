@@ -157,5 +157,6 @@ int main(int argc, char** argv) {
   (*server)->Wait();  // returns once the waiter's Shutdown has drained every call
   signal_waiter.join();
   server->reset();
+  actserve::server::FlushLog();  // info lines are buffered (server/logging.h)
   return 0;
 }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "server/logging.h"
 #include "server/server.h"
 #include "tests/server/grpc_test_util.h"
 #include "tests/server/test_server.h"
@@ -193,6 +194,7 @@ TEST_F(AuthServerTest, TokensNeverReachTheLog) {
   EXPECT_TRUE(ComputeWith("Bearer first-token-123").ok());
   WriteFile(token_file_, "new-secret-999\n");
   EXPECT_TRUE(server_.server->ReloadTokens().ok());
+  FlushLog();
   const std::string log = ::testing::internal::GetCapturedStderr();
   SetLogLevel(LogLevel::kWarning);
   EXPECT_THAT(log, HasSubstr("Compute UNAUTHENTICATED"));

@@ -48,11 +48,37 @@ TEST_F(LoggingTest, LevelsBelowTheThresholdAreDropped) {
 TEST_F(LoggingTest, OneBoundedLinePerEvent) {
   ::testing::internal::CaptureStderr();
   Log(LogLevel::kInfo, "first\nsecond\r" + std::string(5000, 'x'));
+  FlushLog();
   const std::string out = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(out.size(), kMaxLogLineBytes);
   EXPECT_EQ(out.find('\n'), out.size() - 1);  // client text cannot start a new line
   EXPECT_THAT(out, HasSubstr(" I first second "));
   EXPECT_THAT(out, EndsWith("...\n"));
+}
+
+TEST_F(LoggingTest, BufferedInfoLinesKeepTheirPlaceBeforeAWarning) {
+  ::testing::internal::CaptureStderr();
+  Log(LogLevel::kInfo, "one");
+  Log(LogLevel::kInfo, "two");
+  // Written at once, after the info lines still buffered.
+  Log(LogLevel::kWarning, "three");
+  const std::string out = ::testing::internal::GetCapturedStderr();
+  const std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << out;
+  EXPECT_THAT(lines[0], EndsWith(" I one"));
+  EXPECT_THAT(lines[1], EndsWith(" I two"));
+  EXPECT_THAT(lines[2], EndsWith(" W three"));
+}
+
+TEST_F(LoggingTest, LinesStartWithATimestampInUtc) {
+  ::testing::internal::CaptureStderr();
+  Log(LogLevel::kInfo, "stamped");
+  FlushLog();
+  const std::string out = ::testing::internal::GetCapturedStderr();
+  // 2024-05-01T12:00:00.123456Z I stamped
+  EXPECT_THAT(out, ::testing::MatchesRegex(
+                       "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z "
+                       "I stamped\n"));
 }
 
 TEST_F(LoggingTest, DisabledLevelWritesNothing) {
@@ -72,6 +98,7 @@ TEST_F(LoggingTest, EachCallIsOneLineInfoWhenOkWarningOtherwise) {
   v1::ComputeRequest bad;
   *bad.add_items() = testing::ReluItem({2, 2}, {1, 2, 3});
   ASSERT_FALSE(testing::CallCompute(server, bad).ok());
+  FlushLog();
   const std::string out = ::testing::internal::GetCapturedStderr();
   const std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 2u) << out;
