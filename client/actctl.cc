@@ -122,7 +122,7 @@ Commands:
             flags: --target (repeatable) --echo_target (repeatable) --bench_csv
                    --bench_rounds --bench_min_time --bench_payloads
                    --bench_concurrency --bench_modes --bench_stream_chunk
-                   --bench_activation
+                   --bench_activation --bench_server_log
 
 Exit codes: 0 success, 1 failure (server error, not serving, unreachable, file error),
 2 usage error.)usage";

@@ -27,6 +27,9 @@ ABSL_FLAG(std::string, bench_concurrency, "1,4", "bench: calls in flight, comma-
 ABSL_FLAG(int64_t, bench_stream_chunk, int64_t{16} << 20,
           "bench: bytes of input per stream message; 0: no streaming rows");
 ABSL_FLAG(std::string, bench_activation, "gelu", "bench: the activation computed");
+ABSL_FLAG(std::string, bench_server_log, "/dev/null",
+          "bench: file the in-process actserve appends its log to (default level info: a "
+          "line per call, as in production)");
 ABSL_FLAG(std::string, bench_modes, "forward,forward_backward",
           "bench: forward and/or forward_backward (which sends grad_output too)");
 
@@ -55,6 +58,7 @@ int RunBenchCommand(int argc, char** argv) {
   options.rounds = absl::GetFlag(FLAGS_bench_rounds);
   options.min_time = absl::GetFlag(FLAGS_bench_min_time);
   options.activation = absl::GetFlag(FLAGS_bench_activation);
+  options.server_log = absl::GetFlag(FLAGS_bench_server_log);
   const int64_t chunk = absl::GetFlag(FLAGS_bench_stream_chunk);
   if (options.rounds < 1 || chunk < 0 ||
       !ParseList(absl::GetFlag(FLAGS_bench_payloads), &options.payload_bytes) ||

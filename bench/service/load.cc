@@ -2,6 +2,7 @@
 #include "bench/service/load.h"
 
 #include <grpcpp/generic/generic_stub.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -33,6 +34,12 @@ absl::Status WrongSize(size_t got, size_t expected) {
       absl::StrCat("response of ", got, " bytes, expected ", expected));
 }
 
+double ProcessCpuMicroseconds() {
+  timespec now{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) * 1e6 + static_cast<double>(now.tv_nsec) / 1e3;
+}
+
 // Runs `worker(i, &latencies_us)` on options.concurrency threads and gathers the result.
 template <typename Worker>
 absl::StatusOr<LoadResult> RunWorkers(const LoadOptions& options, Worker worker) {
@@ -40,11 +47,13 @@ absl::StatusOr<LoadResult> RunWorkers(const LoadOptions& options, Worker worker)
   std::vector<std::vector<double>> latencies(workers);
   std::vector<absl::Status> statuses(workers);
   const absl::Time start = absl::Now();
+  const double cpu_start = ProcessCpuMicroseconds();
   std::vector<std::thread> threads;
   for (int i = 0; i < workers; ++i) {
     threads.emplace_back([&, i] { statuses[i] = worker(i, &latencies[i]); });
   }
   for (std::thread& thread : threads) thread.join();
+  const double cpu_us = ProcessCpuMicroseconds() - cpu_start;
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   for (const absl::Status& status : statuses) {
     if (!status.ok()) return status;
@@ -57,6 +66,7 @@ absl::StatusOr<LoadResult> RunWorkers(const LoadOptions& options, Worker worker)
   result.calls_per_second = seconds > 0 ? static_cast<double>(all.size()) / seconds : 0;
   result.p50_us = Quantile(all, 0.50);
   result.p99_us = Quantile(all, 0.99);
+  result.cpu_us_per_call = all.empty() ? 0 : cpu_us / static_cast<double>(all.size());
   return result;
 }
 

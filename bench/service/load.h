@@ -50,6 +50,11 @@ struct LoadResult {
   // Latency of a call (streaming: from a message's write to its response), microseconds.
   double p50_us = 0;
   double p99_us = 0;
+  // CPU time of the whole process (every thread: client and in-process servers) per
+  // call, microseconds. The client's share is the same whichever server it drives, so
+  // the difference between two servers measured alike is the difference in their
+  // per-call work; it is far less disturbed by other load on the machine than latency.
+  double cpu_us_per_call = 0;
 };
 
 // Unary calls of `method` ("/package.Service/Method") with `request`.

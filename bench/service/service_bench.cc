@@ -1,13 +1,16 @@
 // See service_bench.h.
 #include "bench/service/service_bench.h"
 
+#include <fcntl.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -99,7 +102,7 @@ double Median(std::vector<double> values) {
 }
 
 struct Rounds {
-  std::vector<double> mb_s, p50_us, p99_us;
+  std::vector<double> mb_s, p50_us, p99_us, cpu_us_per_call;
   ServerFigures Medians() const { return {Median(mb_s), Median(p50_us), Median(p99_us)}; }
 };
 
@@ -112,6 +115,21 @@ struct Contender {
   grpc::ByteBuffer request;
   size_t expected_response_bytes = 0;
   Rounds rounds;
+};
+
+// While it exists, the server log (server/logging.h) goes to `fd`, which it owns.
+class ServerLogFile {
+ public:
+  explicit ServerLogFile(int fd) : fd_(fd) { server::SetLogFd(fd_); }
+  ~ServerLogFile() {
+    server::SetLogFd(STDERR_FILENO);
+    ::close(fd_);
+  }
+  ServerLogFile(const ServerLogFile&) = delete;
+  ServerLogFile& operator=(const ServerLogFile&) = delete;
+
+ private:
+  const int fd_;
 };
 
 std::string Ratio(double a, double b) {
@@ -163,8 +181,11 @@ std::vector<std::string> RepeatedFlagValues(int argc, char** argv, const std::st
 
 absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchOptions& options,
                                                              std::FILE* out) {
-  // In-process servers, unless targets are given. Per-call info lines would be written
-  // thousands of times; the benchmark runs actserve at warning level.
+  // In-process servers, unless targets are given. actserve logs at its default level
+  // (info: one line per call, as in production), into options.server_log rather than
+  // among the benchmark's output. Declared first, so that the log goes back to stderr
+  // only once the server is gone.
+  std::optional<ServerLogFile> server_log;
   std::unique_ptr<server::Server> actserve;
   std::unique_ptr<EchoServer> echo, echo_default;
   std::vector<std::string> actserve_targets = options.targets;
@@ -175,7 +196,13 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
   server_options.max_message_bytes = 0;  // unlimited: 64 MiB forward_backward is 128 MiB
   server_options.max_elements = 0;
   if (actserve_targets.empty()) {
-    server::SetLogLevel(server::LogLevel::kWarning);
+    const int fd = ::open(options.server_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                          0644);
+    if (fd < 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot open the server log '", options.server_log, "'"));
+    }
+    server_log.emplace(fd);
     absl::StatusOr<std::unique_ptr<server::Server>> started = server::Server::Start(server_options);
     if (!started.ok()) return started.status();
     actserve = *std::move(started);
@@ -275,6 +302,7 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
                                             static_cast<double>(config.payload_bytes) / 1e6);
             contender.rounds.p50_us.push_back(result->p50_us);
             contender.rounds.p99_us.push_back(result->p99_us);
+            contender.rounds.cpu_us_per_call.push_back(result->cpu_us_per_call);
           }
         }
         ServiceBenchRow row;
@@ -285,12 +313,25 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
         row.actserve = contenders[0].rounds.Medians();
         row.echo = contenders[1].rounds.Medians();
         if (contenders.size() == 3) row.echo_default = contenders[2].rounds.Medians();
+        // The p50 ratio of each round (both servers measured moments apart), and its
+        // median: steadier than the ratio of the medians when the machine's load drifts.
+        std::vector<double> p50_ratios;
+        for (int round = 0; round < options.rounds; ++round) {
+          const double echo_p50 = contenders[1].rounds.p50_us[static_cast<size_t>(round)];
+          if (echo_p50 > 0) {
+            p50_ratios.push_back(contenders[0].rounds.p50_us[static_cast<size_t>(round)] /
+                                 echo_p50);
+          }
+        }
         std::fprintf(out,
                      "%-6s %9zu %-16s c=%d  actserve %9.1f MB/s p50 %9.0f us | echo %9.1f MB/s "
-                     "p50 %9.0f us | ratio %s\n",
+                     "p50 %9.0f us | ratio %s | p50 ratio, median of rounds %.2f | "
+                     "process CPU per call: actserve %.1f us, echo %.1f us\n",
                      row.rpc.c_str(), row.payload_bytes, row.mode.c_str(), concurrency,
                      row.actserve.mb_s, row.actserve.p50_us, row.echo.mb_s, row.echo.p50_us,
-                     Ratio(row.actserve.mb_s, row.echo.mb_s).c_str());
+                     Ratio(row.actserve.mb_s, row.echo.mb_s).c_str(), Median(p50_ratios),
+                     Median(contenders[0].rounds.cpu_us_per_call),
+                     Median(contenders[1].rounds.cpu_us_per_call));
         std::fflush(out);
         rows.push_back(std::move(row));
       }

@@ -46,6 +46,10 @@ struct ServiceBenchOptions {
   // "forward" and/or "forward_backward" (which sends grad_output as well).
   std::vector<std::string> modes = {"forward", "forward_backward"};
   std::string activation = "gelu";
+  // Where the in-process actserve writes its log (appended to); it logs at its default
+  // level, info, which is a line per call. Default "/dev/null": the lines are still
+  // formatted and written, in batches (server/logging.h), so a file costs about the same.
+  std::string server_log = "/dev/null";
   // Rounds per configuration, and the least time and calls per server in a round.
   int rounds = 3;
   absl::Duration min_time = absl::Milliseconds(300);
