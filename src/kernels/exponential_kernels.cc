@@ -139,7 +139,7 @@ struct SiluOp {
   HWY_INLINE V<D> Value(D d, V<D> x, const SigmoidParts<D>& sp) const {
     const V<D> large = hn::Mul(x, sp.r);
     const V<D> clamped = hn::Max(x, hn::Set(d, ExpFloor<T>()));
-    const V<D> small = ScaleByPow2(d, hn::Mul(hn::Mul(clamped, sp.parts.m), sp.r), sp.parts.q);
+    const V<D> small = ScaleByPow2(d, hn::Mul(hn::Mul(clamped, sp.parts.m), sp.r), sp.parts);
     return hn::IfThenElse(hn::Ge(x, hn::Zero(d)), large, small);
   }
   template <class D>
@@ -184,23 +184,25 @@ struct TanhOp {
 };
 
 // softplus: b * x > threshold ? x : (max(bx, 0) + log1p(exp(-|bx|))) / b.
-template <typename T>
+// kUnitBeta: instantiated for PyTorch's default beta = 1, so that the loop carries no
+// test of `unit_beta` (nor the division by beta).
+template <typename T, bool kUnitBeta = false>
 struct SoftplusOp {
   SoftplusOp(double beta_value, double threshold_value)
       : beta(static_cast<T>(beta_value)),
         threshold(static_cast<T>(threshold_value)),
-        unit_beta(beta_value == 1) {}
+        unit_beta(kUnitBeta || beta_value == 1) {}
   T beta, threshold;
   bool unit_beta;
 
   template <class D>
   HWY_INLINE V<D> Scaled(D d, V<D> x) const {
-    return unit_beta ? x : hn::Mul(hn::Set(d, beta), x);
+    return kUnitBeta || unit_beta ? x : hn::Mul(hn::Set(d, beta), x);
   }
   template <class D>
   HWY_INLINE V<D> Value(D d, V<D> x, V<D> bx, const SigmoidParts<D>& sp) const {
     V<D> value = hn::Add(hn::Max(bx, hn::Zero(d)), Log1pUnit(d, sp.e));
-    if (!unit_beta) value = hn::Div(value, hn::Set(d, beta));
+    if (!kUnitBeta && !unit_beta) value = hn::Div(value, hn::Set(d, beta));
     return hn::IfThenElse(hn::Gt(bx, hn::Set(d, threshold)), x, value);
   }
   template <class D>
@@ -268,7 +270,7 @@ struct MishOp {
     V<D> xa, xa_error;
     TwoProduct(d, clamped, p.a, xa, xa_error);
     const V<D> numerator = hn::Add(xa, hn::MulAdd(xa, p.exp.p, xa_error));
-    const V<D> value = ScaleByPow2(d, hn::Div(numerator, p.n_plus_two), p.exp.q);
+    const V<D> value = ScaleByPow2(d, hn::Div(numerator, p.n_plus_two), p.exp);
     return hn::IfThenElse(hn::Gt(x, hn::Set(d, T(20))), x, value);
   }
   template <class D>
@@ -367,6 +369,7 @@ void RunExponentialTyped(const ElementwiseCall& call) {
     case ActivationKind::kTanh:
       return RunOp<TanhOp<T>, Storage>(TanhOp<T>(), call);
     case ActivationKind::kSoftplus:
+      if (p0 == 1) return RunOp<SoftplusOp<T, true>, Storage>(SoftplusOp<T, true>(p0, p1), call);
       return RunOp<SoftplusOp<T>, Storage>(SoftplusOp<T>(p0, p1), call);
     case ActivationKind::kLogsigmoid:
       return RunOp<LogsigmoidOp<T>, Storage>(LogsigmoidOp<T>(), call);

@@ -19,9 +19,10 @@
 // Then x Phi(x) = -(t J) (1 + p) 2^q for x < 0 and x - (t J)(1 + p) 2^q for x >= 0 (no
 // cancellation: the subtracted term is at most x / 2), t J carried exactly (hi + lo) and
 // rounded once with the exponential's 1 + p. One division, no separate path near 0.
-// Error (float32 forward): <= 3.3 ULP measured (tests/kernels, every 61st float in
-// [-16, 16] in the fitting prototype); the terms are t (two roundings), J (Horner, ~1
-// ULP), the one rounding of t J (1 + p), exp's reduction (~0.5 ULP) and x - s (0.5 ULP).
+// Error (float32 forward): 3.40 ULP max over every float input (bench/accuracy_sweep,
+// at x = -0.0156; the erfcx path this replaced reached 3.66); the terms are t (two
+// roundings), J (Horner, ~1 ULP), the one rounding of t J (1 + p), exp's reduction
+// (~0.5 ULP) and x - s (0.5 ULP). Backward: 3.3 ULP over every 16th float (was 3.90).
 //
 // double lanes: R is approximated as G(tau) / (1 + u) with tau = (u - K) / (u + K) in
 // [-1, 1) and G a polynomial fitted to Chebyshev nodes (mpmath chebyfit, 40 digits; the
@@ -131,7 +132,7 @@ struct GeluErfDoubleOp {
     const V<D> numerator = hn::Add(head, hn::MulAdd(head, p.exp.p, tail));
     const V<D> quotient = hn::Div(numerator, hn::Add(hn::Set(d, T(1)), p.u));
     const V<D> scaled =
-        ScaleByPow2(d, hn::IfThenElse(negative, hn::Neg(quotient), quotient), p.exp.q);
+        ScaleByPow2(d, hn::IfThenElse(negative, hn::Neg(quotient), quotient), p.exp);
     one_minus_tail = hn::Sub(hn::Set(d, T(1)), scaled);
     const V<D> general = hn::IfThenElse(negative, scaled, hn::Mul(x, one_minus_tail));
     return hn::IfThenElse(NearZero(d, p.u), hn::Mul(x, CdfNearZero(d, x)), general);
@@ -182,7 +183,7 @@ struct GeluErfDoubleOp {
     const V<D> r = hn::Div(p.poly, hn::Add(hn::Set(d, T(1)), p.u));
     const V<D> scaled = ScaleByPow2(
         d, hn::IfThenElse(negative, hn::Mul(p.exp.m, hn::Sub(r, u_pdf_scale)), p.exp.m),
-        p.exp.q);
+        p.exp);
     V<D> derivative = hn::IfThenElse(negative, scaled,
                                      hn::MulAdd(u_pdf_scale, scaled, one_minus_tail));
     // Near 0: Phi(x) + x phi(x) with Phi from the series and phi = exp(-x^2/2) / sqrt(2 pi)
@@ -202,7 +203,8 @@ struct GeluErfFloatOp {
     ExpParts<D> exp;  // exp(-u^2 / 2)
     V<D> u;           // |x|, clamped to kGeluJMaxU
     V<D> shifted_u;   // u + kGeluJShift, rounded
-    V<D> j;           // J(t), t = u / (u + kGeluJShift)
+    V<D> v;           // t - kGeluJCenter, t = u / (u + kGeluJShift)
+    V<D> j_head;      // J(t) = j_head * v + kGeluJFloat[9]
     V<D> scaled;      // u Phi(-u) = t J (1 + p) 2^q
   };
 
@@ -218,16 +220,18 @@ struct GeluErfFloatOp {
     const V<D> t = hn::Div(p.u, p.shifted_u);
     // t - kGeluJCenter only positions the polynomial's variable: its rounding (below t's
     // own ULP) moves J by far less than J's error.
-    const V<D> v = hn::Sub(t, hn::Set(d, kGeluJCenter));
-    V<D> j = hn::Set(d, kGeluJFloat[0]);
-    for (size_t i = 1; i < sizeof(kGeluJFloat) / sizeof(float); ++i) {
-      j = hn::MulAdd(j, v, hn::Set(d, kGeluJFloat[i]));
+    p.v = hn::Sub(t, hn::Set(d, kGeluJCenter));
+    constexpr size_t kLast = sizeof(kGeluJFloat) / sizeof(float) - 1;
+    V<D> j_head = hn::Set(d, kGeluJFloat[0]);
+    for (size_t i = 1; i < kLast; ++i) {
+      j_head = hn::MulAdd(j_head, p.v, hn::Set(d, kGeluJFloat[i]));
     }
-    p.j = j;
+    p.j_head = j_head;
+    const V<D> j = hn::MulAdd(j_head, p.v, hn::Set(d, kGeluJFloat[kLast]));
     // t J (1 + p) with t J exact (hi + lo), rounded once; 2^q last.
     V<D> tj, tj_error;
     TwoProduct(d, t, j, tj, tj_error);
-    p.scaled = ScaleByPow2(d, hn::Add(tj, hn::MulAdd(tj, p.exp.p, tj_error)), p.exp.q);
+    p.scaled = ScaleByPow2(d, hn::Add(tj, hn::MulAdd(tj, p.exp.p, tj_error)), p.exp);
     return p;
   }
 
@@ -242,16 +246,22 @@ struct GeluErfFloatOp {
     return Value(d, x, Compute(d, x));
   }
 
-  // Phi(x) + x phi(x) = exp(-u^2/2) (R - u / sqrt(2 pi)) = m 2^q (J - u (u + 3.5) / sqrt(2 pi))
-  // / (u + 3.5) for x < 0, and 1 minus that for x >= 0 (where it is at most 1/2).
+  // Phi(x) + x phi(x) = exp(-u^2/2) (R - u / sqrt(2 pi)) = (1 + p) 2^q (J - u (u + 3.5) /
+  // sqrt(2 pi)) / (u + 3.5) for x < 0, and 1 minus that for x >= 0 (where it is at most
+  // 1/2). J's last Horner step is merged into the difference, and 1 + p into one FMA,
+  // so that neither J nor m is rounded on its own: with both rounded the error reached
+  // 5.2 ULP at x = -0.3246 over every float; this way 3.7 in the fitting prototype.
   template <class D>
   HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
     const Parts<D> p = Compute(d, x);
     y = Value(d, x, p);
+    constexpr size_t kLast = sizeof(kGeluJFloat) / sizeof(float) - 1;
     const V<D> u_pdf_scale = hn::Mul(p.u, hn::Set(d, static_cast<float>(kInvSqrt2Pi)));
-    const V<D> difference = hn::NegMulAdd(u_pdf_scale, p.shifted_u, p.j);
-    const V<D> tail =
-        ScaleByPow2(d, hn::Div(hn::Mul(p.exp.m, difference), p.shifted_u), p.exp.q);
+    const V<D> difference =
+        hn::MulAdd(p.j_head, p.v,
+                   hn::NegMulAdd(u_pdf_scale, p.shifted_u, hn::Set(d, kGeluJFloat[kLast])));
+    const V<D> tail = ScaleByPow2(
+        d, hn::Div(hn::MulAdd(difference, p.exp.p, difference), p.shifted_u), p.exp);
     const V<D> derivative =
         hn::IfThenElse(hn::Lt(x, hn::Zero(d)), tail, hn::Sub(hn::Set(d, 1.0f), tail));
     dx = hn::Mul(g, derivative);
@@ -308,7 +318,7 @@ struct GeluTanhOp {
 
   template <class D>
   HWY_INLINE V<D> Value(D d, V<D> x, const Parts<D>& p) const {
-    const V<D> small = ScaleByPow2(d, hn::Mul(hn::Mul(p.clamped, p.exp.m), p.r), p.exp.q);
+    const V<D> small = ScaleByPow2(d, hn::Mul(hn::Mul(p.clamped, p.exp.m), p.r), p.exp);
     return hn::IfThenElse(hn::Ge(p.non_negative_mask_source, hn::Zero(d)), hn::Mul(x, p.r),
                           small);
   }

@@ -89,6 +89,7 @@ struct ExpParts {
   V<D> m;
   V<D> p;
   VI32<D> q;
+  V<D> q_float;  // q in the lane type (exact)
 };
 
 // kClamp = false: the caller guarantees x within the clamping range (and not NaN).
@@ -104,6 +105,7 @@ HWY_INLINE ExpParts<D> SplitExp(D d, V<D> x, V<D> x_lo) {
     x = hn::Min(hn::Max(x, lower), upper);
   }
   VI32<D> q;
+  V<D> q_float;
   V<D> r;
   if constexpr (sizeof(T) == 4) {
     // q = round(x / ln2) by the 1.5 * 2^23 shifter: its low mantissa bits are q, so the
@@ -112,7 +114,7 @@ HWY_INLINE ExpParts<D> SplitExp(D d, V<D> x, V<D> x_lo) {
     const hn::Rebind<int32_t, D> di;
     const V<D> shifter = hn::Set(d, 12582912.0f);
     const V<D> shifted = hn::MulAdd(x, hn::Set(d, 1.44269504088896341f), shifter);
-    const V<D> q_float = hn::Sub(shifted, shifter);
+    q_float = hn::Sub(shifted, shifter);
     q = hn::Sub(hn::BitCast(di, shifted), hn::BitCast(di, shifter));
     r = hn::MulAdd(q_float, hn::Set(d, -0.693145751953125f), x);
     r = hn::MulAdd(q_float, hn::Set(d, -1.428606765330187045e-6f), r);
@@ -122,10 +124,11 @@ HWY_INLINE ExpParts<D> SplitExp(D d, V<D> x, V<D> x_lo) {
     const V<D> log2e = hn::Set(d, T(1.442695040888963407359924681));
     q = impl.ToInt32(d, hn::MulAdd(x, log2e, hn::Or(half, hn::And(x, neg_zero))));
     r = impl.ExpReduce(d, x, q);
+    q_float = hn::PromoteTo(d, q);
   }
   if (kHasLow) r = hn::Add(r, x_lo);
   const V<D> p = impl.ExpPoly(d, r);
-  return {hn::Add(p, hn::Set(d, T(1))), p, q};
+  return {hn::Add(p, hn::Set(d, T(1))), p, q, q_float};
 }
 
 template <bool kClamp = true, class D>
@@ -192,9 +195,20 @@ HWY_INLINE V<D> ScaleByPow2(D d, V<D> v, VI32<D> q) {
 #endif
 }
 
+// v * 2^q for the exponent of `e` (AVX-512: straight from q_float, no conversion).
+template <class D>
+HWY_INLINE V<D> ScaleByPow2(D d, V<D> v, const ExpParts<D>& e) {
+#if HWY_TARGET <= HWY_AVX3
+  (void)d;
+  return Scalef(v, e.q_float);
+#else
+  return ScaleByPow2(d, v, e.q);
+#endif
+}
+
 template <class D>
 HWY_INLINE V<D> ExpFromParts(D d, const ExpParts<D>& e) {
-  return ScaleByPow2(d, e.m, e.q);
+  return ScaleByPow2(d, e.m, e);
 }
 
 // expm1 from the parts: 2^q * p + (2^q - 1), where 2^q - 1 is exact for the |q| <= 60
@@ -210,13 +224,7 @@ HWY_INLINE V<D> Expm1FromParts(D d, const ExpParts<D>& e) {
   const V<D> two_q = impl.Pow2I(d, q_small);
   const V<D> small = hn::MulAdd(two_q, e.p, hn::Sub(two_q, hn::Set(d, T(1))));
   if (!kPositive) return small;
-  V<D> q_float;
-  if constexpr (sizeof(T) == 4) {
-    q_float = hn::ConvertTo(d, e.q);
-  } else {
-    q_float = hn::PromoteTo(d, e.q);
-  }
-  const auto large = hn::Gt(q_float, hn::Set(d, T(60)));
+  const auto large = hn::Gt(e.q_float, hn::Set(d, T(60)));
   return hn::IfThenElse(large, ExpFromParts(d, e), small);
 }
 
@@ -246,7 +254,9 @@ HWY_INLINE SigmoidParts<D> Sigmoid(D d, V<D> z) {
   using T = hn::TFromD<D>;
   const V<D> one = hn::Set(d, T(1));
   SigmoidParts<D> out;
-  out.parts = SplitExp(d, hn::Neg(hn::Abs(z)));
+  // -|z| <= 0: only the lower clamp can apply (x86 Max returns the bound for NaN lanes).
+  const V<D> floor = hn::Set(d, sizeof(T) == 4 ? T(-170.0) : T(-1400.0));
+  out.parts = SplitExp<false>(d, hn::Max(hn::Neg(hn::Abs(z)), floor));
   out.e = ExpFromParts(d, out.parts);
   out.r = Reciprocal(d, hn::Add(one, out.e));
   const V<D> small = hn::Mul(out.e, out.r);
@@ -261,27 +271,28 @@ HWY_INLINE SigmoidParts<D> Sigmoid(D d, V<D> z) {
 template <class D>
 HWY_INLINE V<D> TimesSigmoid(D d, V<D> a, V<D> z, const SigmoidParts<D>& sp) {
   const V<D> large_side = hn::Mul(a, sp.r);
-  const V<D> small_side = ScaleByPow2(d, hn::Mul(hn::Mul(a, sp.parts.m), sp.r), sp.parts.q);
+  const V<D> small_side = ScaleByPow2(d, hn::Mul(hn::Mul(a, sp.parts.m), sp.r), sp.parts);
   return hn::IfThenElse(hn::Ge(z, hn::Zero(d)), large_side, small_side);
 }
 
-// log1p(w) for w in [0, 1]. float: w * P(w), P a degree-10 fit of log1p(w) / w on
-// [0, 1] (Chebyshev nodes, relative error 8.4e-10), no division and no table: about
-// 1.5 ULP. double: Highway's Log1p (2 ULP). Both return w itself for tiny w.
+// log1p(w) for w in [0, 1]. float: w + w^2 M(w), M a degree-8 fit of (log1p(w) / w - 1)
+// / w on [0, 1] (Lawson minimax on 2000 Chebyshev nodes against mpmath, weighted so that
+// the error of log1p itself is relative: 5.1e-9), no division and no table; w M is
+// rounded once and the last FMA once more, so the result is within about 0.8 ULP (the
+// w^2 M term is at most 0.31 of log1p(w)). double: Highway's Log1p (2 ULP). Both return
+// w itself for tiny w.
 template <class D>
 HWY_INLINE V<D> Log1pUnit(D d, V<D> w) {
   using T = hn::TFromD<D>;
   if constexpr (sizeof(T) == 4) {
     static constexpr float kCoefficients[] = {
-      0.00198669659365346074111f, -0.0131878265655783874196f, 0.0410065736939583921124f,
-      -0.0818804092358284317694f, 0.123779958678715106062f, -0.160876230092957309107f,
-      0.198858202850084513f, -0.249864964594099269097f, 0.333324975435265185998f,
-      -0.499999794913912285779f, 0.999999999155682269532f};
-    V<D> p = hn::Set(d, kCoefficients[0]);
+        -0.00331845484f, 0.020204505f, -0.0576642938f, 0.106805407f, -0.153553873f,
+        0.196953982f,    -0.249585867f, 0.33330512f,   -0.499999315f};
+    V<D> m = hn::Set(d, kCoefficients[0]);
     for (size_t i = 1; i < sizeof(kCoefficients) / sizeof(float); ++i) {
-      p = hn::MulAdd(p, w, hn::Set(d, kCoefficients[i]));
+      m = hn::MulAdd(m, w, hn::Set(d, kCoefficients[i]));
     }
-    return hn::Mul(w, p);
+    return hn::MulAdd(hn::Mul(w, m), w, w);
   } else {
     return hn::Log1p(d, w);
   }
@@ -456,7 +467,7 @@ struct Codec<hwy::bfloat16_t> {
 
 inline constexpr size_t kMaxTailLanes = 64;  // >= the lanes of any x86 target
 
-template <bool kGradient, class Op, typename Storage>
+template <bool kGradient, bool kHasDy, bool kHasY, class Op, typename Storage>
 HWY_INLINE void Step(const Op& op, const Storage* x, const Storage* dy, Storage* y,
                      Storage* dx) {
   using C = Codec<Storage>;
@@ -467,26 +478,52 @@ HWY_INLINE void Step(const Op& op, const Storage* x, const Storage* dy, Storage*
   if constexpr (!kGradient) {
     C::Store(d, hn::IfThenElse(is_nan, xv, op.Forward(d, xv)), y);
   } else {
-    const V<decltype(d)> g = dy != nullptr ? C::Load(d, dy) : hn::Set(d, T(1));
+    const V<decltype(d)> g = kHasDy ? C::Load(d, dy) : hn::Set(d, T(1));
     V<decltype(d)> yv, dxv;
     op.Both(d, xv, g, yv, dxv);
-    if (y != nullptr) C::Store(d, hn::IfThenElse(is_nan, xv, yv), y);
+    if (kHasY) C::Store(d, hn::IfThenElse(is_nan, xv, yv), y);
     C::Store(d, hn::IfThenElse(is_nan, xv, dxv), dx);
   }
+}
+
+// The full vectors from `i` on, two per iteration (independent work for the out-of-order
+// core while the other vector's polynomial or division is in flight; the memory-bound
+// kernels also halve their loop overhead), then a last single vector. Instantiated per
+// (dy, y) presence so that the loop carries no null-pointer tests.
+template <bool kGradient, bool kHasDy, bool kHasY, class Op, typename Storage>
+HWY_INLINE size_t RunVectors(const Op& op, const Storage* x, const Storage* dy, Storage* y,
+                             Storage* dx, size_t n) {
+  const typename Codec<Storage>::D d;
+  const size_t lanes = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + 2 * lanes <= n; i += 2 * lanes) {
+    Step<kGradient, kHasDy, kHasY>(op, x + i, kHasDy ? dy + i : nullptr, kHasY ? y + i : nullptr,
+                                   kGradient ? dx + i : nullptr);
+    Step<kGradient, kHasDy, kHasY>(op, x + i + lanes, kHasDy ? dy + i + lanes : nullptr,
+                                   kHasY ? y + i + lanes : nullptr,
+                                   kGradient ? dx + i + lanes : nullptr);
+  }
+  if (i + lanes <= n) {
+    Step<kGradient, kHasDy, kHasY>(op, x + i, kHasDy ? dy + i : nullptr, kHasY ? y + i : nullptr,
+                                   kGradient ? dx + i : nullptr);
+    i += lanes;
+  }
+  return i;
 }
 
 // y (may be nullptr when kGradient), dx (kGradient only), dy (nullptr: 1).
 template <bool kGradient, class Op, typename Storage>
 HWY_NOINLINE void RunLoop(const Op& op, const Storage* x, const Storage* dy, Storage* y,
                           Storage* dx, size_t n) {
-  const typename Codec<Storage>::D d;
-  const size_t lanes = hn::Lanes(d);
-  size_t i = 0;
-  if (n >= lanes) {
-    for (; i <= n - lanes; i += lanes) {
-      Step<kGradient>(op, x + i, dy != nullptr ? dy + i : nullptr,
-                      y != nullptr ? y + i : nullptr, dx != nullptr ? dx + i : nullptr);
-    }
+  size_t i;
+  if constexpr (!kGradient) {
+    i = RunVectors<false, false, true>(op, x, dy, y, dx, n);
+  } else if (dy != nullptr) {
+    i = y != nullptr ? RunVectors<true, true, true>(op, x, dy, y, dx, n)
+                     : RunVectors<true, true, false>(op, x, dy, y, dx, n);
+  } else {
+    i = y != nullptr ? RunVectors<true, false, true>(op, x, dy, y, dx, n)
+                     : RunVectors<true, false, false>(op, x, dy, y, dx, n);
   }
   const size_t rest = n - i;
   if (rest == 0) return;
@@ -498,8 +535,12 @@ HWY_NOINLINE void RunLoop(const Op& op, const Storage* x, const Storage* dy, Sto
   std::memset(dy_tail, 0, sizeof(dy_tail));
   std::memcpy(x_tail, x + i, rest * sizeof(Storage));
   if (dy != nullptr) std::memcpy(dy_tail, dy + i, rest * sizeof(Storage));
-  Step<kGradient>(op, x_tail, dy != nullptr ? dy_tail : nullptr,
-                  y != nullptr ? y_tail : nullptr, kGradient ? dx_tail : nullptr);
+  if (kGradient && dy != nullptr) {
+    Step<kGradient, true, true>(op, x_tail, dy_tail, y_tail, dx_tail);
+  } else {
+    Step<kGradient, false, true>(op, x_tail, static_cast<const Storage*>(nullptr), y_tail,
+                                 kGradient ? dx_tail : nullptr);
+  }
   if (y != nullptr) std::memcpy(y + i, y_tail, rest * sizeof(Storage));
   if (kGradient) std::memcpy(dx + i, dx_tail, rest * sizeof(Storage));
 }
