@@ -3,7 +3,9 @@
 //   actserve --address=0.0.0.0:50051 --threads=8 --log_level=info \
 //            --tls_cert=server.crt --tls_key=server.key --auth_token_file=tokens
 //
-// SIGINT or SIGTERM drains in-flight calls (up to --shutdown_grace) and exits 0.
+// SIGINT or SIGTERM turns health NOT_SERVING, serves new calls for --drain_delay more (a
+// second signal ends that), then drains in-flight calls (up to --shutdown_grace) and
+// exits 0.
 // SIGHUP re-reads --auth_token_file (a bad file keeps the old tokens).
 #include <pthread.h>
 #include <signal.h>
@@ -19,6 +21,7 @@
 #include "absl/flags/usage.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/logging.h"
 #include "server/server.h"
@@ -38,8 +41,14 @@ ABSL_FLAG(int64_t, max_queued_batches, 1024,
           "batches that may wait for a compute thread; more are refused at once with "
           "RESOURCE_EXHAUSTED");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
-          "on SIGINT/SIGTERM, how long in-flight calls may finish before being "
-          "cancelled (a duration: 500ms, 5s, 1m); health is NOT_SERVING meanwhile");
+          "on SIGINT/SIGTERM, after --drain_delay, how long in-flight calls may finish "
+          "before being cancelled (a duration: 500ms, 5s, 1m); health is NOT_SERVING and "
+          "new calls are refused meanwhile");
+ABSL_FLAG(absl::Duration, drain_delay, absl::Seconds(3),
+          "on SIGINT/SIGTERM, how long new calls are still served after health has "
+          "turned NOT_SERVING, so that load balancers move away before calls are refused "
+          "(a duration: 0, 500ms, 3s); --shutdown_grace follows it; a second "
+          "SIGINT/SIGTERM ends it at once");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain of the server; with --tls_key, serve TLS only");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
@@ -86,6 +95,7 @@ actserve::server::ServerOptions OptionsFromFlags() {
   options.max_inflight = absl::GetFlag(FLAGS_max_inflight);
   options.max_queued = static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_batches));
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.drain_delay = absl::GetFlag(FLAGS_drain_delay);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
@@ -135,10 +145,16 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  std::thread signal_waiter([&handled_signals, &server] {
-    for (;;) {
-      int signal_number = 0;
-      if (sigwait(&handled_signals, &signal_number) != 0) continue;
+  // Shutdown runs on its own thread, so that the waiter can still take signals: a second
+  // SIGINT/SIGTERM ends the drain delay. The waiter polls (sigtimedwait) to notice when
+  // the shutdown is over.
+  absl::Notification shut_down;
+  std::thread signal_waiter([&handled_signals, &server, &shut_down] {
+    std::thread stopper;
+    while (!shut_down.HasBeenNotified()) {
+      const timespec poll = {0, 100 * 1000 * 1000};  // 100 ms
+      const int signal_number = sigtimedwait(&handled_signals, nullptr, &poll);
+      if (signal_number < 0) continue;  // timeout or EINTR
       if (signal_number == SIGHUP) {
         const absl::StatusOr<size_t> tokens = (*server)->ReloadTokens();
         Log(tokens.ok() ? LogLevel::kInfo : LogLevel::kWarning,
@@ -148,13 +164,21 @@ int main(int argc, char** argv) {
                                        tokens.status().ToString()));
         continue;
       }
-      Log(LogLevel::kInfo,
-          signal_number == SIGTERM ? "received SIGTERM" : "received SIGINT");
-      (*server)->Shutdown();
-      return;
+      const char* name = signal_number == SIGTERM ? "SIGTERM" : "SIGINT";
+      if (stopper.joinable()) {
+        Log(LogLevel::kInfo, absl::StrCat("received ", name, " again: ending the drain delay"));
+        (*server)->EndDrainDelay();
+        continue;
+      }
+      Log(LogLevel::kInfo, absl::StrCat("received ", name));
+      stopper = std::thread([&server, &shut_down] {
+        (*server)->Shutdown();
+        shut_down.Notify();
+      });
     }
+    stopper.join();
   });
-  (*server)->Wait();  // returns once the waiter's Shutdown has drained every call
+  (*server)->Wait();  // returns once the Shutdown has drained every call
   signal_waiter.join();
   server->reset();
   actserve::server::FlushLog();  // info lines are buffered (server/logging.h)

@@ -46,6 +46,10 @@ absl::Status ValidateOptions(const ServerOptions& options) {
   if (options.shutdown_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("shutdown_grace must be >= 0");
   }
+  if (options.drain_delay < absl::ZeroDuration() ||
+      options.drain_delay == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError("drain_delay must be >= 0 and finite");
+  }
   if (options.memory_quota_bytes < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "memory_quota_bytes must be >= 0 (0: unlimited), got ",
@@ -273,15 +277,25 @@ void Server::Shutdown() {
     return;
   }
   shut_down_ = true;
-  Log(LogLevel::kInfo, absl::StrCat("shutting down: draining ", service_->inflight(),
-                                    " calls for up to ",
-                                    absl::FormatDuration(options_.shutdown_grace)));
-  // Probes see NOT_SERVING first, so load balancers stop sending new calls; calls that
-  // still arrive are refused with UNAVAILABLE, which clients retry elsewhere. The gRPC
-  // server keeps running meanwhile, so health checks are answered during the drain.
+  // Probes see NOT_SERVING first, so load balancers stop sending new calls. Calls still
+  // on their way are served during the drain delay; after it, calls that still arrive
+  // are refused with UNAVAILABLE, which clients retry elsewhere. The gRPC server keeps
+  // running throughout, so health checks are answered during the drain.
   if (grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService()) {
     health->SetServingStatus(false);
   }
+  if (options_.drain_delay > absl::ZeroDuration()) {
+    Log(LogLevel::kInfo,
+        absl::StrCat("shutting down: NOT_SERVING, still serving new calls for ",
+                     absl::FormatDuration(options_.drain_delay),
+                     " so that clients move away"));
+    absl::MutexLock lock(&drain_delay_mu_);
+    drain_delay_mu_.AwaitWithTimeout(absl::Condition(&drain_delay_ended_),
+                                     options_.drain_delay);
+  }
+  Log(LogLevel::kInfo, absl::StrCat("shutting down: draining ", service_->inflight(),
+                                    " calls for up to ",
+                                    absl::FormatDuration(options_.shutdown_grace)));
   service_->StartDrain();
   const absl::Time deadline = absl::Now() + options_.shutdown_grace;
   if (!service_->WaitUntilIdle(deadline)) {
@@ -293,6 +307,11 @@ void Server::Shutdown() {
   // cancelled at the deadline.
   grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   Log(LogLevel::kInfo, "shut down");
+}
+
+void Server::EndDrainDelay() {
+  absl::MutexLock lock(&drain_delay_mu_);
+  drain_delay_ended_ = true;
 }
 
 void Server::Wait() {

@@ -82,12 +82,17 @@ class Server {
   // The service, for inspection (e.g. inflight()).
   const ActivationServiceImpl& service() const { return *service_; }
 
-  // Drains, then stops: marks health NOT_SERVING and refuses new ActivationService calls
-  // with UNAVAILABLE (health checks are still answered, so probes see NOT_SERVING), waits
-  // up to options.shutdown_grace for the calls in flight to finish, then stops the gRPC
+  // Drains, then stops: marks health NOT_SERVING (health checks are still answered, so
+  // probes see it), goes on serving new calls for options.drain_delay (or until
+  // EndDrainDelay), then refuses new ActivationService calls with UNAVAILABLE, waits up
+  // to options.shutdown_grace for the calls in flight to finish, and stops the gRPC
   // server, cancelling whatever is still running. Blocks until every call has finished.
   // Idempotent; safe to call from any thread, concurrently with Wait().
   void Shutdown();
+
+  // Ends the drain delay of a Shutdown in progress (or of the next one) at once.
+  // Thread-safe.
+  void EndDrainDelay();
 
   // Blocks until Shutdown() has completed.
   void Wait();
@@ -109,6 +114,9 @@ class Server {
 
   absl::Mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+  // Not shutdown_mu_: Shutdown holds that for its whole duration.
+  absl::Mutex drain_delay_mu_;
+  bool drain_delay_ended_ ABSL_GUARDED_BY(drain_delay_mu_) = false;
 };
 
 }  // namespace server

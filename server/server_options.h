@@ -66,10 +66,20 @@ struct ServerOptions {
   // inline). Default 1024 (--max_queued_batches).
   size_t max_queued = 1024;
 
-  // On shutdown (SIGTERM), how long in-flight calls may run to completion before they
-  // are cancelled. Meanwhile health reports NOT_SERVING and new calls are refused with
-  // UNAVAILABLE. Default 5 s (--shutdown_grace).
+  // On shutdown (SIGTERM), after drain_delay, how long in-flight calls may run to
+  // completion before they are cancelled. Meanwhile health reports NOT_SERVING and new
+  // calls are refused with UNAVAILABLE. Default 5 s (--shutdown_grace).
   absl::Duration shutdown_grace = absl::Seconds(5);
+
+  // On shutdown, how long the server goes on serving new calls after health has turned
+  // NOT_SERVING, before it starts refusing them and draining (shutdown_grace follows):
+  // load balancers and health-checking clients see NOT_SERVING and move away meanwhile,
+  // so calls already on their way are served instead of refused or, once the transport
+  // is down, cancelled. A shutdown takes at most drain_delay + shutdown_grace.
+  // Server::EndDrainDelay() (the binary: a second SIGTERM/SIGINT) cuts it short.
+  // Default 0 here, so that embedded and test servers stop at once; the binary's
+  // --drain_delay defaults to 3 s.
+  absl::Duration drain_delay = absl::ZeroDuration();
 
   // --- Transport security. Paths to PEM files, read once by Server::Start. ---
 

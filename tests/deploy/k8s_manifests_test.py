@@ -4,8 +4,8 @@ Parses the kustomize base (every resource kustomization.yaml names) and checks: 
 selectors pick the pod template's labels; container ports are the ports of the flags in
 the ConfigMap, of actserve's own defaults (`actserve --helpfull`) and of the Dockerfile's
 EXPOSE; both probes are native gRPC probes on the gRPC port; the grace period covers
---shutdown_grace; the pod runs as the image's non-root user on a read-only root; and the
-real binary starts with the ConfigMap's flag file, as the pod would run it.
+--drain_delay + --shutdown_grace; the pod runs as the image's non-root user on a read-only
+root; and the real binary starts with the ConfigMap's flag file, as the pod would run it.
 
 Environment (set by ctest): ACTSERVE_SOURCE_DIR, ACTSERVE_BINARY.
 """
@@ -165,15 +165,19 @@ class K8sManifestsTest(unittest.TestCase):
             self.assertEqual(spec["grpc"]["port"], self.ports["grpc"], probe)
             # The server reports its overall status under service "".
             self.assertEqual(spec["grpc"].get("service", ""), "", probe)
-        # A draining pod answers NOT_SERVING for up to --shutdown_grace: readiness takes
-        # it out at once, liveness must not kill it meanwhile.
+        # A draining pod answers NOT_SERVING for up to --drain_delay + --shutdown_grace:
+        # readiness takes it out at once, liveness must not kill it meanwhile.
         liveness = self.container["livenessProbe"]
-        grace = seconds(self.flags.get("shutdown_grace", self.defaults["shutdown_grace"]))
-        self.assertGreater(liveness["periodSeconds"] * liveness["failureThreshold"], grace)
+        self.assertGreater(liveness["periodSeconds"] * liveness["failureThreshold"],
+                           self.drain_seconds())
+
+    def drain_seconds(self):
+        """The longest a SIGTERM'd pod runs: --drain_delay, then --shutdown_grace."""
+        return sum(seconds(self.flags.get(flag, self.defaults[flag]))
+                   for flag in ("drain_delay", "shutdown_grace"))
 
     def test_termination_grace_covers_the_drain(self):
-        grace = seconds(self.flags.get("shutdown_grace", self.defaults["shutdown_grace"]))
-        margin = self.pod["spec"]["terminationGracePeriodSeconds"] - grace
+        margin = self.pod["spec"]["terminationGracePeriodSeconds"] - self.drain_seconds()
         self.assertGreaterEqual(margin, 5)
         self.assertLessEqual(margin, 30)
 

@@ -1,5 +1,6 @@
 // The real `actserve` binary as a separate process: SIGTERM drains (health NOT_SERVING,
-// new calls refused, the call in flight completes OK) and the process exits 0; SIGHUP
+// new calls served during --drain_delay and refused after it, the call in flight
+// completes OK; a second SIGTERM ends the delay) and the process exits 0; SIGHUP
 // re-reads the token file; the log never shows a token. The binary's path comes from the
 // build (ACTSERVE_BINARY); its port from its own "listening" log line.
 #include <fcntl.h>
@@ -124,7 +125,9 @@ std::shared_ptr<grpc::Channel> Connect(int port) {
 
 TEST(DrainProcessTest, SigtermDrainsTheCallInFlightAndExitsZero) {
   TempDir dir;
-  ActserveProcess process(dir, {"--shutdown_grace=60s", "--log_level=info"});
+  // No drain delay: new calls are refused as soon as health says NOT_SERVING.
+  ActserveProcess process(dir,
+                          {"--shutdown_grace=60s", "--drain_delay=0", "--log_level=info"});
   const int port = process.WaitForPort();
   ASSERT_GT(port, 0) << process.Log();
   auto channel = Connect(port);
@@ -164,6 +167,41 @@ TEST(DrainProcessTest, SigtermDrainsTheCallInFlightAndExitsZero) {
   const std::string log = process.Log();
   EXPECT_THAT(log, HasSubstr("received SIGTERM"));
   EXPECT_THAT(log, HasSubstr("ComputeStream OK batches=2"));
+}
+
+TEST(DrainProcessTest, NewCallsAreServedDuringTheDrainDelayUntilASecondSigterm) {
+  TempDir dir;
+  // Far longer than the test: only the second SIGTERM can end the delay.
+  ActserveProcess process(dir,
+                          {"--drain_delay=10m", "--shutdown_grace=60s", "--log_level=info"});
+  const int port = process.WaitForPort();
+  ASSERT_GT(port, 0) << process.Log();
+  {
+    auto channel = Connect(port);
+    auto stub = v1::ActivationService::NewStub(channel);
+    ASSERT_EQ(HealthStatus(channel, ""), kServing);
+
+    process.Signal(SIGTERM);
+    EXPECT_TRUE(Eventually([&] { return HealthStatus(channel, "") == kNotServing; }));
+    // A call that was already on its way when health turned: served, not refused.
+    grpc::ClientContext context;
+    context.set_deadline(SafetyDeadline());
+    v1::ComputeResponse response;
+    const grpc::Status served = stub->Compute(&context, ValidRequest(), &response);
+    EXPECT_TRUE(served.ok()) << served.error_message();
+    EXPECT_EQ(response.results_size(), 1);
+    EXPECT_EQ(HealthStatus(channel, ""), kNotServing);
+  }  // closed before the process exits (see the SIGHUP test)
+
+  process.Signal(SIGTERM);
+  const std::optional<int> status = process.WaitForExit();
+  ASSERT_TRUE(status.has_value()) << "still running after the second SIGTERM";
+  ASSERT_TRUE(WIFEXITED(*status)) << process.Log();
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << process.Log();
+  const std::string log = process.Log();
+  EXPECT_THAT(log, HasSubstr("still serving new calls for 10m"));
+  EXPECT_THAT(log, HasSubstr("Compute OK"));
+  EXPECT_THAT(log, HasSubstr("received SIGTERM again: ending the drain delay"));
 }
 
 TEST(DrainProcessTest, SighupReloadsTokensAndTheLogNeverShowsThem) {

@@ -1,10 +1,11 @@
 // Graceful drain, in-process: once shutdown begins, health reports NOT_SERVING (and is
-// still answered), new calls are refused with UNAVAILABLE, and a call in flight runs to
-// completion within the grace. drain_process_test does the same through SIGTERM to the
+// still answered), new calls are served during the drain delay and refused with
+// UNAVAILABLE after it, and a call in flight runs to completion within the grace. drain_process_test does the same through SIGTERM to the
 // real binary.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -68,6 +69,43 @@ TEST(DrainTest, InFlightStreamFinishesWhileNewCallsAreRefused) {
   EXPECT_EQ(server.server->service().inflight(), 0);
   EXPECT_EQ(server.server->metrics().RequestCount("ComputeStream", absl::StatusCode::kOk),
             1);
+}
+
+TEST(DrainTest, DuringTheDrainDelayNewCallsAreServedWhileHealthSaysNotServing) {
+  ServerOptions options;
+  options.drain_delay = absl::Hours(1);  // ended by the test
+  options.shutdown_grace = absl::Minutes(1);
+  TestServer server = StartTestServer(options);
+  ASSERT_NE(server.server, nullptr);
+  ASSERT_EQ(HealthStatus(server.channel, ""), kServing);
+
+  std::thread stopper([&server] { server.server->Shutdown(); });
+  const absl::Time give_up = absl::Now() + absl::Minutes(1);
+  while (HealthStatus(server.channel, "") != kNotServing && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(HealthStatus(server.channel, ""), kNotServing);
+  EXPECT_EQ(HealthStatus(server.channel, "actserve.v1.ActivationService"), kNotServing);
+
+  // Load balancers move away meanwhile; a call still sent here is served, not refused.
+  v1::ComputeResponse response;
+  const grpc::Status served = CallCompute(server, ValidRequest(), &response);
+  EXPECT_TRUE(served.ok()) << served.error_message();
+  EXPECT_THAT(testing::Values(response.results(0).output()), ElementsAre(0, 0, 0, 1, 2));
+
+  server.server->EndDrainDelay();
+  stopper.join();  // the drain and the transport shutdown follow at once
+  EXPECT_EQ(server.server->metrics().RequestCount("Compute", absl::StatusCode::kOk), 1);
+  EXPECT_EQ(server.server->service().inflight(), 0);
+}
+
+TEST(DrainTest, NegativeDrainDelayIsInvalidArgument) {
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.drain_delay = absl::Seconds(-1);
+  const absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(server.status().message(), HasSubstr("drain_delay"));
 }
 
 }  // namespace
