@@ -194,6 +194,9 @@ struct SoftplusOp {
         unit_beta(kUnitBeta || beta_value == 1) {}
   T beta, threshold;
   bool unit_beta;
+  // Max(0, bx) passes a NaN bx on (kMinMaxPropagateSecondNaN), the sum and the
+  // threshold select (false for NaN) keep it.
+  static constexpr bool kForwardKeepsNaN = kMinMaxPropagateSecondNaN;
 
   template <class D>
   HWY_INLINE V<D> Scaled(D d, V<D> x) const {
@@ -201,19 +204,19 @@ struct SoftplusOp {
   }
   template <class D>
   HWY_INLINE V<D> Value(D d, V<D> x, V<D> bx, const SigmoidParts<D>& sp) const {
-    V<D> value = hn::Add(hn::Max(bx, hn::Zero(d)), Log1pUnit(d, sp.e));
+    V<D> value = hn::Add(hn::Max(hn::Zero(d), bx), Log1pUnit(d, sp.e));
     if (!kUnitBeta && !unit_beta) value = hn::Div(value, hn::Set(d, beta));
     return hn::IfThenElse(hn::Gt(bx, hn::Set(d, threshold)), x, value);
   }
   template <class D>
   HWY_INLINE V<D> Forward(D d, V<D> x) const {
     const V<D> bx = Scaled(d, x);
-    return Value(d, x, bx, Sigmoid(d, bx));
+    return Value(d, x, bx, Sigmoid<true>(d, bx));
   }
   template <class D>
   HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
     const V<D> bx = Scaled(d, x);
-    const SigmoidParts<D> sp = Sigmoid(d, bx);
+    const SigmoidParts<D> sp = Sigmoid<true>(d, bx);
     y = Value(d, x, bx, sp);
     dx = hn::IfThenElse(hn::Gt(bx, hn::Set(d, threshold)), g, hn::Mul(g, sp.s));
   }
@@ -222,17 +225,20 @@ struct SoftplusOp {
 // logsigmoid = min(x, 0) - log1p(exp(-|x|)); gradient g * sigmoid(-x).
 template <typename T>
 struct LogsigmoidOp {
+  // Min(0, x) passes a NaN x on (kMinMaxPropagateSecondNaN).
+  static constexpr bool kForwardKeepsNaN = kMinMaxPropagateSecondNaN;
+
   template <class D>
   HWY_INLINE V<D> Value(D d, V<D> x, const SigmoidParts<D>& sp) const {
-    return hn::Sub(hn::Min(x, hn::Zero(d)), Log1pUnit(d, sp.e));
+    return hn::Sub(hn::Min(hn::Zero(d), x), Log1pUnit(d, sp.e));
   }
   template <class D>
   HWY_INLINE V<D> Forward(D d, V<D> x) const {
-    return Value(d, x, Sigmoid(d, x));
+    return Value(d, x, Sigmoid<true>(d, x));
   }
   template <class D>
   HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
-    const SigmoidParts<D> sp = Sigmoid(d, x);
+    const SigmoidParts<D> sp = Sigmoid<true>(d, x);
     y = Value(d, x, sp);
     dx = hn::Mul(g, sp.s_neg);
   }

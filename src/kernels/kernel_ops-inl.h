@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
@@ -92,9 +93,24 @@ struct ExpParts {
   V<D> q_float;  // q in the lane type (exact)
 };
 
+// exp(r) - 1 = r + r^2 P(r) on |r| <= ln2 / 2, P of degree 4 (Lawson minimax against
+// mpmath, weighted for the relative error of expm1: 1.3e-8, i.e. at most 4e-9 relative
+// to exp(r)): two ops less than Highway's degree-5 P (2.4e-10), for callers that need
+// exp(r) = 1 + p but not expm1's relative accuracy for tiny results.
+template <class D>
+HWY_INLINE V<D> ShortExpPoly(D d, V<D> r) {
+  const V<D> r2 = hn::Mul(r, r);
+  V<D> poly = hn::MulAdd(hn::Set(d, 0.00138825213f), r, hn::Set(d, 0.00836651865f));
+  poly = hn::MulAdd(poly, r, hn::Set(d, 0.0416672006f));
+  poly = hn::MulAdd(poly, r, hn::Set(d, 0.166665435f));
+  poly = hn::MulAdd(poly, r, hn::Set(d, 0.49999997f));
+  return hn::MulAdd(poly, r2, r);
+}
+
 // kClamp = false: the caller guarantees x within the clamping range (and not NaN).
 // kHasLow = false: x_lo is zero (saves an addition).
-template <bool kClamp = true, bool kHasLow = true, class D>
+// kShortPoly: float lanes use ShortExpPoly (see there); double lanes ignore it.
+template <bool kClamp = true, bool kHasLow = true, bool kShortPoly = false, class D>
 HWY_INLINE ExpParts<D> SplitExp(D d, V<D> x, V<D> x_lo) {
   using T = hn::TFromD<D>;
   hn::impl::ExpImpl<T> impl;
@@ -127,7 +143,12 @@ HWY_INLINE ExpParts<D> SplitExp(D d, V<D> x, V<D> x_lo) {
     q_float = hn::PromoteTo(d, q);
   }
   if (kHasLow) r = hn::Add(r, x_lo);
-  const V<D> p = impl.ExpPoly(d, r);
+  V<D> p;
+  if constexpr (kShortPoly && sizeof(T) == 4) {
+    p = ShortExpPoly(d, r);
+  } else {
+    p = impl.ExpPoly(d, r);
+  }
   return {hn::Add(p, hn::Set(d, T(1))), p, q, q_float};
 }
 
@@ -249,14 +270,16 @@ struct SigmoidParts {
   V<D> s_neg;
 };
 
-template <class D>
+// kShortPoly: exp from ShortExpPoly (softplus, logsigmoid; see SplitExp).
+template <bool kShortPoly = false, class D>
 HWY_INLINE SigmoidParts<D> Sigmoid(D d, V<D> z) {
   using T = hn::TFromD<D>;
   const V<D> one = hn::Set(d, T(1));
   SigmoidParts<D> out;
   // -|z| <= 0: only the lower clamp can apply (x86 Max returns the bound for NaN lanes).
   const V<D> floor = hn::Set(d, sizeof(T) == 4 ? T(-170.0) : T(-1400.0));
-  out.parts = SplitExp<false>(d, hn::Max(hn::Neg(hn::Abs(z)), floor));
+  const V<D> minus_abs = hn::Max(hn::Neg(hn::Abs(z)), floor);
+  out.parts = SplitExp<false, false, kShortPoly>(d, minus_abs, minus_abs);
   out.e = ExpFromParts(d, out.parts);
   out.r = Reciprocal(d, hn::Add(one, out.e));
   const V<D> small = hn::Mul(out.e, out.r);
@@ -467,6 +490,20 @@ struct Codec<hwy::bfloat16_t> {
 
 inline constexpr size_t kMaxTailLanes = 64;  // >= the lanes of any x86 target
 
+// On x86's SIMD targets Min / Max return their second operand when either is NaN, so
+// hn::Max(zero, x) propagates a NaN x. (EMU128 and SCALAR return the other operand.)
+inline constexpr bool kMinMaxPropagateSecondNaN =
+    HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128;
+
+// An Op whose Forward already turns NaN into NaN declares
+//   static constexpr bool kForwardKeepsNaN = true;
+// and the loop skips the restoring select (two ops per vector) for it.
+template <class Op, class = void>
+struct ForwardKeepsNaN : std::false_type {};
+template <class Op>
+struct ForwardKeepsNaN<Op, std::void_t<decltype(Op::kForwardKeepsNaN)>>
+    : std::bool_constant<Op::kForwardKeepsNaN> {};
+
 template <bool kGradient, bool kHasDy, bool kHasY, class Op, typename Storage>
 HWY_INLINE void Step(const Op& op, const Storage* x, const Storage* dy, Storage* y,
                      Storage* dx) {
@@ -474,6 +511,10 @@ HWY_INLINE void Step(const Op& op, const Storage* x, const Storage* dy, Storage*
   using T = typename C::T;
   const typename C::D d;
   const V<decltype(d)> xv = C::Load(d, x);
+  if constexpr (!kGradient && ForwardKeepsNaN<Op>::value) {
+    C::Store(d, op.Forward(d, xv), y);
+    return;
+  }
   const auto is_nan = hn::IsNaN(xv);
   if constexpr (!kGradient) {
     C::Store(d, hn::IfThenElse(is_nan, xv, op.Forward(d, xv)), y);
