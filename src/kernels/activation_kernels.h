@@ -1,15 +1,19 @@
 // SIMD kernels for every activation and its gradient (the elementwise ones, softmax and
-// log_softmax), with Google Highway's
-// dynamic dispatch: each kernel family is compiled for every x86 target Highway 1.0.3
-// offers (SSSE3, SSE4, AVX2, AVX-512 and AVX-512 DL) plus EMU128, and the best target the
-// CPU supports is chosen at run time. This header has no SIMD types: it takes plain
-// pointers, so the engine and the tests include it like any other header.
+// log_softmax), with Google Highway's dynamic dispatch: each kernel family is compiled
+// for every x86 target Highway 1.0.3 offers (SSSE3, SSE4, AVX2, AVX-512 and AVX-512 DL)
+// plus EMU128, and the best target the CPU supports is chosen at run time. This header
+// has no SIMD types: it takes plain pointers, so the engine and the tests include it like
+// any other header.
 //
 //   ElementwiseCall call;
 //   call.kind = ActivationKind::kGelu;   // params as in ActivationSpec
 //   call.dtype = DType::kFloat32;
 //   call.x = x; call.y = y; call.dx = dx; call.n = n;   // dy == nullptr: dy = 1
 //   RunElementwise(call);
+//
+//   SoftmaxCall softmax;                 // softmax over dim 1 of [rows, cols]
+//   softmax.x = x; softmax.y = y; softmax.outer = rows; softmax.lane = cols;
+//   RunSoftmax(softmax, 0, rows);        // any sub-range of [0, rows) on any thread
 //
 // Semantics are those of src/activation_math.cc (the scalar oracle): the same formulas,
 // kink conventions and limits at +-Inf, exactly; a NaN input gives NaN output and NaN
@@ -88,7 +92,7 @@ struct SoftmaxCall {
 // `begin` / `end`, so any split of the range over threads gives the same bits. Each
 // element's x and dy are read before its y and dx are written, so y may alias x and dx
 // may alias dy (y must not alias dx). At least one of y and dx must be set. No heap
-// allocation; scratch lives on the stack (about 20 KiB).
+// allocation; scratch lives on the stack (about 16 KiB).
 void RunSoftmax(const SoftmaxCall& call, int64_t begin, int64_t end);
 
 // The Highway target the kernels dispatch to on this CPU, e.g. "AVX3".

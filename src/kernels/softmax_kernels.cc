@@ -56,9 +56,12 @@ namespace kernels {
 namespace HWY_NAMESPACE {
 namespace {
 
-// Columns per block of the strided layout, in vectors: 8 vectors are one or more cache
-// lines per row (128 float32 on AVX-512), enough for the prefetchers to stream each row,
-// and keep the per-column scratch (below 16 KiB) in L1.
+// Columns per block of the strided layout, in vectors: 16 vectors make each row access a
+// run of 1 KiB on AVX-512 (256 float32), long enough for the prefetchers to stream rows
+// that lie a power of two apart (which map to the same cache sets), while the per-column
+// scratch (about 14 KiB) stays in L1. Measured on [1024, 16384] over dim 0 (float32,
+// AVX-512, with the engine's 256-reduction chunks): 0.45-0.56 Gelem/s against 0.35 with
+// the 256-byte runs of 4-vector blocks.
 constexpr size_t kBlockVectors = 16;
 constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);  // float lanes, the most
 
