@@ -274,7 +274,7 @@ absl::StatusOr<std::vector<ComputeItem>> ItemsFromProto(
     };
     ComputeItem item;
 
-    // Error paths are built only when needed, except the activation's (one short string).
+    // Error paths are built only when needed.
     if (!IsKnownDType(proto.input().dtype())) {
       return CheckDTypeNumber(proto.input(), place("input"));
     }
@@ -285,9 +285,9 @@ absl::StatusOr<std::vector<ComputeItem>> ItemsFromProto(
     if (!mode.ok()) return mode.status();
     item.mode = *mode;
 
-    absl::StatusOr<ActivationSpec> spec =
-        ActivationFromProto(proto.activation(), place("activation"));
-    if (!spec.ok()) return spec.status();
+    // The path only for an error: building it for every item cost an allocation.
+    absl::StatusOr<ActivationSpec> spec = ActivationFromProto(proto.activation(), "");
+    if (!spec.ok()) return ActivationFromProto(proto.activation(), place("activation")).status();
     item.activation = *spec;
 
     if (proto.has_grad_output()) {

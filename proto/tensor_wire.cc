@@ -5,6 +5,7 @@
 #include <google/protobuf/wire_format_lite.h>
 #include <grpcpp/support/proto_buffer_reader.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -169,6 +170,12 @@ size_t TensorSize(absl::Span<const int64_t> shape, v1::DType dtype, size_t data_
 // each large data slice goes in as it is.
 class SliceWriter {
  public:
+  // `expected_inline_bytes`: about how many bytes will be gathered into one slice, so
+  // that the pending string grows once rather than by doubling.
+  explicit SliceWriter(size_t expected_inline_bytes) {
+    pending_.reserve(std::min(expected_inline_bytes, kMaxReserve));
+  }
+
   void Bytes(absl::string_view bytes) { pending_.append(bytes.data(), bytes.size()); }
   void Varint(uint64_t value) {
     while (value >= 0x80) {
@@ -182,7 +189,7 @@ class SliceWriter {
     Varint(length);
   }
   void Data(grpc::Slice data) {
-    if (data.size() < kInlineDataBytes) {
+    if (data.size() <= kInlineDataBytes) {
       Bytes(absl::string_view(reinterpret_cast<const char*>(data.begin()), data.size()));
       return;
     }
@@ -215,6 +222,9 @@ class SliceWriter {
     slices_.emplace_back(pending_);
     pending_.clear();
   }
+
+  // Headers of large tensors are small; only a message of small tensors gets this big.
+  static constexpr size_t kMaxReserve = 64 * 1024;
 
   std::string pending_;
   std::vector<grpc::Slice> slices_;
@@ -314,7 +324,13 @@ size_t EncodedResponseSize(absl::Span<const ResultSizeInfo> results) {
 }
 
 grpc::ByteBuffer EncodeComputeResponse(std::vector<ResultToEncode> results) {
-  SliceWriter writer;
+  size_t size = 0;
+  for (const ResultToEncode& result : results) {
+    size += FieldSize(OptionalTensorFieldSize(result.output) +
+                      OptionalTensorFieldSize(result.grad_input) +
+                      OptionalTensorFieldSize(result.grad_weight));
+  }
+  SliceWriter writer(size);
   for (ResultToEncode& result : results) {
     writer.FieldHeader(1, OptionalTensorFieldSize(result.output) +
                               OptionalTensorFieldSize(result.grad_input) +
@@ -327,7 +343,7 @@ grpc::ByteBuffer EncodeComputeResponse(std::vector<ResultToEncode> results) {
 }
 
 grpc::ByteBuffer EncodeComputeRequest(std::vector<ItemToEncode> items) {
-  SliceWriter writer;
+  SliceWriter writer(/*expected_inline_bytes=*/256);  // headers; small data grows it
   for (ItemToEncode& item : items) {
     const std::string activation = item.activation->SerializeAsString();
     const size_t mode_size =

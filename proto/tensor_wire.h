@@ -83,14 +83,15 @@ absl::Status ParseComputeResponse(grpc::ByteBuffer* bytes, v1::ComputeResponse* 
 // One tensor to encode: its header and its data. `data` is put into the message as it is
 // (a slice refers to memory and keeps it alive through its own reference count or
 // destroy callback, see grpcpp/support/slice.h), so encoding copies no tensor bytes;
-// data shorter than kInlineDataBytes is copied next to the header instead, which is
-// cheaper than a slice of its own.
+// data of at most kInlineDataBytes is copied next to the header instead, which is
+// cheaper than a slice of its own (the slice's owner and reference count are two
+// allocations, its release a callback; a message in one slice is one piece for gRPC).
 struct TensorToEncode {
   v1::DType dtype = v1::DTYPE_UNSPECIFIED;
   absl::Span<const int64_t> shape;
   grpc::Slice data;
 };
-inline constexpr size_t kInlineDataBytes = 1024;
+inline constexpr size_t kInlineDataBytes = 4096;
 
 // The size of TensorToEncode's encoding (without its field tag), for a data size.
 size_t EncodedTensorSize(absl::Span<const int64_t> shape, v1::DType dtype, size_t data_size);

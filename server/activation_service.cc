@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "proto/convert.h"
@@ -64,10 +65,11 @@ struct ItemMemory {
 // the buffers.
 struct ActivationServiceImpl::PreparedBatch {
   v1::ComputeRequest header;  // the request without its tensor data
-  std::vector<ItemMemory> memory;
+  // Inlined for one item, the common batch: no allocation per vector and call.
+  absl::InlinedVector<ItemMemory, 1> memory;
   std::vector<ComputeItem> items;
-  std::vector<ItemBuffers> buffers;
-  std::vector<int64_t> elements;  // per item, for the metrics
+  absl::InlinedVector<ItemBuffers, 1> buffers;
+  absl::InlinedVector<int64_t, 1> elements;  // per item, for the metrics
 };
 
 namespace {
