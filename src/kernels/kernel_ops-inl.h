@@ -301,9 +301,9 @@ HWY_INLINE V<D> TimesSigmoid(D d, V<D> a, V<D> z, const SigmoidParts<D>& sp) {
 // log1p(w) for w in [0, 1]. float: w + w^2 M(w), M a degree-8 fit of (log1p(w) / w - 1)
 // / w on [0, 1] (Lawson minimax on 2000 Chebyshev nodes against mpmath, weighted so that
 // the error of log1p itself is relative: 5.1e-9), no division and no table; w M is
-// rounded once and the last FMA once more, so the result is within about 0.8 ULP (the
-// w^2 M term is at most 0.31 of log1p(w)). double: Highway's Log1p (2 ULP). Both return
-// w itself for tiny w.
+// rounded once and the last FMA once more (the w^2 M term is at most 0.31 of
+// log1p(w)). softplus and logsigmoid built on it: 2.50 ULP forward over every 16th
+// float. double: Highway's Log1p (2 ULP). Both return w itself for tiny w.
 template <class D>
 HWY_INLINE V<D> Log1pUnit(D d, V<D> w) {
   using T = hn::TFromD<D>;
