@@ -147,6 +147,7 @@ EngineOptions MakeEngineOptions(const ServerOptions& options, ThreadPool* pool) 
   EngineOptions engine_options;
   engine_options.max_elements = options.max_elements;
   engine_options.pool = pool;
+  engine_options.before_item_for_testing = options.engine_before_item_for_testing;
   return engine_options;
 }
 

@@ -10,11 +10,14 @@
 #ifndef ACTSERVE_SERVER_SERVER_OPTIONS_H_
 #define ACTSERVE_SERVER_SERVER_OPTIONS_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/time/time.h"
+#include "src/engine.h"
 
 namespace actserve {
 namespace server {
@@ -135,6 +138,11 @@ struct ServerOptions {
   // Defaults 30 min and 5 min (--max_connection_age, --max_connection_age_grace).
   absl::Duration max_connection_age = absl::Minutes(30);
   absl::Duration max_connection_age_grace = absl::Minutes(5);
+
+  // --- For tests only (no flag). ---
+
+  // EngineOptions::before_item_for_testing of the server's engine.
+  std::function<void(const ComputeItem&, const std::atomic<bool>*)> engine_before_item_for_testing;
 };
 
 }  // namespace server

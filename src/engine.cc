@@ -397,6 +397,7 @@ absl::Status Engine::Compute(absl::Span<const ComputeItem> items,
   for (size_t i = 0; i < items.size(); ++i) {
     const ComputeItem& item = items[i];
     const ItemPlan& plan = (*plans)[i];
+    if (options_.before_item_for_testing) options_.before_item_for_testing(item, cancelled);
     const bool elementwise = GetActivationInfo(item.activation.kind).elementwise;
     absl::Status status = WithCodec(item.input.dtype, [&](auto codec) {
       using Codec = decltype(codec);

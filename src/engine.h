@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -93,6 +94,11 @@ struct EngineOptions {
   // 64 Ki elements (256 KiB of float32 per stream) keep a chunk's streams in L2. Results
   // are bit-identical for any thread count because chunks are fixed by this size alone.
   int64_t chunk_elements = int64_t{1} << 16;
+  // Called with each item and its call's cancellation flag (nullptr: none) just before
+  // the item is computed, on the computing thread. For tests only: it lets a test hold a
+  // computation until its call is cancelled, so that deadline and cancellation tests do
+  // not depend on how fast the kernels are. Empty: nothing is called.
+  std::function<void(const ComputeItem&, const std::atomic<bool>*)> before_item_for_testing;
 };
 
 // Thread-safe: one Engine serves any number of concurrent calls. Holds no per-call state.

@@ -1,11 +1,13 @@
-// Deadlines and cancellation stop the work: a batch sized to take seconds on the engine
-// is given a short deadline (or cancelled by its client), and the server's own outcome
-// proves that the engine stopped between chunks rather than finishing. The worker is then
-// free: the next call on the same single-worker server is served. Nothing here is timed;
-// waits are bounded polls for a state the server must reach.
+// Deadlines and cancellation stop the work: a softmax batch is held on its worker (by the
+// engine's test hook) until its call is cancelled, by its deadline or by its client, and
+// the server's own outcome proves that the engine then stopped rather than finishing.
+// The worker is then free: the next call on the same single-worker server is served.
+// Nothing here is timed, and nothing depends on how fast the kernels are: waits are
+// bounded polls for a state the server must reach.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -24,19 +26,14 @@ namespace server {
 namespace {
 
 using ::actserve::server::testing::CallCompute;
-using ::actserve::server::testing::HttpGet;
-using ::actserve::server::testing::MetricValue;
 using ::actserve::server::testing::SafetyDeadline;
 using ::actserve::server::testing::StartTestServer;
 using ::actserve::server::testing::TestServer;
 
-// 16 Mi float64 elements (128 MiB) of softmax over rows of 1024, forward only: on the
-// current engine (softmax gathers each row into doubles and runs scalar code) about 2 s
-// on one worker, while the message crosses the loopback in a fraction of the deadline
-// used below. If a faster engine makes this finish inside the deadline, grow kRows
-// (max_message_bytes below follows it).
+// 64 Ki float64 elements (512 KiB, over inline_bytes, so the batch goes to the worker
+// pool and its call has a cancellation flag) of softmax over rows of 1024.
 constexpr int64_t kRowLength = 1024;
-constexpr int64_t kRows = 16 * 1024;
+constexpr int64_t kRows = 64;
 constexpr int64_t kElements = kRows * kRowLength;
 constexpr auto kShortDeadline = std::chrono::milliseconds(700);
 
@@ -70,14 +67,6 @@ v1::ComputeRequest PoolRequest() {
   return request;
 }
 
-TestServer StartOneWorkerServer() {
-  ServerOptions options;
-  options.threads = 1;
-  options.metrics_address = "127.0.0.1:0";
-  options.max_message_bytes = kElements * sizeof(double) + (int64_t{1} << 20);
-  return StartTestServer(options);
-}
-
 // Polls until `condition` holds, for at most a minute; true when it held.
 template <typename Condition>
 bool Eventually(Condition condition) {
@@ -89,8 +78,31 @@ bool Eventually(Condition condition) {
   return true;
 }
 
+// How many softmax items reached the engine (and are held there until cancelled).
+struct HeldWork {
+  std::atomic<int> entered{0};
+};
+
+// One worker; every softmax item waits on it until its call's cancellation flag is set
+// (other items, such as PoolRequest's relu, pass straight through).
+TestServer StartOneWorkerServer(HeldWork* held) {
+  ServerOptions options;
+  options.threads = 1;
+  options.metrics_address = "127.0.0.1:0";
+  options.max_message_bytes = kElements * sizeof(double) + (int64_t{1} << 20);
+  options.engine_before_item_for_testing = [held](const ComputeItem& item,
+                                                  const std::atomic<bool>* cancelled) {
+    if (item.activation.kind != ActivationKind::kSoftmax) return;
+    held->entered.fetch_add(1);
+    ASSERT_NE(cancelled, nullptr) << "a pool batch has a cancellation flag";
+    EXPECT_TRUE(Eventually([&] { return cancelled->load(); }));
+  };
+  return StartTestServer(options);
+}
+
 TEST(DeadlineTest, ShortDeadlineStopsTheWorkAndTheNextCallIsServed) {
-  TestServer server = StartOneWorkerServer();
+  HeldWork held;
+  TestServer server = StartOneWorkerServer(&held);
   ASSERT_NE(server.server, nullptr);
   ASSERT_TRUE(CallCompute(server, PoolRequest()).ok());  // connected and warm
   const v1::ComputeRequest big = BigRequest();
@@ -100,8 +112,9 @@ TEST(DeadlineTest, ShortDeadlineStopsTheWorkAndTheNextCallIsServed) {
   v1::ComputeResponse response;
   const grpc::Status status = server.stub->Compute(&context, big, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(held.entered.load(), 1);
 
-  // The server's own outcome: the engine saw the flag between chunks and stopped, and
+  // The server's own outcome: the engine saw the flag before its chunks and stopped, and
   // the call was classified by its deadline, not as a client cancel. Had the engine run
   // to the end, the server would have recorded OK.
   ServerMetrics& metrics = server.server->metrics();
@@ -119,7 +132,8 @@ TEST(DeadlineTest, ShortDeadlineStopsTheWorkAndTheNextCallIsServed) {
 }
 
 TEST(DeadlineTest, DeadlinePassingWhileQueuedMeansNoWorkAndCancelFreesTheWorker) {
-  TestServer server = StartOneWorkerServer();
+  HeldWork held;
+  TestServer server = StartOneWorkerServer(&held);
   ASSERT_NE(server.server, nullptr);
   const v1::ComputeRequest big = BigRequest();
 
@@ -133,12 +147,8 @@ TEST(DeadlineTest, DeadlinePassingWhileQueuedMeansNoWorkAndCancelFreesTheWorker)
     a_status = std::move(s);
     a_done.Notify();
   });
-  // A is on the worker once it has queued the helper that would share its chunks (the
-  // worker is A's, so the helper waits): a batch scheduled from now on queues behind it.
-  const int metrics_port = server.server->metrics_port();
-  ASSERT_TRUE(Eventually([&] {
-    return MetricValue(HttpGet(metrics_port, "/metrics"), "actserve_pool_queue_depth") >= 1;
-  }));
+  // A holds the only worker: a batch scheduled from now on queues behind it.
+  ASSERT_TRUE(Eventually([&] { return held.entered.load() == 1; }));
 
   // B waits for the worker behind A, and its deadline passes there.
   grpc::ClientContext b_context;
@@ -146,8 +156,7 @@ TEST(DeadlineTest, DeadlinePassingWhileQueuedMeansNoWorkAndCancelFreesTheWorker)
   v1::ComputeResponse b_response;
   EXPECT_EQ(server.stub->Compute(&b_context, PoolRequest(), &b_response).error_code(),
             grpc::StatusCode::DEADLINE_EXCEEDED);
-  ASSERT_FALSE(a_done.HasBeenNotified())
-      << "the big request finished before B's deadline: grow kRows";
+  EXPECT_FALSE(a_done.HasBeenNotified());
 
   // Cancelling A stops its work; the worker then reaches B, whose flag is already set.
   a_context.TryCancel();
@@ -164,7 +173,8 @@ TEST(DeadlineTest, DeadlinePassingWhileQueuedMeansNoWorkAndCancelFreesTheWorker)
 }
 
 TEST(DeadlineTest, ClientCancelStopsTheWorkAndFreesTheWorker) {
-  TestServer server = StartOneWorkerServer();
+  HeldWork held;
+  TestServer server = StartOneWorkerServer(&held);
   ASSERT_NE(server.server, nullptr);
   const v1::ComputeRequest big = BigRequest();
 
@@ -177,8 +187,8 @@ TEST(DeadlineTest, ClientCancelStopsTheWorkAndFreesTheWorker) {
     status = std::move(s);
     done.Notify();
   });
-  // Admitted means the whole request arrived and the batch went to the worker.
-  ASSERT_TRUE(Eventually([&] { return server.server->service().inflight() == 1; }));
+  // The whole request arrived and the batch is on the worker.
+  ASSERT_TRUE(Eventually([&] { return held.entered.load() == 1; }));
   context.TryCancel();
   done.WaitForNotification();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
@@ -192,13 +202,14 @@ TEST(DeadlineTest, ClientCancelStopsTheWorkAndFreesTheWorker) {
 }
 
 TEST(DeadlineTest, CancelledStreamStopsItsBatch) {
-  TestServer server = StartOneWorkerServer();
+  HeldWork held;
+  TestServer server = StartOneWorkerServer(&held);
   ASSERT_NE(server.server, nullptr);
   grpc::ClientContext context;
   context.set_deadline(SafetyDeadline());
   auto stream = server.stub->ComputeStream(&context);
   ASSERT_TRUE(stream->Write(BigRequest()));
-  ASSERT_TRUE(Eventually([&] { return server.server->service().inflight() == 1; }));
+  ASSERT_TRUE(Eventually([&] { return held.entered.load() == 1; }));
   context.TryCancel();
   EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
   ServerMetrics& metrics = server.server->metrics();
