@@ -99,6 +99,15 @@ absl::Status ParallelFor(ThreadPool* pool, int64_t n, int64_t grain,
                          absl::FunctionRef<void(int64_t chunk, int64_t begin, int64_t end)> fn) {
   if (n <= 0) return absl::OkStatus();
   if (grain <= 0) grain = n;
+  if (n <= grain) {
+    // One chunk: run it here, without the shared state the helpers would need (small
+    // calls are most calls, and they should not pay an allocation and a lock for it).
+    if (cancelled != nullptr && cancelled->load(std::memory_order_relaxed)) {
+      return absl::CancelledError("computation cancelled");
+    }
+    fn(0, 0, n);
+    return absl::OkStatus();
+  }
   auto state = std::make_shared<ParallelForState>(n, grain, fn, cancelled);
   if (pool != nullptr && state->chunks > 1) {
     const int64_t helpers = std::min<int64_t>(pool->threads(), state->chunks - 1);

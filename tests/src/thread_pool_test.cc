@@ -128,6 +128,13 @@ TEST(ParallelForTest, StopsWhenCancelled) {
                                        });
   EXPECT_EQ(mid.code(), absl::StatusCode::kCancelled) << mid;
   EXPECT_EQ(calls.load(), 5);
+  // A range of one chunk (run on the caller without helpers) is refused just the same.
+  cancelled = true;
+  calls = 0;
+  const absl::Status one =
+      ParallelFor(&pool, 10, 10, &cancelled, [&](int64_t, int64_t, int64_t) { ++calls; });
+  EXPECT_EQ(one.code(), absl::StatusCode::kCancelled) << one;
+  EXPECT_EQ(calls.load(), 0);
 }
 
 }  // namespace
