@@ -77,7 +77,8 @@ fuzz: fuzz-build
 # Kernel measurements (Google Benchmark / 2^32-input sweep; not tests, not in CI):
 #   make bench      actserve's kernels vs the memory limit and oneDNN -> bench/results/kernels.csv
 #   make accuracy   every float32 input per activation -> bench/results/accuracy.md
-#                   (hours on 2 cores; ACTIVATIONS=relu,gelu limits the sweep)
+#                   (1-7 minutes per activation on 2 cores; ACTIVATIONS=relu,gelu
+#                   limits the sweep)
 BENCH_BUILD_DIR := build/bench
 ACTIVATIONS ?=
 
