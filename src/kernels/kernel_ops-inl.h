@@ -510,7 +510,12 @@ HWY_INLINE void Step(const Op& op, const Storage* x, const Storage* dy, Storage*
   using C = Codec<Storage>;
   using T = typename C::T;
   const typename C::D d;
-  const V<decltype(d)> xv = C::Load(d, x);
+  V<decltype(d)> xv = C::Load(d, x);
+#if HWY_TARGET <= HWY_AVX3
+  // x in a register: otherwise GCC may fold the NaN-restoring select into a merge-masked
+  // load of x (hardsigmoid's forward did, and ran at 0.8x of the copy limit; see dy below).
+  if constexpr (sizeof(xv.raw) == 64) asm volatile("" : "+v"(xv.raw));
+#endif
   if constexpr (!kGradient && ForwardKeepsNaN<Op>::value) {
     C::Store(d, op.Forward(d, xv), y);
     return;
