@@ -49,31 +49,53 @@ HWY_INLINE V<D> Expm1Of(D d, V<D> x, const ExpParts<D>& parts) {
 template <typename T>
 struct EluOp {
   // selu is scale * elu(x, alpha): `positive_scale` multiplies x > 0 (1 for elu),
-  // `negative_scale` multiplies expm1(x) (alpha for elu, scale * alpha for selu).
-  EluOp(double positive, double negative)
-      : positive_scale(static_cast<T>(positive)),
-        negative_scale(static_cast<T>(negative)),
+  // `negative_scale` multiplies expm1(x) (alpha for elu, scale * alpha for selu). Both are
+  // carried as hi + lo, the products as one FMA of the head plus the tail's product, so
+  // SELU's irrational constants are not rounded to the lane type first: scale * x is then
+  // correctly rounded up to the overflow threshold (rounding scale to float first made
+  // x = 3.2386221e38 overflow to Inf where the exact product rounds to FLT_MAX).
+  EluOp(long double positive, long double negative)
+      : positive_scale(SameSignSplit(positive)),
+        negative_scale(SameSignSplit(negative)),
         unit_positive(positive == 1) {}
-  T positive_scale, negative_scale;
+  SplitConstant<T> positive_scale, negative_scale;
   bool unit_positive;
 
+  // hi + lo with lo of hi's sign (hi rounded toward zero) or zero, so that an infinite v
+  // gives hi * v + lo * v = +-Inf rather than Inf - Inf.
+  static SplitConstant<T> SameSignSplit(long double value) {
+    SplitConstant<T> split = Split<T>(value);
+    if (split.lo != 0 && (split.lo < 0) != (split.hi < 0)) {
+      split.hi = std::nextafter(split.hi, T(0));
+      split.lo = static_cast<T>(value - static_cast<long double>(split.hi));
+    }
+    return split;
+  }
+
+  template <class D>
+  HWY_INLINE V<D> Times(D d, const SplitConstant<T>& c, V<D> v) const {
+    // A zero tail (the constant fits the lane type) would turn Inf into 0 * Inf = NaN.
+    if (c.lo == 0) return hn::Mul(hn::Set(d, c.hi), v);
+    return hn::MulAdd(hn::Set(d, c.hi), v, hn::Mul(hn::Set(d, c.lo), v));
+  }
   template <class D>
   HWY_INLINE V<D> Positive(D d, V<D> v) const {
-    return unit_positive ? v : hn::Mul(hn::Set(d, positive_scale), v);
+    return unit_positive ? v : Times(d, positive_scale, v);
   }
   template <class D>
   HWY_INLINE V<D> Forward(D d, V<D> x) const {
     const ExpParts<D> parts = SplitExp(d, x);
-    const V<D> negative = hn::Mul(hn::Set(d, negative_scale), Expm1Of<false>(d, x, parts));
+    const V<D> negative = Times(d, negative_scale, Expm1Of<false>(d, x, parts));
     return hn::IfThenElse(hn::Gt(x, hn::Zero(d)), Positive(d, x), negative);
   }
   template <class D>
   HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
     const ExpParts<D> parts = SplitExp(d, x);
     const auto positive = hn::Gt(x, hn::Zero(d));
-    const V<D> a = hn::Set(d, negative_scale);
-    y = hn::IfThenElse(positive, Positive(d, x), hn::Mul(a, Expm1Of<false>(d, x, parts)));
-    dx = hn::IfThenElse(positive, Positive(d, g), hn::Mul(hn::Mul(g, a), ExpFromParts(d, parts)));
+    y = hn::IfThenElse(positive, Positive(d, x),
+                       Times(d, negative_scale, Expm1Of<false>(d, x, parts)));
+    dx = hn::IfThenElse(positive, Positive(d, g),
+                        hn::Mul(Times(d, negative_scale, g), ExpFromParts(d, parts)));
   }
 };
 
@@ -360,11 +382,13 @@ void RunExponentialTyped(const ElementwiseCall& call) {
   const double p1 = call.params[1];
   switch (call.kind) {
     case ActivationKind::kElu:
-      return RunOp<EluOp<T>, Storage>(EluOp<T>(1.0, p0), call);
+      // alpha as the lane type holds it (parameters are rounded to the lane type).
+      return RunOp<EluOp<T>, Storage>(EluOp<T>(1.0L, static_cast<T>(p0)), call);
     case ActivationKind::kSelu:
+      // The oracle's constants (PyTorch's, as doubles), their product in long double.
       return RunOp<EluOp<T>, Storage>(
-          EluOp<T>(math::kSeluScale, static_cast<double>(static_cast<long double>(math::kSeluScale) *
-                                                         math::kSeluAlpha)),
+          EluOp<T>(static_cast<long double>(math::kSeluScale),
+                   static_cast<long double>(math::kSeluScale) * math::kSeluAlpha),
           call);
     case ActivationKind::kCelu:
       return RunOp<CeluOp<T>, Storage>(CeluOp<T>(p0), call);
