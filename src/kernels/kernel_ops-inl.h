@@ -504,7 +504,7 @@ template <class Op>
 struct ForwardKeepsNaN<Op, std::void_t<decltype(Op::kForwardKeepsNaN)>>
     : std::bool_constant<Op::kForwardKeepsNaN> {};
 
-template <bool kGradient, bool kHasDy, bool kHasY, class Op, typename Storage>
+template <bool kGradient, bool kHasDy, class Op, typename Storage>
 HWY_INLINE void Step(const Op& op, const Storage* x, const Storage* dy, Storage* y,
                      Storage* dx) {
   using C = Codec<Storage>;
@@ -534,51 +534,36 @@ HWY_INLINE void Step(const Op& op, const Storage* x, const Storage* dy, Storage*
 #endif
     V<decltype(d)> yv, dxv;
     op.Both(d, xv, g, yv, dxv);
-    if (kHasY) C::Store(d, hn::IfThenElse(is_nan, xv, yv), y);
+    // A loop-invariant, perfectly predicted branch (y is absent in backward-only calls).
+    if (y != nullptr) C::Store(d, hn::IfThenElse(is_nan, xv, yv), y);
     C::Store(d, hn::IfThenElse(is_nan, xv, dxv), dx);
   }
 }
 
-// The full vectors from `i` on, two per iteration (independent work for the out-of-order
-// core while the other vector's polynomial or division is in flight; the memory-bound
-// kernels also halve their loop overhead), then a last single vector. Instantiated per
-// (dy, y) presence so that the loop carries no null-pointer tests.
-template <bool kGradient, bool kHasDy, bool kHasY, class Op, typename Storage>
-HWY_INLINE size_t RunVectors(const Op& op, const Storage* x, const Storage* dy, Storage* y,
+// `n` elements, a multiple of the lane count. Not inlined, and used for the padded tail
+// too, so each (gradient, dy) variant of an activation is compiled once per target: the
+// kernel families' code size (and the sanitizer build's compile time, which grows faster
+// than linearly with it) stays small. Unrolling by two and a loop per (dy, y) presence
+// were measured: no gain on the compute-bound kernels, and the memory-bound ones run at
+// the copy limit without it.
+template <bool kGradient, bool kHasDy, class Op, typename Storage>
+HWY_NOINLINE void RunVectors(const Op& op, const Storage* x, const Storage* dy, Storage* y,
                              Storage* dx, size_t n) {
-  const typename Codec<Storage>::D d;
-  const size_t lanes = hn::Lanes(d);
-  size_t i = 0;
-  for (; i + 2 * lanes <= n; i += 2 * lanes) {
-    Step<kGradient, kHasDy, kHasY>(op, x + i, kHasDy ? dy + i : nullptr, kHasY ? y + i : nullptr,
-                                   kGradient ? dx + i : nullptr);
-    Step<kGradient, kHasDy, kHasY>(op, x + i + lanes, kHasDy ? dy + i + lanes : nullptr,
-                                   kHasY ? y + i + lanes : nullptr,
-                                   kGradient ? dx + i + lanes : nullptr);
+  const size_t lanes = hn::Lanes(typename Codec<Storage>::D());
+  for (size_t i = 0; i < n; i += lanes) {
+    Step<kGradient, kHasDy>(op, x + i, kHasDy ? dy + i : nullptr, y != nullptr ? y + i : nullptr,
+                            kGradient ? dx + i : nullptr);
   }
-  if (i + lanes <= n) {
-    Step<kGradient, kHasDy, kHasY>(op, x + i, kHasDy ? dy + i : nullptr, kHasY ? y + i : nullptr,
-                                   kGradient ? dx + i : nullptr);
-    i += lanes;
-  }
-  return i;
 }
 
 // y (may be nullptr when kGradient), dx (kGradient only), dy (nullptr: 1).
-template <bool kGradient, class Op, typename Storage>
-HWY_NOINLINE void RunLoop(const Op& op, const Storage* x, const Storage* dy, Storage* y,
-                          Storage* dx, size_t n) {
-  size_t i;
-  if constexpr (!kGradient) {
-    i = RunVectors<false, false, true>(op, x, dy, y, dx, n);
-  } else if (dy != nullptr) {
-    i = y != nullptr ? RunVectors<true, true, true>(op, x, dy, y, dx, n)
-                     : RunVectors<true, true, false>(op, x, dy, y, dx, n);
-  } else {
-    i = y != nullptr ? RunVectors<true, false, true>(op, x, dy, y, dx, n)
-                     : RunVectors<true, false, false>(op, x, dy, y, dx, n);
-  }
-  const size_t rest = n - i;
+template <bool kGradient, bool kHasDy, class Op, typename Storage>
+HWY_INLINE void RunLoopWith(const Op& op, const Storage* x, const Storage* dy, Storage* y,
+                            Storage* dx, size_t n) {
+  const size_t lanes = hn::Lanes(typename Codec<Storage>::D());
+  const size_t full = n - n % lanes;
+  RunVectors<kGradient, kHasDy>(op, x, dy, y, dx, full);
+  const size_t rest = n - full;
   if (rest == 0) return;
   HWY_ALIGN Storage x_tail[kMaxTailLanes];
   HWY_ALIGN Storage dy_tail[kMaxTailLanes];
@@ -586,16 +571,23 @@ HWY_NOINLINE void RunLoop(const Op& op, const Storage* x, const Storage* dy, Sto
   HWY_ALIGN Storage dx_tail[kMaxTailLanes];
   std::memset(x_tail, 0, sizeof(x_tail));
   std::memset(dy_tail, 0, sizeof(dy_tail));
-  std::memcpy(x_tail, x + i, rest * sizeof(Storage));
-  if (dy != nullptr) std::memcpy(dy_tail, dy + i, rest * sizeof(Storage));
+  std::memcpy(x_tail, x + full, rest * sizeof(Storage));
+  if (kHasDy) std::memcpy(dy_tail, dy + full, rest * sizeof(Storage));
+  RunVectors<kGradient, kHasDy>(op, x_tail, kHasDy ? dy_tail : nullptr,
+                                y != nullptr ? y_tail : nullptr, kGradient ? dx_tail : nullptr,
+                                lanes);
+  if (y != nullptr) std::memcpy(y + full, y_tail, rest * sizeof(Storage));
+  if (kGradient) std::memcpy(dx + full, dx_tail, rest * sizeof(Storage));
+}
+
+template <bool kGradient, class Op, typename Storage>
+HWY_INLINE void RunLoop(const Op& op, const Storage* x, const Storage* dy, Storage* y,
+                        Storage* dx, size_t n) {
   if (kGradient && dy != nullptr) {
-    Step<kGradient, true, true>(op, x_tail, dy_tail, y_tail, dx_tail);
+    RunLoopWith<kGradient, true>(op, x, dy, y, dx, n);
   } else {
-    Step<kGradient, false, true>(op, x_tail, static_cast<const Storage*>(nullptr), y_tail,
-                                 kGradient ? dx_tail : nullptr);
+    RunLoopWith<kGradient, false>(op, x, static_cast<const Storage*>(nullptr), y, dx, n);
   }
-  if (y != nullptr) std::memcpy(y + i, y_tail, rest * sizeof(Storage));
-  if (kGradient) std::memcpy(dx + i, dx_tail, rest * sizeof(Storage));
 }
 
 // Runs `op` (built for compute type T) on the call's buffers.
