@@ -315,9 +315,9 @@ absl::Status ComputeElementwise(const ComputeItem& item, const ItemPlan& plan,
 // softmax / log_softmax through the SIMD kernel (src/kernels/activation_kernels.h): the
 // reductions along `dim` are independent, so chunks of them run in parallel. A chunk is
 // about chunk_elements elements (at least one reduction); in the strided layout it is
-// rounded up to whole blocks of 64 adjacent reductions, which the kernel vectorizes
-// across. Each reduction's result depends on its own elements only, so the bits do not
-// depend on the thread count or on where chunks fall.
+// rounded up to a multiple of 256 adjacent reductions (whole blocks, which the kernel
+// vectorizes across). Each reduction's result depends on its own elements only, so the
+// bits do not depend on the thread count or on where chunks fall.
 absl::Status ComputeSoftmax(const ComputeItem& item, const ItemPlan& plan,
                             const ItemBuffers& out, const EngineOptions& options,
                             const std::atomic<bool>* cancelled) {
