@@ -30,6 +30,14 @@ using ::actserve::server::testing::ValidRequest;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
+// Bounded poll (a minute at most): the stopping thread flips health as its first step.
+void WaitForNotServing(const TestServer& server) {
+  const absl::Time give_up = absl::Now() + absl::Minutes(1);
+  while (HealthStatus(server.channel, "") != kNotServing && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+}
+
 TEST(DrainTest, InFlightStreamFinishesWhileNewCallsAreRefused) {
   ServerOptions options;
   options.shutdown_grace = absl::Minutes(1);  // the stream ends long before
@@ -47,10 +55,7 @@ TEST(DrainTest, InFlightStreamFinishesWhileNewCallsAreRefused) {
   std::thread stopper([&server] { server.server->Shutdown(); });
 
   // Bounded poll: the stopper thread flips health as its first step.
-  const absl::Time give_up = absl::Now() + absl::Minutes(1);
-  while (HealthStatus(server.channel, "") != kNotServing && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
+  WaitForNotServing(server);
   EXPECT_EQ(HealthStatus(server.channel, ""), kNotServing);
   EXPECT_EQ(HealthStatus(server.channel, "actserve.v1.ActivationService"), kNotServing);
 
@@ -80,10 +85,7 @@ TEST(DrainTest, DuringTheDrainDelayNewCallsAreServedWhileHealthSaysNotServing) {
   ASSERT_EQ(HealthStatus(server.channel, ""), kServing);
 
   std::thread stopper([&server] { server.server->Shutdown(); });
-  const absl::Time give_up = absl::Now() + absl::Minutes(1);
-  while (HealthStatus(server.channel, "") != kNotServing && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
+  WaitForNotServing(server);
   EXPECT_EQ(HealthStatus(server.channel, ""), kNotServing);
   EXPECT_EQ(HealthStatus(server.channel, "actserve.v1.ActivationService"), kNotServing);
 
