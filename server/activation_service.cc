@@ -5,6 +5,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <new>
 #include <optional>
 #include <cstdint>
 #include <string>
@@ -30,15 +31,24 @@ namespace actserve {
 namespace server {
 namespace {
 
-// Input bytes a batch reads, which decides whether it is worth a trip to the pool.
-size_t InputBytes(const std::vector<ComputeItem>& items) {
-  size_t bytes = 0;
-  for (const ComputeItem& item : items) {
-    bytes += item.input.data.size();
-    if (item.grad_output.has_value()) bytes += item.grad_output->data.size();
+// `fn()`, or ResourceExhausted when it runs out of memory: a request that the limits let
+// through but the system cannot hold fails alone instead of ending the process.
+template <typename Fn>
+absl::Status OutOfMemoryAsStatus(Fn fn) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        "the server ran out of memory for this request; retry later or send smaller "
+        "requests");
   }
-  return bytes;
 }
+
+// What an item costs beyond its bytes (parsing, validation, buffers, its result's
+// header), counted as this many bytes of input when deciding between inline and a
+// worker: with the default inline_bytes, a batch of more than 256 items goes to a worker,
+// where a cancel or a deadline stops it between items, however few bytes it has.
+constexpr size_t kItemCostBytes = 1024;
 
 absl::Status ResponseTooLarge(uint64_t bytes, int64_t limit) {
   return absl::ResourceExhaustedError(
@@ -70,22 +80,27 @@ struct ActivationServiceImpl::PreparedBatch {
   std::vector<ComputeItem> items;
   absl::InlinedVector<ItemBuffers, 1> buffers;
   absl::InlinedVector<int64_t, 1> elements;  // per item, for the metrics
+  size_t working_bytes = 0;  // the engine's own scratch, summed over items (ResultSizes)
 };
 
 namespace {
 
 using PreparedBatch = ActivationServiceImpl::PreparedBatch;
+using CallKind = ActivationServiceImpl::CallKind;
 
 // Parses `request` into `batch`, validates it and gives it result buffers.
-absl::Status Prepare(const Engine& engine, int64_t max_message_bytes, BufferPool& pool,
+absl::Status Prepare(const Engine& engine, const ServerOptions& options, BufferPool& pool,
                      grpc::ByteBuffer& request, PreparedBatch& batch) {
+  const int64_t max_message_bytes = options.max_message_bytes;
   absl::Status parsed = wire::ParseComputeRequest(
       &request, &batch.header,
       [&](int index, wire::TensorField field, size_t size) -> absl::StatusOr<char*> {
         if (batch.memory.size() <= static_cast<size_t>(index)) batch.memory.resize(index + 1);
         Buffer& buffer = field == wire::TensorField::kInput ? batch.memory[index].input
                                                             : batch.memory[index].grad_output;
-        buffer = pool.Acquire(size);
+        absl::StatusOr<Buffer> acquired = pool.Acquire(size);
+        if (!acquired.ok()) return acquired.status();
+        buffer = *std::move(acquired);
         return buffer.data();
       });
   if (!parsed.ok()) return parsed;
@@ -138,6 +153,7 @@ absl::Status Prepare(const Engine& engine, int64_t max_message_bytes, BufferPool
     ItemMemory& memory = batch.memory[i];
     ItemBuffers& buffers = batch.buffers[i];
     batch.elements.push_back(size.elements);
+    batch.working_bytes += size.working_bytes;
     // In place wherever the engine allows it (a result may alias its own item's input or
     // grad_output, never another result): no new memory for most results.
     if (ComputesOutput(item.mode)) {
@@ -150,10 +166,14 @@ absl::Status Prepare(const Engine& engine, int64_t max_message_bytes, BufferPool
       } else if (!ComputesOutput(item.mode)) {
         memory.grad_input = std::move(memory.input);
       } else {
-        memory.grad_input = pool.Acquire(size.grad_input_bytes);
+        absl::StatusOr<Buffer> grad_input = pool.Acquire(size.grad_input_bytes);
+        if (!grad_input.ok()) return grad_input.status();
+        memory.grad_input = *std::move(grad_input);
       }
       buffers.grad_input = memory.grad_input.span();
-      memory.grad_weight = pool.Acquire(size.grad_weight_bytes);
+      absl::StatusOr<Buffer> grad_weight = pool.Acquire(size.grad_weight_bytes);
+      if (!grad_weight.ok()) return grad_weight.status();
+      memory.grad_weight = *std::move(grad_weight);
       buffers.grad_weight = memory.grad_weight.span();
     }
   }
@@ -215,7 +235,7 @@ class PooledComputeReactor final : public grpc::ServerUnaryReactor {
     service_.RecordCall("Compute", context_, start_, stats_, status);
     // Release before Finish: once the client sees the status, its slot is free again, so
     // a client that waits for one call before starting the next is never refused.
-    service_.ReleaseSlot();
+    service_.ReleaseSlot(CallKind::kUnary);
     Finish(ToGrpcStatus(status));  // `this` may be deleted from here on
   }
 
@@ -238,7 +258,7 @@ class ComputeStreamReactor final
         context_(*context),
         start_(absl::Now()),
         window_(std::max(1, service->options().stream_window)) {
-    if (absl::Status admitted = service_.AdmitCall(context_, /*counted=*/true);
+    if (absl::Status admitted = service_.AdmitCall(context_, CallKind::kStream);
         !admitted.ok()) {
       service_.RecordCall("ComputeStream", context_, start_, stats_, admitted);
       Finish(ToGrpcStatus(admitted));
@@ -316,17 +336,44 @@ class ComputeStreamReactor final
   // Starts whatever can start now: the next read while the window has room, the next
   // response in order once it is computed, and Finish once everything is done (or, after
   // an error, once no computation or write still refers to this reactor).
+  //
+  // An operation is decided under the lock and started after it; until it has been
+  // started (`starting_`), Finish must wait: a StartRead or StartWrite after Finish is
+  // undefined, and after OnDone it would touch a deleted reactor. So whoever starts
+  // operations looks again afterwards, and that look may finish the call.
   void Advance() {
+    for (;;) {
+      const Step step = Decide();
+      if (step.write == nullptr && !step.start_read) {
+        if (step.finish.has_value()) FinishCall(*step.finish);
+        return;
+      }
+      if (step.write != nullptr) StartWrite(step.write);
+      if (step.start_read) StartRead(&read_buffer_);
+      absl::MutexLock lock(&mu_);
+      --starting_;
+    }
+  }
+
+  struct Step {
     bool start_read = false;
     grpc::ByteBuffer* write = nullptr;
     std::optional<absl::Status> finish;
+  };
+
+  // Advance's decisions, under the lock; counts the operations it decides to start.
+  Step Decide() {
+    Step step;
+    bool& start_read = step.start_read;
+    grpc::ByteBuffer*& write = step.write;
+    std::optional<absl::Status>& finish = step.finish;
     {
       absl::MutexLock lock(&mu_);
-      if (finished_ || !admitted_) return;
+      if (finished_ || !admitted_) return step;
       if (!failure_.ok()) {
         // A read may stay pending (the client may be waiting for a response that will
-        // not come); Finish completes it.
-        if (computing_ == 0 && !writing_) finish = failure_;
+        // not come); Finish completes it. One decided but not yet started may not.
+        if (computing_ == 0 && !writing_ && starting_ == 0) finish = failure_;
       } else {
         if (!writing_ && !slots_.empty() && slots_.front()->computed) {
           writing_ = true;
@@ -337,7 +384,8 @@ class ComputeStreamReactor final
           ++held_;
           start_read = true;
         }
-        if (reads_done_ && !reading_ && slots_.empty() && computing_ == 0 && !writing_) {
+        if (reads_done_ && !reading_ && slots_.empty() && computing_ == 0 && !writing_ &&
+            starting_ == 0) {
           finish = context_.IsCancelled()
                        ? absl::CancelledError("ComputeStream: the call was cancelled")
                        : absl::OkStatus();
@@ -347,10 +395,9 @@ class ComputeStreamReactor final
         finished_ = true;
         for (const std::shared_ptr<Slot>& slot : slots_) MergeStats(slot->stats);
       }
+      if (write != nullptr || start_read) ++starting_;
     }
-    if (write != nullptr) StartWrite(write);
-    if (start_read) StartRead(&read_buffer_);
-    if (finish.has_value()) FinishCall(*std::move(finish));
+    return step;
   }
 
   void MergeStats(const CallStats& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -367,7 +414,7 @@ class ComputeStreamReactor final
       absl::MutexLock lock(&mu_);  // finished_: nothing else touches stats_ any more
       service_.RecordCall("ComputeStream", context_, start_, stats_, status);
     }
-    service_.ReleaseSlot();  // before Finish, as in ComputeReactor
+    service_.ReleaseSlot(CallKind::kStream);  // before Finish, as in PooledComputeReactor
     Finish(ToGrpcStatus(status));
   }
 
@@ -389,6 +436,7 @@ class ComputeStreamReactor final
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  int starting_ ABSL_GUARDED_BY(mu_) = 0;  // Advance calls between deciding and starting
   absl::Status failure_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -406,6 +454,10 @@ v1::ListActivationsResponse BuildListResponse(const ServerOptions& options, int 
   limits->set_max_message_bytes(options.max_message_bytes);
   limits->set_max_elements(options.max_elements);
   limits->set_max_inflight(options.max_inflight);
+  limits->set_max_items(options.max_items);
+  limits->set_max_rank(options.max_rank);
+  limits->set_max_streams(options.max_streams);
+  limits->set_max_tensor_memory_bytes(options.max_tensor_memory_bytes);
   return response;
 }
 
@@ -424,12 +476,14 @@ ActivationServiceImpl::ActivationServiceImpl(const Engine* engine, ThreadPool* p
       buffers_(BufferPool::Create([&options] {
         BufferPoolOptions pool_options;
         pool_options.max_cached_bytes = options.buffer_cache_bytes;
+        pool_options.max_live_bytes = static_cast<size_t>(options.max_tensor_memory_bytes);
+        pool_options.fill_with_canary = options.fill_buffers_with_canary;
         return pool_options;
       }())) {}
 
 int ActivationServiceImpl::inflight() const {
   absl::MutexLock lock(&mu_);
-  return inflight_;
+  return inflight_ + streams_;
 }
 
 void ActivationServiceImpl::StartDrain() {
@@ -439,12 +493,14 @@ void ActivationServiceImpl::StartDrain() {
 
 bool ActivationServiceImpl::WaitUntilIdle(absl::Time deadline) const {
   absl::MutexLock lock(&mu_);
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return inflight_ == 0; };
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return inflight_ == 0 && streams_ == 0;
+  };
   return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
 }
 
 absl::Status ActivationServiceImpl::AdmitCall(const grpc::CallbackServerContext& context,
-                                              bool counted) {
+                                              CallKind kind) {
   {
     absl::MutexLock lock(&mu_);
     if (draining_) {
@@ -461,20 +517,29 @@ absl::Status ActivationServiceImpl::AdmitCall(const grpc::CallbackServerContext&
         authenticator_->Authorize(found != metadata.end() ? &value : nullptr);
     if (!authorized.ok()) return authorized;
   }
-  if (!counted) return absl::OkStatus();
+  if (kind == CallKind::kUncounted) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
-  const int limit = options_.max_inflight;
-  if (limit > 0 && inflight_ >= limit) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "too many calls in flight: ", limit, " (limit --max_inflight); retry later"));
+  const bool stream = kind == CallKind::kStream;
+  int& count = stream ? streams_ : inflight_;
+  const int limit = stream ? options_.max_streams : options_.max_inflight;
+  if (limit > 0 && count >= limit) {
+    return absl::ResourceExhaustedError(
+        stream ? absl::StrCat("too many streams open: ", limit,
+                              " (limit --max_streams); retry later")
+               : absl::StrCat("too many calls in flight: ", limit,
+                              " (limit --max_inflight); retry later"));
   }
-  ++inflight_;
+  ++count;
   return absl::OkStatus();
 }
 
-void ActivationServiceImpl::ReleaseSlot() {
+void ActivationServiceImpl::ReleaseSlot(CallKind kind) {
   absl::MutexLock lock(&mu_);
-  --inflight_;
+  if (kind == CallKind::kStream) {
+    --streams_;
+  } else if (kind == CallKind::kUnary) {
+    --inflight_;
+  }
 }
 
 absl::StatusOr<std::shared_ptr<PreparedBatch>> ActivationServiceImpl::PrepareBatch(
@@ -484,8 +549,8 @@ absl::StatusOr<std::shared_ptr<PreparedBatch>> ActivationServiceImpl::PrepareBat
   // Shared, because a batch computed on a worker is owned by the task, and a pool that
   // refuses the task destroys its copy; the batch's views must not move.
   auto batch = std::make_shared<PreparedBatch>();
-  absl::Status prepared =
-      Prepare(engine_, options_.max_message_bytes, *buffers_, request, *batch);
+  absl::Status prepared = OutOfMemoryAsStatus(
+      [&] { return Prepare(engine_, options_, *buffers_, request, *batch); });
   request.Clear();  // the received slices are no longer needed
   if (!prepared.ok()) return prepared;
   stats->items += static_cast<int64_t>(batch->items.size());
@@ -494,12 +559,18 @@ absl::StatusOr<std::shared_ptr<PreparedBatch>> ActivationServiceImpl::PrepareBat
 }
 
 bool ActivationServiceImpl::ComputesInline(const PreparedBatch& batch) const {
-  return InputBytes(batch.items) < options_.inline_bytes;
+  size_t cost = batch.working_bytes + batch.items.size() * kItemCostBytes;
+  for (const ComputeItem& item : batch.items) {
+    cost += item.input.data.size();
+    if (item.grad_output.has_value()) cost += item.grad_output->data.size();
+  }
+  return cost < options_.inline_bytes;
 }
 
 absl::StatusOr<grpc::ByteBuffer> ActivationServiceImpl::ComputeBatch(
     PreparedBatch& batch, const std::atomic<bool>* cancelled, CallStats* stats) {
-  absl::Status status = engine_.Compute(batch.items, batch.buffers, cancelled);
+  absl::Status status =
+      OutOfMemoryAsStatus([&] { return engine_.Compute(batch.items, batch.buffers, cancelled); });
   if (!status.ok()) return status;
   for (size_t i = 0; i < batch.items.size(); ++i) {
     metrics_.RecordElements(batch.items[i].activation.kind, batch.items[i].input.dtype,
@@ -580,7 +651,7 @@ grpc::ServerUnaryReactor* ActivationServiceImpl::Compute(
     grpc::ByteBuffer* response) {
   const absl::Time start = absl::Now();
   CallStats stats;
-  absl::Status status = AdmitCall(*context, /*counted=*/true);
+  absl::Status status = AdmitCall(*context, CallKind::kUnary);
   const bool admitted = status.ok();
   if (admitted && context->deadline() <= std::chrono::system_clock::now()) {
     // Arrived too late to be of use: spend nothing on it.
@@ -607,7 +678,7 @@ grpc::ServerUnaryReactor* ActivationServiceImpl::Compute(
   }
   status = ResolveCancellation(std::move(status), *context);
   RecordCall("Compute", *context, start, stats, status);
-  if (admitted) ReleaseSlot();  // before Finish, as in PooledComputeReactor
+  if (admitted) ReleaseSlot(CallKind::kUnary);  // before Finish, as in PooledComputeReactor
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
@@ -624,7 +695,7 @@ grpc::ServerUnaryReactor* ActivationServiceImpl::ListActivations(
   const absl::Time start = absl::Now();
   CallStats stats;
   stats.received_bytes = request->ByteSizeLong();
-  absl::Status status = AdmitCall(*context, /*counted=*/false);
+  absl::Status status = AdmitCall(*context, CallKind::kUncounted);
   if (status.ok()) {
     *response = list_response_;
     stats.sent_bytes = response->ByteSizeLong();

@@ -25,10 +25,14 @@
 //
 // Admission, in this order, before any work: draining (UNAVAILABLE once shutdown has
 // begun), authentication (UNAUTHENTICATED without a valid bearer token, when a
-// TokenAuthenticator is given), calls in flight (`max_inflight`, RESOURCE_EXHAUSTED).
-// Limits enforced afterwards: response size (`max_message_bytes`, checked before
-// computing), compute queue length (pool full). The engine enforces elements per
-// request; gRPC enforces received message size. A cancelled call or an expired deadline
+// TokenAuthenticator is given), calls in flight (`max_inflight` Compute calls and,
+// counted apart, `max_streams` streams; RESOURCE_EXHAUSTED). Limits enforced
+// afterwards: items per request and dimensions per tensor (`max_items`, `max_rank`,
+// while parsing), tensor memory of all calls together (`max_tensor_memory_bytes`, as
+// buffers are taken), response size (`max_message_bytes`, checked before computing),
+// compute queue length (pool full). The engine enforces elements per request; gRPC
+// enforces received message size. Running out of memory fails the one request with
+// RESOURCE_EXHAUSTED. A cancelled call or an expired deadline
 // sets the flag the engine checks between chunks of work; the call then ends with
 // DEADLINE_EXCEEDED when its deadline has passed and CANCELLED otherwise.
 //
@@ -102,6 +106,11 @@ class ActivationServiceImpl final
   // Compute and ComputeStream calls currently admitted.
   int inflight() const;
 
+  // How a call is counted: Compute calls against `max_inflight`, streams against
+  // `max_streams` (so that open streams cannot lock unary calls out), and the rest
+  // (ListActivations) not at all.
+  enum class CallKind { kUncounted, kUnary, kStream };
+
   // From now on every new call is refused with UNAVAILABLE; calls already admitted go
   // on. Idempotent.
   void StartDrain();
@@ -114,11 +123,11 @@ class ActivationServiceImpl final
 
   // --- For the reactors in activation_service.cc; not part of the service's API. ---
 
-  // Checks draining and the call's credentials and, when `counted`, takes an in-flight
-  // slot (ResourceExhausted when `max_inflight` calls hold one). An OK return with
-  // `counted` must be matched by one ReleaseSlot.
-  absl::Status AdmitCall(const grpc::CallbackServerContext& context, bool counted);
-  void ReleaseSlot();
+  // Checks draining and the call's credentials and takes a slot of `kind`
+  // (ResourceExhausted when its limit's calls hold one). An OK return must be matched by
+  // one ReleaseSlot of the same kind.
+  absl::Status AdmitCall(const grpc::CallbackServerContext& context, CallKind kind);
+  void ReleaseSlot(CallKind kind);
 
   // A parsed, validated batch with its result buffers (defined in the .cc file).
   struct PreparedBatch;
@@ -175,7 +184,8 @@ class ActivationServiceImpl final
   const std::shared_ptr<BufferPool> buffers_;
 
   mutable absl::Mutex mu_;
-  int inflight_ ABSL_GUARDED_BY(mu_) = 0;
+  int inflight_ ABSL_GUARDED_BY(mu_) = 0;  // Compute calls
+  int streams_ ABSL_GUARDED_BY(mu_) = 0;   // ComputeStream calls
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
 };
 

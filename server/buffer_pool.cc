@@ -4,8 +4,9 @@
 #include <sys/mman.h>
 
 #include <cstdlib>
-#include <new>
 #include <utility>
+
+#include "absl/strings/str_cat.h"
 
 namespace actserve {
 namespace server {
@@ -17,12 +18,13 @@ constexpr size_t kHugePage = size_t{2} << 20;
 
 size_t RoundUp(size_t size, size_t unit) { return (size + unit - 1) / unit * unit; }
 
-// `capacity` bytes, aligned to kHugePage, freshly mapped (zero pages, not yet touched).
+// `capacity` bytes, aligned to kHugePage, freshly mapped (zero pages, not yet touched);
+// nullptr when the system has no address space or memory for them.
 char* MapAligned(size_t capacity, bool huge_pages) {
   const size_t length = capacity + kHugePage;
   void* mapped = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                       -1, 0);
-  if (mapped == MAP_FAILED) throw std::bad_alloc();
+  if (mapped == MAP_FAILED) return nullptr;
   const uintptr_t start = reinterpret_cast<uintptr_t>(mapped);
   const uintptr_t aligned = RoundUp(start, kHugePage);
   if (aligned > start) munmap(mapped, aligned - start);
@@ -42,6 +44,15 @@ struct SliceOwner {
 };
 
 void SliceDestroy(void* user_data) { delete static_cast<SliceOwner*>(user_data); }
+
+void FillWithCanary(char* data, size_t size) {
+  for (size_t i = 0; i < size; ++i) data[i] = kCanary[i % sizeof(kCanary)];
+}
+
+absl::Status OutOfSystemMemory(size_t size) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat("the server has no memory for a ", size, "-byte tensor; retry later"));
+}
 
 }  // namespace
 
@@ -65,7 +76,7 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
 }
 
 void Buffer::Reset() {
-  if (data_ != nullptr && pool_ != nullptr) pool_->Release(data_, capacity_);
+  if (data_ != nullptr && pool_ != nullptr) pool_->Release(data_, size_, capacity_);
   pool_.reset();
   data_ = nullptr;
   size_ = capacity_ = 0;
@@ -91,37 +102,69 @@ BufferPool::~BufferPool() {
   for (const auto& [capacity, data] : free_) munmap(data, capacity);
 }
 
-Buffer BufferPool::Acquire(size_t size) {
-  if (size == 0) return Buffer();
-  if (size < options_.min_pooled_bytes) {
-    // Capacity 0 marks a malloc'd buffer.
-    char* data = static_cast<char*>(std::malloc(size));
-    if (data == nullptr) throw std::bad_alloc();
-    return Buffer(shared_from_this(), data, size, 0);
+absl::Status BufferPool::Charge(size_t bytes, size_t requested) {
+  const size_t limit = options_.max_live_bytes;
+  if (limit > 0 && (bytes > limit || live_bytes_ > limit - bytes)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "tensor memory of the calls in flight is at its limit: ", live_bytes_,
+        " bytes in use, ", requested, " more needed, limit ", limit,
+        " (--max_tensor_memory_bytes); retry later or send smaller requests"));
   }
-  const size_t capacity = RoundUp(size, kHugePage);
-  {
-    absl::MutexLock lock(&mu_);
-    // The smallest free buffer that fits, unless it would waste more than half.
-    auto found = free_.lower_bound(capacity);
-    if (found != free_.end() && found->first <= 2 * capacity) {
-      char* data = found->second;
-      const size_t found_capacity = found->first;
-      free_.erase(found);
-      cached_bytes_ -= found_capacity;
-      live_bytes_ += found_capacity;
-      ++reused_;
-      return Buffer(shared_from_this(), data, size, found_capacity);
-    }
-    live_bytes_ += capacity;
-    ++mapped_;
-  }
-  return Buffer(shared_from_this(), MapAligned(capacity, options_.huge_pages), size, capacity);
+  live_bytes_ += bytes;
+  return absl::OkStatus();
 }
 
-void BufferPool::Release(char* data, size_t capacity) {
+absl::StatusOr<Buffer> BufferPool::Acquire(size_t size) {
+  if (size == 0) return Buffer();
+  char* data = nullptr;
+  size_t capacity = 0;  // 0 marks a malloc'd buffer
+  if (size < options_.min_pooled_bytes) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (absl::Status charged = Charge(size, size); !charged.ok()) return charged;
+    }
+    data = static_cast<char*>(std::malloc(size));
+    if (data == nullptr) {
+      absl::MutexLock lock(&mu_);
+      live_bytes_ -= size;
+      return OutOfSystemMemory(size);
+    }
+  } else {
+    capacity = RoundUp(size, kHugePage);
+    {
+      absl::MutexLock lock(&mu_);
+      // The smallest free buffer that fits, unless it would waste more than half.
+      auto found = free_.lower_bound(capacity);
+      if (found != free_.end() && found->first <= 2 * capacity) {
+        if (absl::Status charged = Charge(found->first, size); !charged.ok()) return charged;
+        data = found->second;
+        capacity = found->first;
+        free_.erase(found);
+        cached_bytes_ -= capacity;
+        ++reused_;
+      } else {
+        if (absl::Status charged = Charge(capacity, size); !charged.ok()) return charged;
+        ++mapped_;
+      }
+    }
+    if (data == nullptr) {
+      data = MapAligned(capacity, options_.huge_pages);
+      if (data == nullptr) {
+        absl::MutexLock lock(&mu_);
+        live_bytes_ -= capacity;
+        return OutOfSystemMemory(size);
+      }
+    }
+  }
+  if (options_.fill_with_canary) FillWithCanary(data, size);
+  return Buffer(shared_from_this(), data, size, capacity);
+}
+
+void BufferPool::Release(char* data, size_t size, size_t capacity) {
   if (capacity == 0) {
     std::free(data);
+    absl::MutexLock lock(&mu_);
+    live_bytes_ -= size;
     return;
   }
   {

@@ -10,10 +10,16 @@
 // "always" in /sys/kernel/mm/transparent_hugepage/enabled) a first touch costs one fault
 // per 2 MiB instead of 512. bench/README.md has the measurements.
 //
+// The pool also bounds the memory of tensors in flight: Acquire refuses with
+// ResourceExhausted once the buffers handed out and not yet returned would exceed
+// `max_live_bytes`, so that many concurrent large calls are refused instead of driving
+// the process out of memory.
+//
 //   std::shared_ptr<BufferPool> pool = BufferPool::Create(BufferPoolOptions{});
-//   Buffer buffer = pool->Acquire(bytes);       // bytes of writable, uninitialised memory
-//   ... write buffer.data() ...
-//   grpc::Slice slice = std::move(buffer).ToSlice();  // becomes part of a message
+//   absl::StatusOr<Buffer> buffer = pool->Acquire(bytes);  // uninitialised memory
+//   if (!buffer.ok()) return buffer.status();              // over the limit
+//   ... write buffer->data() ...
+//   grpc::Slice slice = std::move(*buffer).ToSlice();  // becomes part of a message
 //   // the memory goes back to the pool when gRPC drops the slice
 //
 // Thread-safe. Buffers and slices keep their pool alive, so they may outlive the owner
@@ -29,6 +35,8 @@
 #include <memory>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 
@@ -44,7 +52,23 @@ struct BufferPoolOptions {
   size_t max_cached_bytes = size_t{512} << 20;
   // Mark new pooled buffers MADV_HUGEPAGE. Default true.
   bool huge_pages = true;
+  // Most bytes of buffers handed out and not yet returned, pooled and small ones alike
+  // (pooled ones count their rounded capacity); an Acquire beyond it is
+  // ResourceExhausted. Bytes; 0: unlimited. Default 0.
+  size_t max_live_bytes = 0;
+  // Fill every buffer that Acquire hands out with kCanary, so that tests can prove that
+  // no reply ever carries bytes that the call did not write (a result left unwritten
+  // would show the canary instead of stale data from an earlier call). Costs a write of
+  // every byte; for tests. Default false.
+  bool fill_with_canary = false;
 };
+
+// The 8-byte pattern of BufferPoolOptions::fill_with_canary, repeated from each buffer's
+// start. Read as any dtype (float16, bfloat16, float32 or float64 elements at their
+// natural alignment) every element is a NaN whose payload arithmetic on ordinary inputs
+// never produces, so a computed result cannot contain it by chance.
+inline constexpr char kCanary[8] = {'\xa5', '\x7f', '\xc3', '\x7f',
+                                    '\x96', '\x7f', '\xf5', '\x7f'};
 
 class BufferPool;
 
@@ -87,13 +111,13 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
 
-  // A buffer of `size` bytes (uninitialised). Reuses a free buffer of the same rounded
-  // capacity when there is one. Aborts only when the system is out of memory, as new
-  // does.
-  Buffer Acquire(size_t size);
+  // A buffer of `size` bytes (uninitialised, or the canary). Reuses a free buffer of the
+  // same rounded capacity when there is one. ResourceExhausted when it would take the
+  // bytes in use past `max_live_bytes`, or when the system has no memory for it.
+  absl::StatusOr<Buffer> Acquire(size_t size);
 
   // Bytes held in free buffers, and in buffers handed out and not yet returned (pooled
-  // sizes only).
+  // buffers by capacity, small ones by size).
   size_t cached_bytes() const;
   size_t live_bytes() const;
   // How many Acquire calls of a pooled size reused a free buffer / mapped a new one.
@@ -103,7 +127,9 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
  private:
   friend class Buffer;
   explicit BufferPool(const BufferPoolOptions& options) : options_(options) {}
-  void Release(char* data, size_t capacity);
+  void Release(char* data, size_t size, size_t capacity);
+  // Counts `bytes` as live, unless that would pass max_live_bytes.
+  absl::Status Charge(size_t bytes, size_t requested) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const BufferPoolOptions options_;
   mutable absl::Mutex mu_;

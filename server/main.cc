@@ -34,9 +34,21 @@ ABSL_FLAG(int64_t, max_message_bytes, int64_t{256} << 20 /* 256 MiB */,
           "largest message received or sent, in bytes; 0: unlimited");
 ABSL_FLAG(int64_t, max_elements, int64_t{1} << 26 /* 64 Mi */,
           "most input elements per request, summed over its items; 0: unlimited");
+ABSL_FLAG(int64_t, max_items, 16384,
+          "most items per request (or per ComputeStream message); 0: unlimited");
+ABSL_FLAG(int, max_rank, 32, "most dimensions of any tensor in a request; 0: unlimited");
 ABSL_FLAG(int, max_inflight, 64,
-          "most Compute/ComputeStream calls in progress; more are refused at once with "
+          "most Compute calls in progress; more are refused at once with "
           "RESOURCE_EXHAUSTED; 0: unlimited");
+ABSL_FLAG(int, max_streams, 64,
+          "most ComputeStream calls open at once, counted apart from --max_inflight; more "
+          "are refused at once with RESOURCE_EXHAUSTED; 0: unlimited");
+ABSL_FLAG(int64_t, max_tensor_memory_bytes, int64_t{4} << 30 /* 4 GiB */,
+          "most bytes of tensor memory held by all calls in flight together; a request "
+          "that would need more is refused with RESOURCE_EXHAUSTED; 0: unlimited");
+ABSL_FLAG(bool, fill_buffers_with_canary, false,
+          "for tests: fill every tensor buffer with a canary pattern before use, so that a "
+          "reply byte the call did not write would show");
 ABSL_FLAG(int64_t, max_queued_batches, 1024,
           "batches that may wait for a compute thread; more are refused at once with "
           "RESOURCE_EXHAUSTED");
@@ -92,7 +104,12 @@ actserve::server::ServerOptions OptionsFromFlags() {
   options.threads = absl::GetFlag(FLAGS_threads);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.max_elements = absl::GetFlag(FLAGS_max_elements);
+  options.max_items = absl::GetFlag(FLAGS_max_items);
+  options.max_rank = absl::GetFlag(FLAGS_max_rank);
   options.max_inflight = absl::GetFlag(FLAGS_max_inflight);
+  options.max_streams = absl::GetFlag(FLAGS_max_streams);
+  options.max_tensor_memory_bytes = absl::GetFlag(FLAGS_max_tensor_memory_bytes);
+  options.fill_buffers_with_canary = absl::GetFlag(FLAGS_fill_buffers_with_canary);
   options.max_queued = static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_batches));
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   options.drain_delay = absl::GetFlag(FLAGS_drain_delay);

@@ -39,9 +39,21 @@ absl::Status ValidateOptions(const ServerOptions& options) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_elements must be >= 0 (0: unlimited), got ", options.max_elements));
   }
-  if (options.max_inflight < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_inflight must be >= 0 (0: unlimited), got ", options.max_inflight));
+  const struct {
+    const char* name;
+    int64_t value;
+  } counts[] = {
+      {"max_items", options.max_items},
+      {"max_rank", options.max_rank},
+      {"max_inflight", options.max_inflight},
+      {"max_streams", options.max_streams},
+      {"max_tensor_memory_bytes", options.max_tensor_memory_bytes},
+  };
+  for (const auto& count : counts) {
+    if (count.value < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(count.name, " must be >= 0 (0: unlimited), got ", count.value));
+    }
   }
   if (options.shutdown_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("shutdown_grace must be >= 0");
@@ -146,6 +158,8 @@ int GrpcMessageLimit(int64_t max_message_bytes) {
 EngineOptions MakeEngineOptions(const ServerOptions& options, ThreadPool* pool) {
   EngineOptions engine_options;
   engine_options.max_elements = options.max_elements;
+  engine_options.max_items = options.max_items;
+  engine_options.max_rank = options.max_rank;
   engine_options.pool = pool;
   engine_options.before_item_for_testing = options.engine_before_item_for_testing;
   return engine_options;
@@ -241,7 +255,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                    server->pool_->threads(),
                    " compute threads, max_message_bytes=", options.max_message_bytes,
                    " max_elements=", options.max_elements,
-                   " max_inflight=", options.max_inflight, ", auth ",
+                   " max_items=", options.max_items, " max_rank=", options.max_rank,
+                   " max_inflight=", options.max_inflight,
+                   " max_streams=", options.max_streams,
+                   " max_tensor_memory_bytes=", options.max_tensor_memory_bytes, ", auth ",
                    server->authenticator_ ? "bearer tokens" : "off", ", metrics ",
                    options.metrics_address.empty()
                        ? std::string("not exposed")

@@ -40,16 +40,40 @@ struct ServerOptions {
   // (--max_elements).
   int64_t max_elements = int64_t{1} << 26;
 
-  // Most Compute / ComputeStream calls in progress at once (a stream counts for its whole
-  // life); a call beyond it fails at once with RESOURCE_EXHAUSTED. ListActivations and
-  // health checks are not counted, so that probes answer under load. 0: unlimited.
-  // Default 64 (--max_inflight).
+  // Most items in one request (or one ComputeStream message); more is RESOURCE_EXHAUSTED,
+  // found while parsing. Every item costs bookkeeping whatever its size, so this keeps
+  // a request of many empty items as cheap as its bytes. 0: unlimited. Default 16384
+  // (--max_items).
+  int64_t max_items = 16384;
+
+  // Most dimensions of any tensor in a request; more is RESOURCE_EXHAUSTED, found while
+  // parsing. 0: unlimited. Default 32 (--max_rank).
+  int max_rank = 32;
+
+  // Most Compute calls in progress at once; a call beyond it fails at once with
+  // RESOURCE_EXHAUSTED. Streams, ListActivations and health checks are not counted, so
+  // that open streams cannot lock unary calls out and probes answer under load.
+  // 0: unlimited. Default 64 (--max_inflight).
   int max_inflight = 64;
 
-  // A batch with fewer input bytes than this (input plus grad_output, summed over items)
-  // is computed on the gRPC thread that received it: handing it to a worker would cost
-  // more than the work (a hop to the pool took ~100 us on the 2-core reference VM, more
-  // than computing 256 KiB; bench/README.md). Bytes. Default 256 KiB.
+  // Most ComputeStream calls open at once (each counts for its whole life); one beyond
+  // it fails at once with RESOURCE_EXHAUSTED. Counted apart from max_inflight.
+  // 0: unlimited. Default 64 (--max_streams).
+  int max_streams = 64;
+
+  // Most bytes of tensor memory (received tensors and results, pooled buffers by their
+  // rounded capacity) held by all calls in flight together; a request that would need
+  // more fails with RESOURCE_EXHAUSTED before it is computed. 0: unlimited. Default
+  // 4 GiB (--max_tensor_memory_bytes).
+  int64_t max_tensor_memory_bytes = int64_t{4} << 30;
+
+  // A batch whose cost is below this is computed on the gRPC thread that received it:
+  // handing it to a worker would cost more than the work (a hop to the pool took ~100 us
+  // on the 2-core reference VM, more than computing 256 KiB; bench/README.md). The cost
+  // is its input bytes (input plus grad_output, summed over items) plus
+  // kItemCostBytes per item, so that a batch of many tiny items, whose bookkeeping
+  // outweighs its bytes, goes to a worker where it can be cancelled. Bytes. Default
+  // 256 KiB.
   size_t inline_bytes = size_t{256} << 10;
 
   // ComputeStream batches held at once per stream: from the read that receives one until
@@ -138,6 +162,11 @@ struct ServerOptions {
   // Defaults 30 min and 5 min (--max_connection_age, --max_connection_age_grace).
   absl::Duration max_connection_age = absl::Minutes(30);
   absl::Duration max_connection_age_grace = absl::Minutes(5);
+
+  // Fill every tensor buffer with a canary pattern before use (BufferPoolOptions::
+  // fill_with_canary), so that tests can check that no reply carries bytes its call did
+  // not write. Costs a write of every byte. Default false (--fill_buffers_with_canary).
+  bool fill_buffers_with_canary = false;
 
   // --- For tests only (no flag). ---
 

@@ -77,6 +77,35 @@ struct ItemPlan {
   int64_t softmax_inner = 1;
 };
 
+// How a per-channel PReLU is cut into work. The input is [outer, channels, inner], so
+// channel c's elements are `outer` runs of `inner` contiguous elements; read in order,
+// they form the channel's sequence of outer * inner elements. A unit of work is a range
+// of whole channels when a channel is small, else one channel's piece of `grain`
+// elements of its sequence. Every weight-gradient partial sum then belongs to exactly one
+// channel: scratch is O(channels + chunks) however the channels are laid out (partial
+// sums per chunk and channel would need channels x chunks of them, C^2 / grain for
+// [1, C]), and each channel's sum is added up in an order fixed by `grain` alone, never
+// by the thread count.
+struct PreluLayout {
+  PreluLayout(int64_t elements, int64_t channel_count, int64_t inner_size, int64_t grain)
+      : channels(channel_count), inner(inner_size) {
+    per_channel = elements / channels;
+    pieces = std::max<int64_t>(1, (per_channel + grain - 1) / grain);
+    piece_elements = pieces == 1 ? per_channel : grain;
+    channels_per_unit = pieces == 1 ? std::max<int64_t>(1, grain / std::max<int64_t>(1, per_channel)) : 1;
+  }
+  // Long doubles of weight-gradient scratch: one per piece, none with a piece per channel
+  // (such a unit holds its channels whole and writes their gradients directly).
+  int64_t scratch_values() const { return pieces > 1 ? channels * pieces : 0; }
+
+  int64_t channels;
+  int64_t inner;
+  int64_t per_channel = 0;       // outer * inner
+  int64_t pieces = 1;            // per channel
+  int64_t piece_elements = 0;    // of a channel's sequence, per piece
+  int64_t channels_per_unit = 1;
+};
+
 bool IsValidDType(DType dtype) {
   for (DType valid : AllDTypes()) {
     if (dtype == valid) return true;
@@ -84,8 +113,15 @@ bool IsValidDType(DType dtype) {
   return false;
 }
 
-// Checks a tensor's dtype, shape and byte count; returns its element count.
-absl::StatusOr<int64_t> ValidateTensor(const ConstTensorView& tensor, absl::string_view path) {
+// Checks a tensor's dtype, rank (at most `max_rank` dimensions; 0: any), shape and byte
+// count; returns its element count.
+absl::StatusOr<int64_t> ValidateTensor(const ConstTensorView& tensor, absl::string_view path,
+                                       int max_rank) {
+  if (max_rank > 0 && tensor.shape.size() > static_cast<size_t>(max_rank)) {
+    return absl::ResourceExhaustedError(absl::StrCat(path, ".shape: ", tensor.shape.size(),
+                                                     " dimensions, more than ", max_rank,
+                                                     " (the limit)"));
+  }
   if (!IsValidDType(tensor.dtype)) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ".dtype: ", DTypeName(tensor.dtype),
@@ -104,9 +140,11 @@ absl::StatusOr<int64_t> ValidateTensor(const ConstTensorView& tensor, absl::stri
   return elements;
 }
 
-absl::StatusOr<ItemPlan> PlanItem(const ComputeItem& item, absl::string_view path) {
+absl::StatusOr<ItemPlan> PlanItem(const ComputeItem& item, absl::string_view path,
+                                  const EngineOptions& options) {
   ItemPlan plan;
-  absl::StatusOr<int64_t> elements = ValidateTensor(item.input, absl::StrCat(path, ".input"));
+  absl::StatusOr<int64_t> elements =
+      ValidateTensor(item.input, absl::StrCat(path, ".input"), options.max_rank);
   if (!elements.ok()) return elements.status();
   plan.sizes.elements = *elements;
   const size_t input_bytes = item.input.data.size();
@@ -133,7 +171,7 @@ absl::StatusOr<ItemPlan> PlanItem(const ComputeItem& item, absl::string_view pat
           absl::StrCat(grad_path, ": shape ", ShapeToString(dy.shape),
                        " does not match the input's ", ShapeToString(item.input.shape)));
     }
-    absl::StatusOr<int64_t> dy_elements = ValidateTensor(dy, grad_path);
+    absl::StatusOr<int64_t> dy_elements = ValidateTensor(dy, grad_path, options.max_rank);
     if (!dy_elements.ok()) return dy_elements.status();
   }
 
@@ -152,7 +190,7 @@ absl::StatusOr<ItemPlan> PlanItem(const ComputeItem& item, absl::string_view pat
                            " does not match the input's ", DTypeName(dtype)));
         }
         absl::StatusOr<int64_t> weight_elements =
-            ValidateTensor(*item.prelu_weight, weight_path);
+            ValidateTensor(*item.prelu_weight, weight_path, options.max_rank);
         if (!weight_elements.ok()) return weight_elements.status();
         weights = *weight_elements;
         if (weights != 1 && weights != channels) {
@@ -170,9 +208,19 @@ absl::StatusOr<ItemPlan> PlanItem(const ComputeItem& item, absl::string_view pat
         plan.prelu_inner = 1;
         for (int d = 2; d < rank; ++d) plan.prelu_inner *= shape[d];
       }
+      // The weights widened to double; with a gradient, its partial sums (one per chunk
+      // for one weight, else as PreluLayout cuts the work).
+      plan.sizes.working_bytes = static_cast<size_t>(weights) * sizeof(double);
       if (gradient) {
         plan.sizes.grad_weight_elements = weights;
         plan.sizes.grad_weight_bytes = static_cast<size_t>(weights) * DTypeSize(dtype);
+        const int64_t partial_sums =
+            plan.prelu_channels > 1
+                ? PreluLayout(plan.sizes.elements, plan.prelu_channels, plan.prelu_inner,
+                              options.chunk_elements)
+                      .scratch_values()
+                : (plan.sizes.elements + options.chunk_elements - 1) / options.chunk_elements;
+        plan.sizes.working_bytes += static_cast<size_t>(partial_sums) * sizeof(long double);
       }
       break;
     }
@@ -208,12 +256,19 @@ absl::StatusOr<ItemPlan> PlanItem(const ComputeItem& item, absl::string_view pat
 }
 
 absl::StatusOr<std::vector<ItemPlan>> PlanBatch(absl::Span<const ComputeItem> items,
-                                                int64_t max_elements) {
+                                                const EngineOptions& options) {
+  const int64_t max_items = options.max_items;
+  if (max_items > 0 && items.size() > static_cast<size_t>(max_items)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the batch has ", items.size(), " items, more than ", max_items,
+                     " (the limit); split it into smaller requests"));
+  }
+  const int64_t max_elements = options.max_elements;
   std::vector<ItemPlan> plans;
   plans.reserve(items.size());
   int64_t total_elements = 0;
   for (size_t i = 0; i < items.size(); ++i) {
-    absl::StatusOr<ItemPlan> plan = PlanItem(items[i], absl::StrCat("items[", i, "]"));
+    absl::StatusOr<ItemPlan> plan = PlanItem(items[i], absl::StrCat("items[", i, "]"), options);
     if (!plan.ok()) return plan.status();
     total_elements += plan->sizes.elements;
     if (max_elements > 0 && total_elements > max_elements) {
@@ -226,87 +281,138 @@ absl::StatusOr<std::vector<ItemPlan>> PlanBatch(absl::Span<const ComputeItem> it
   return plans;
 }
 
-// Elementwise activations, PReLU included, through the SIMD kernels
-// (src/kernels/activation_kernels.h): one kernel call per chunk, or per run of one
-// channel's elements for PReLU with per-channel weights. The kernels read each element's
-// x and dy before writing its y and dx, so results may overwrite the inputs, and they
-// give every element the same result wherever a chunk boundary falls.
+// Runs the elementwise kernel on elements [begin, end) with the first parameter `param0`;
+// returns the run's weight-gradient sum (sum of x*dy over x <= 0) when `weight_gradient`.
+double RunKernel(const ComputeItem& item, const ItemBuffers& out, double param0, int64_t begin,
+                 int64_t end, bool weight_gradient) {
+  const size_t element_size = DTypeSize(item.input.dtype);
+  const bool backward = ComputesGradient(item.mode);
+  const size_t offset = static_cast<size_t>(begin) * element_size;
+  kernels::ElementwiseCall call;
+  call.kind = item.activation.kind;
+  call.params[0] = param0;
+  call.params[1] = item.activation.params[1];
+  call.dtype = item.input.dtype;
+  call.x = item.input.data.data() + offset;
+  call.dy = backward && item.grad_output.has_value() ? item.grad_output->data.data() + offset
+                                                     : nullptr;
+  call.y = ComputesOutput(item.mode) ? out.output.data() + offset : nullptr;
+  call.dx = backward ? out.grad_input.data() + offset : nullptr;
+  call.n = static_cast<size_t>(end - begin);
+  double run_weight_gradient = 0;
+  if (weight_gradient) call.weight_gradient = &run_weight_gradient;
+  kernels::RunElementwise(call);
+  return run_weight_gradient;
+}
+
+// The PReLU weights, widened once: the item's weight tensor, or its one default value.
+template <typename Codec>
+std::vector<double> PreluWeights(const ComputeItem& item) {
+  if (!item.prelu_weight.has_value()) return {item.activation.params[0]};
+  std::vector<double> weights(item.prelu_weight->data.size() / DTypeSize(item.input.dtype));
+  for (size_t c = 0; c < weights.size(); ++c) {
+    weights[c] = Codec::Load(item.prelu_weight->data.data(), static_cast<int64_t>(c));
+  }
+  return weights;
+}
+
+// PReLU with one weight per channel (see PreluLayout).
+template <typename Codec>
+absl::Status ComputePreluPerChannel(const ComputeItem& item, const ItemPlan& plan,
+                                    const ItemBuffers& out, const EngineOptions& options,
+                                    const std::atomic<bool>* cancelled) {
+  const std::vector<double> weights = PreluWeights<Codec>(item);
+  const PreluLayout layout(plan.sizes.elements, plan.prelu_channels, plan.prelu_inner,
+                           options.chunk_elements);
+  const bool gradient = ComputesGradient(item.mode);
+  std::vector<long double> scratch(gradient ? layout.scratch_values() : 0, 0.0L);
+
+  // Channel c's sequence positions [begin, end): one kernel call per run it overlaps.
+  // Returns their weight-gradient sum.
+  auto run_channel = [&](int64_t c, int64_t begin, int64_t end) {
+    long double sum = 0;
+    for (int64_t position = begin; position < end;) {
+      const int64_t row = position / layout.inner;
+      const int64_t run_end = std::min(end, (row + 1) * layout.inner);
+      const int64_t element = (row * layout.channels + c) * layout.inner + position % layout.inner;
+      sum += RunKernel(item, out, weights[static_cast<size_t>(c)], element,
+                       element + (run_end - position), gradient);
+      position = run_end;
+    }
+    return sum;
+  };
+  absl::Status status;
+  if (layout.pieces == 1) {
+    status = ParallelFor(options.pool, layout.channels, layout.channels_per_unit, cancelled,
+                         [&](int64_t /*chunk*/, int64_t begin, int64_t end) {
+                           for (int64_t c = begin; c < end; ++c) {
+                             const long double sum = run_channel(c, 0, layout.per_channel);
+                             if (gradient) {
+                               Codec::Store(out.grad_weight.data(), c, static_cast<double>(sum));
+                             }
+                           }
+                         });
+  } else {
+    status = ParallelFor(
+        options.pool, layout.channels * layout.pieces, 1, cancelled,
+        [&](int64_t unit, int64_t /*begin*/, int64_t /*end*/) {
+          const int64_t begin = (unit % layout.pieces) * layout.piece_elements;
+          const long double sum =
+              run_channel(unit / layout.pieces, begin,
+                          std::min(layout.per_channel, begin + layout.piece_elements));
+          if (gradient) scratch[static_cast<size_t>(unit)] = sum;
+        });
+  }
+  if (!status.ok()) return status;
+  if (gradient && layout.pieces > 1) {
+    for (int64_t c = 0; c < layout.channels; ++c) {
+      long double sum = 0;
+      for (int64_t p = 0; p < layout.pieces; ++p) {
+        sum += scratch[static_cast<size_t>(c * layout.pieces + p)];
+      }
+      Codec::Store(out.grad_weight.data(), c, static_cast<double>(sum));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Elementwise activations through the SIMD kernels (src/kernels/activation_kernels.h),
+// one kernel call per chunk; PReLU with one weight per channel goes through
+// ComputePreluPerChannel. The kernels read each element's x and dy before writing its y
+// and dx, so results may overwrite the inputs, and they give every element the same
+// result wherever a chunk boundary falls.
 template <typename Codec>
 absl::Status ComputeElementwise(const ComputeItem& item, const ItemPlan& plan,
                                 const ItemBuffers& out, const EngineOptions& options,
                                 const std::atomic<bool>* cancelled) {
-  const size_t element_size = DTypeSize(item.input.dtype);
-  const char* x_data = item.input.data.data();
-  const bool forward = ComputesOutput(item.mode);
-  const bool backward = ComputesGradient(item.mode);
-  const char* dy_data =
-      backward && item.grad_output.has_value() ? item.grad_output->data.data() : nullptr;
   const bool is_prelu = item.activation.kind == ActivationKind::kPrelu;
-
-  // PReLU weights, widened once. The weight gradient is summed per chunk and channel in
-  // long double, then over chunks in chunk order, so it does not depend on thread count.
-  std::vector<double> weights;
-  if (is_prelu) {
-    const int64_t weight_count =
-        item.prelu_weight.has_value() ? static_cast<int64_t>(item.prelu_weight->data.size() /
-                                                             DTypeSize(item.input.dtype))
-                                      : 1;
-    weights.resize(weight_count);
-    for (int64_t c = 0; c < weight_count; ++c) {
-      weights[c] = item.prelu_weight.has_value()
-                       ? Codec::Load(item.prelu_weight->data.data(), c)
-                       : item.activation.params[0];
-    }
+  if (is_prelu && plan.prelu_channels > 1) {
+    return ComputePreluPerChannel<Codec>(item, plan, out, options, cancelled);
   }
+  const double param0 = is_prelu ? PreluWeights<Codec>(item)[0] : item.activation.params[0];
+  // One weight: its gradient is summed per chunk, then over chunks in chunk order, so it
+  // does not depend on the thread count. Every element of grad_weight is written, also
+  // for an empty input (a sum of nothing is 0).
+  const bool weight_gradient = is_prelu && ComputesGradient(item.mode);
   const int64_t n = plan.sizes.elements;
   const int64_t grain = options.chunk_elements;
-  const int64_t chunks = (n + grain - 1) / grain;
-  const size_t weight_count = weights.size();
-  std::vector<long double> partial_weight_gradient(
-      is_prelu && backward ? static_cast<size_t>(chunks) * weight_count : 0, 0.0L);
-
+  std::vector<long double> partial(weight_gradient ? static_cast<size_t>((n + grain - 1) / grain)
+                                                   : 0,
+                                   0.0L);
   absl::Status status = ParallelFor(
       options.pool, n, grain, cancelled, [&](int64_t chunk, int64_t begin, int64_t end) {
-        long double* weight_gradient =
-            partial_weight_gradient.empty()
-                ? nullptr
-                : partial_weight_gradient.data() + static_cast<size_t>(chunk) * weight_count;
-        // Runs the kernel on [run_begin, run_end); for PReLU with the weight of `channel`.
-        auto run = [&](int64_t run_begin, int64_t run_end, size_t channel) {
-          kernels::ElementwiseCall call;
-          call.kind = item.activation.kind;
-          call.params[0] = is_prelu ? weights[channel] : item.activation.params[0];
-          call.params[1] = item.activation.params[1];
-          call.dtype = item.input.dtype;
-          const size_t offset = static_cast<size_t>(run_begin) * element_size;
-          call.x = x_data + offset;
-          call.dy = dy_data != nullptr ? dy_data + offset : nullptr;
-          call.y = forward ? out.output.data() + offset : nullptr;
-          call.dx = backward ? out.grad_input.data() + offset : nullptr;
-          call.n = static_cast<size_t>(run_end - run_begin);
-          double run_weight_gradient = 0;
-          if (weight_gradient != nullptr) call.weight_gradient = &run_weight_gradient;
-          kernels::RunElementwise(call);
-          if (weight_gradient != nullptr) weight_gradient[channel] += run_weight_gradient;
-        };
-        if (weight_count <= 1) {
-          run(begin, end, 0);
-          return;
-        }
-        for (int64_t i = begin; i < end;) {
-          const int64_t run_end = std::min(end, (i / plan.prelu_inner + 1) * plan.prelu_inner);
-          run(i, run_end, static_cast<size_t>((i / plan.prelu_inner) % plan.prelu_channels));
-          i = run_end;
-        }
+        const double sum = RunKernel(item, out, param0, begin, end, weight_gradient);
+        if (weight_gradient) partial[static_cast<size_t>(chunk)] = sum;
       });
   if (!status.ok()) return status;
-  if (!partial_weight_gradient.empty()) {
-    for (size_t c = 0; c < weight_count; ++c) {
-      long double sum = 0;
-      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-        sum += partial_weight_gradient[static_cast<size_t>(chunk) * weight_count + c];
-      }
-      Codec::Store(out.grad_weight.data(), static_cast<int64_t>(c), static_cast<double>(sum));
+  if (weight_gradient) {
+    long double sum = 0;
+    for (long double chunk_sum : partial) sum += chunk_sum;
+    // One value, or (an empty input with per-channel weights) every channel's zero.
+    const int64_t weight_values =
+        static_cast<int64_t>(out.grad_weight.size() / DTypeSize(item.input.dtype));
+    for (int64_t c = 0; c < weight_values; ++c) {
+      Codec::Store(out.grad_weight.data(), c, static_cast<double>(sum));
     }
   }
   return absl::OkStatus();
@@ -367,7 +473,7 @@ Engine::Engine(EngineOptions options) : options_(options) {}
 
 absl::StatusOr<std::vector<ResultSizes>> Engine::Plan(
     absl::Span<const ComputeItem> items) const {
-  absl::StatusOr<std::vector<ItemPlan>> plans = PlanBatch(items, options_.max_elements);
+  absl::StatusOr<std::vector<ItemPlan>> plans = PlanBatch(items, options_);
   if (!plans.ok()) return plans.status();
   std::vector<ResultSizes> sizes;
   sizes.reserve(plans->size());
@@ -378,7 +484,7 @@ absl::StatusOr<std::vector<ResultSizes>> Engine::Plan(
 absl::Status Engine::Compute(absl::Span<const ComputeItem> items,
                              absl::Span<const ItemBuffers> buffers,
                              const std::atomic<bool>* cancelled) const {
-  absl::StatusOr<std::vector<ItemPlan>> plans = PlanBatch(items, options_.max_elements);
+  absl::StatusOr<std::vector<ItemPlan>> plans = PlanBatch(items, options_);
   if (!plans.ok()) return plans.status();
   if (buffers.size() != items.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -398,6 +504,11 @@ absl::Status Engine::Compute(absl::Span<const ComputeItem> items,
     const ComputeItem& item = items[i];
     const ItemPlan& plan = (*plans)[i];
     if (options_.before_item_for_testing) options_.before_item_for_testing(item, cancelled);
+    // Between items too, so that a batch of many small items stops as promptly as one
+    // large item does.
+    if (cancelled != nullptr && cancelled->load(std::memory_order_relaxed)) {
+      return absl::CancelledError("computation cancelled");
+    }
     const bool elementwise = GetActivationInfo(item.activation.kind).elementwise;
     absl::Status status = WithCodec(item.input.dtype, [&](auto codec) {
       using Codec = decltype(codec);

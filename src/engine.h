@@ -64,6 +64,9 @@ struct ResultSizes {
   size_t grad_input_bytes = 0;    // == input bytes when ComputesGradient(mode)
   size_t grad_weight_bytes = 0;   // PReLU with a gradient: weight elements * dtype size
   int64_t grad_weight_elements = 0;
+  // Memory the computation allocates for itself beyond the results (PReLU's widened
+  // weights and weight-gradient partial sums), in bytes; O(weights + chunks).
+  size_t working_bytes = 0;
 };
 
 // Caller-provided memory for one item's results; each span must have exactly the size
@@ -87,6 +90,13 @@ struct EngineOptions {
   // Most input elements in one batch, summed over its items; more is ResourceExhausted.
   // 0: unlimited. Default: 64 Mi elements (256 MiB of float32).
   int64_t max_elements = int64_t{1} << 26;
+  // Most items in one batch; more is ResourceExhausted. 0: unlimited. Each item costs
+  // bookkeeping (validation, buffers, a result header) whatever its size, so a count
+  // limit keeps a batch of empty items cheap. Default 16384.
+  int64_t max_items = 16384;
+  // Most dimensions of any tensor (input, grad_output, PReLU weight); more is
+  // ResourceExhausted. 0: unlimited. Default 32, as numpy's NPY_MAXDIMS before 2.0.
+  int max_rank = 32;
   // Workers that share a large item's chunks with the calling thread; not owned, must
   // outlive the engine. nullptr: every computation runs on the calling thread.
   ThreadPool* pool = nullptr;
@@ -114,7 +124,8 @@ class Engine {
   // malformed item (dtype unspecified, bad shape, data size, grad_output or weight that
   // does not match, parameters out of range, softmax dim out of range), naming
   // "items[i]..." and what was expected; ResourceExhausted when the batch has more than
-  // options().max_elements input elements.
+  // options().max_items items or options().max_elements input elements, or a tensor more
+  // than options().max_rank dimensions.
   absl::StatusOr<std::vector<ResultSizes>> Plan(absl::Span<const ComputeItem> items) const;
 
   // Validates (as Plan does, plus the buffers' sizes) and then computes every item into

@@ -177,7 +177,9 @@ int Run() {
           &received, &header,
           [&](int, wire::TensorField field, size_t size) -> absl::StatusOr<char*> {
             server::Buffer& b = field == wire::TensorField::kInput ? input : grad;
-            b = buffers->Acquire(size);
+            absl::StatusOr<server::Buffer> acquired = buffers->Acquire(size);
+            if (!acquired.ok()) return acquired.status();
+            b = *std::move(acquired);
             return b.data();
           });
       if (!parsed.ok()) return 1;

@@ -7,9 +7,11 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "tests/server/test_server.h"
 
@@ -266,27 +268,39 @@ TEST(LimitsTest, ResponseOverMaxMessageBytesIsRefusedBeforeComputing) {
 }
 
 TEST(LimitsTest, OverMaxInflightIsRefusedAtOnce) {
+  // The first softmax call is held in the engine until the test lets it go, so that it
+  // holds the only Compute slot for as long as the test needs.
+  auto release = std::make_shared<absl::Notification>();
+  auto entered = std::make_shared<absl::Notification>();
   ServerOptions options;
   options.max_inflight = 1;
+  options.engine_before_item_for_testing = [release, entered](const ComputeItem& item,
+                                                              const std::atomic<bool>*) {
+    if (item.activation.kind != ActivationKind::kSoftmax) return;
+    entered->Notify();
+    release->WaitForNotification();
+  };
   TestServer server = StartTestServer(options);
   ASSERT_NE(server.server, nullptr);
 
-  // A stream holds the only slot; one round trip proves the server has admitted it.
-  grpc::ClientContext stream_context;
-  auto stream = server.stub->ComputeStream(&stream_context);
-  ASSERT_TRUE(stream->Write(ValidRequest()));
-  v1::ComputeResponse response;
-  ASSERT_TRUE(stream->Read(&response));
+  v1::ComputeRequest held_request;
+  *held_request.add_items() = ReluItem({2}, {-1, 1});
+  held_request.mutable_items(0)->mutable_activation()->mutable_softmax();
+  grpc::ClientContext held_context;
+  v1::ComputeResponse held_response;
+  absl::Notification held_done;
+  grpc::Status held_status;
+  server.stub->async()->Compute(&held_context, &held_request, &held_response,
+                                [&](grpc::Status status) {
+                                  held_status = std::move(status);
+                                  held_done.Notify();
+                                });
+  entered->WaitForNotification();
 
   const grpc::Status refused = CallCompute(server, ValidRequest());
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(refused.error_message(),
               HasSubstr("too many calls in flight: 1 (limit --max_inflight)"));
-
-  grpc::ClientContext second_context;
-  auto second = server.stub->ComputeStream(&second_context);
-  EXPECT_FALSE(second->Read(&response));
-  EXPECT_EQ(second->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
 
   // ListActivations is not counted: discovery works under load.
   grpc::ClientContext list_context;
@@ -295,11 +309,65 @@ TEST(LimitsTest, OverMaxInflightIsRefusedAtOnce) {
       server.stub->ListActivations(&list_context, v1::ListActivationsRequest(), &list)
           .ok());
 
-  // Closing the stream frees the slot before its status reaches the client.
+  // Nor are streams: they have their own limit.
+  grpc::ClientContext stream_context;
+  auto stream = server.stub->ComputeStream(&stream_context);
+  ASSERT_TRUE(stream->Write(ValidRequest()));
+  v1::ComputeResponse response;
+  ASSERT_TRUE(stream->Read(&response));
   ASSERT_TRUE(stream->WritesDone());
   EXPECT_FALSE(stream->Read(&response));
   ASSERT_TRUE(stream->Finish().ok());
+
+  // Finishing the held call frees the slot before its status reaches the client.
+  release->Notify();
+  held_done.WaitForNotification();
+  ASSERT_TRUE(held_status.ok()) << held_status.error_message();
   EXPECT_TRUE(CallCompute(server, ValidRequest()).ok());
+}
+
+// Streams that send nothing hold only stream slots: unary calls go on being served, and
+// the stream limit refuses one more stream with its own message.
+TEST(LimitsTest, IdleStreamsDoNotLockUnaryCallsOut) {
+  ServerOptions options;
+  options.max_inflight = 2;
+  options.max_streams = 2;
+  TestServer server = StartTestServer(options);
+  ASSERT_NE(server.server, nullptr);
+
+  // Two idle streams, each admitted (a round trip proves it), then left open.
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReaderWriter<v1::ComputeRequest, v1::ComputeResponse>>>
+      streams;
+  for (int i = 0; i < 2; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    streams.push_back(server.stub->ComputeStream(contexts.back().get()));
+    ASSERT_TRUE(streams.back()->Write(ValidRequest()));
+    v1::ComputeResponse response;
+    ASSERT_TRUE(streams.back()->Read(&response));
+  }
+
+  for (int i = 0; i < 3; ++i) {
+    v1::ComputeResponse response;
+    const grpc::Status status = CallCompute(server, ValidRequest(), &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_THAT(Values(response.results(0).output()), ElementsAre(0, 0, 0, 1, 2));
+  }
+
+  grpc::ClientContext third_context;
+  auto third = server.stub->ComputeStream(&third_context);
+  v1::ComputeResponse response;
+  EXPECT_FALSE(third->Read(&response));
+  const grpc::Status third_status = third->Finish();
+  EXPECT_EQ(third_status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(third_status.error_message(),
+              HasSubstr("too many streams open: 2 (limit --max_streams)"));
+
+  for (auto& stream : streams) {
+    ASSERT_TRUE(stream->WritesDone());
+    EXPECT_FALSE(stream->Read(&response));
+    EXPECT_TRUE(stream->Finish().ok());
+  }
 }
 
 }  // namespace

@@ -167,6 +167,47 @@ TEST(EngineValidationTest, TooManyElements) {
   EXPECT_TRUE(Validate(b.items, options).ok());
 }
 
+TEST(EngineValidationTest, TooManyItems) {
+  Batch b;  // 2 items
+  EngineOptions options;
+  options.max_items = 1;
+  const absl::Status status = Validate(b.items, options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(std::string(status.message()), AllOf(HasSubstr("2 items"), HasSubstr("1")));
+  options.max_items = 2;
+  EXPECT_TRUE(Validate(b.items, options).ok());
+  options.max_items = 0;  // unlimited
+  EXPECT_TRUE(Validate(b.items, options).ok());
+}
+
+TEST(EngineValidationTest, TooManyDimensions) {
+  Batch b;
+  const std::vector<int64_t> rank5 = {1, 1, 2, 1, 2};
+  b.items[1].input.shape = rank5;
+  EngineOptions options;
+  options.max_rank = 4;
+  const absl::Status status = Validate(b.items, options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(std::string(status.message()),
+              AllOf(HasSubstr("items[1].input.shape"), HasSubstr("5 dimensions"),
+                    HasSubstr("4")));
+  options.max_rank = 5;
+  EXPECT_TRUE(Validate(b.items, options).ok());
+
+  // The PReLU weight and grad_output are held to the same limit.
+  const std::vector<float> weight = {0.25f};
+  const std::vector<int64_t> weight_shape = {1, 1, 1, 1, 1, 1};
+  Batch prelu;
+  prelu.items[0].activation = *ParseActivationSpec("prelu");
+  prelu.items[0].prelu_weight =
+      ConstTensorView{DType::kFloat32, weight_shape,
+                      absl::Span<const char>(reinterpret_cast<const char*>(weight.data()), 4)};
+  const absl::Status weight_status = Validate(prelu.items, options);
+  EXPECT_EQ(weight_status.code(), absl::StatusCode::kResourceExhausted) << weight_status;
+  EXPECT_THAT(std::string(weight_status.message()),
+              HasSubstr("items[0].activation.prelu.weight.shape"));
+}
+
 TEST(EngineValidationTest, BuffersOfTheWrongSize) {
   Batch b;
   Engine engine(EngineOptions{});
