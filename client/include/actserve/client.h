@@ -43,6 +43,9 @@ class ChannelCredentials;
 }  // namespace grpc
 
 namespace actserve {
+namespace client_internal {
+struct CallStart;  // client/call_start.h
+}  // namespace client_internal
 
 // TLS settings of a channel. Each PEM item is given either inline (`*_pem`) or as a
 // file (`*_file`, read when the Client is constructed); giving both for one item is
@@ -322,9 +325,15 @@ class Client {
  private:
   struct Stubs;
 
+  // Where every method that talks to the server starts, before it looks at its arguments:
+  // `setup_status_` when the options cannot be used (so every call returns the setup
+  // error and none touches the network), else a context with the deadline and token and
+  // the stubs to call through. The stubs are reachable only through here.
+  absl::StatusOr<client_internal::CallStart> StartCall() const;
+
   ClientOptions options_;
   // Not OK when `options_` cannot be used; then every call returns it, and `channel_`
-  // and `stubs_` are null.
+  // and `stubs_` may be null.
   absl::Status setup_status_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<Stubs> stubs_;
