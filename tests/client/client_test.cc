@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <fstream>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,9 @@ struct SetupCase {
   std::string message_has;      // e.g. the file's path
   std::string message_has_not;  // the token must never be shown
 };
+
+// Test names and ctest's listing show the case's name, not the struct's bytes.
+void PrintTo(const SetupCase& setup, std::ostream* os) { *os << setup.name; }
 
 std::string PrintCaseName(const ::testing::TestParamInfo<SetupCase>& info) {
   return info.param.name;
