@@ -50,8 +50,10 @@ struct CallStart;  // client/call_start.h
 // TLS settings of a channel. Each PEM item is given either inline (`*_pem`) or as a
 // file (`*_file`, read when the Client is constructed); giving both for one item is
 // InvalidArgument, as is a certificate without its key or a key without its certificate.
-// A file that cannot be read is NotFound / PermissionDenied naming the file. Such errors
-// do not fail the constructor: every call of that Client returns them.
+// A file that cannot be read is NotFound / PermissionDenied (FailedPrecondition for a
+// directory) naming the file. Such errors do not fail the constructor: every call of that
+// Client returns them, before it looks at its own arguments and without any network
+// traffic.
 struct TlsOptions {
   // The CA certificates trusted to sign the server's certificate (the server's
   // --tls_cert). Both empty: gRPC's default roots ($GRPC_DEFAULT_SSL_ROOTS_FILE_PATH,
