@@ -15,9 +15,8 @@
 #include "absl/synchronization/notification.h"
 #include "actserve/client.h"
 #include "actserve/v1/activation.pb.h"
-#include "client/channel.h"
+#include "client/call_start.h"
 #include "client/grpc_status.h"
-#include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "proto/convert.h"
 #include "proto/tensor_wire.h"
@@ -367,12 +366,12 @@ class ChunkStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc:
   absl::Status status_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace
-
-absl::StatusOr<std::optional<Tensor>> Client::ComputeChunkedInto(
-    const TensorView& input, const ActivationArg& activation, Mode mode,
-    const std::optional<TensorView>& grad_output, const std::optional<TensorView>& prelu_weight,
-    const ChunkedOutputs& outputs, int64_t chunk_bytes, int window) const {
+// Client::ComputeChunkedInto on a started call.
+absl::StatusOr<std::optional<Tensor>> ComputeChunkedOn(
+    const client_internal::CallStart& call, const TensorView& input,
+    const ActivationArg& activation, Mode mode, const std::optional<TensorView>& grad_output,
+    const std::optional<TensorView>& prelu_weight, const Client::ChunkedOutputs& outputs,
+    int64_t chunk_bytes, int window) {
   // Everything that would make a chunk invalid is checked on the whole tensor first, so
   // that the error names the caller's tensor and nothing is sent.
   if (!activation.spec().ok()) {
@@ -536,11 +535,8 @@ absl::StatusOr<std::optional<Tensor>> Client::ComputeChunkedInto(
     return absl::OkStatus();
   };
 
-  grpc::ClientContext context;
-  client_internal::PrepareContext(options_, &context);
-  grpc::GenericStub stub(channel_);
-  ChunkStream stream(&context, plan.chunks, window, make_request, on_response);
-  if (absl::Status status = stream.Run(&stub); !status.ok()) return status;
+  ChunkStream stream(call.context.get(), plan.chunks, window, make_request, on_response);
+  if (absl::Status status = stream.Run(call.generic); !status.ok()) return status;
   if (!have_grad_weight) return std::optional<Tensor>();
   absl::StatusOr<Tensor> grad_weight =
       Tensor::FromDoubles(input.dtype, std::move(grad_weight_shape), grad_weight_sum);
@@ -548,20 +544,36 @@ absl::StatusOr<std::optional<Tensor>> Client::ComputeChunkedInto(
   return std::optional<Tensor>(*std::move(grad_weight));
 }
 
+}  // namespace
+
+absl::StatusOr<std::optional<Tensor>> Client::ComputeChunkedInto(
+    const TensorView& input, const ActivationArg& activation, Mode mode,
+    const std::optional<TensorView>& grad_output, const std::optional<TensorView>& prelu_weight,
+    const ChunkedOutputs& outputs, int64_t chunk_bytes, int window) const {
+  absl::StatusOr<client_internal::CallStart> call = StartCall();
+  if (!call.ok()) return call.status();
+  return ComputeChunkedOn(*call, input, activation, mode, grad_output, prelu_weight, outputs,
+                          chunk_bytes, window);
+}
+
 absl::StatusOr<ItemOutput> Client::ComputeChunked(const TensorView& input,
                                                   const ActivationArg& activation, Mode mode,
                                                   const std::optional<TensorView>& grad_output,
                                                   const std::optional<TensorView>& prelu_weight,
                                                   int64_t chunk_bytes) const {
+  // Started before the results are allocated, so that a Client whose setup failed
+  // returns its error without first allocating the input's size twice.
+  absl::StatusOr<client_internal::CallStart> call = StartCall();
+  if (!call.ok()) return call.status();
   if (absl::Status checked = CheckChunkable(input, grad_output); !checked.ok()) return checked;
   // The results are the returned tensors' own strings, written in place chunk by chunk.
   std::string output(ComputesOutput(mode) ? input.data.size() : 0, '\0');
   std::string grad_input(ComputesGradient(mode) ? input.data.size() : 0, '\0');
-  absl::StatusOr<std::optional<Tensor>> grad_weight = ComputeChunkedInto(
-      input, activation, mode, grad_output, prelu_weight,
-      ChunkedOutputs{absl::MakeSpan(output.data(), output.size()),
-                     absl::MakeSpan(grad_input.data(), grad_input.size())},
-      chunk_bytes);
+  absl::StatusOr<std::optional<Tensor>> grad_weight =
+      ComputeChunkedOn(*call, input, activation, mode, grad_output, prelu_weight,
+                       ChunkedOutputs{absl::MakeSpan(output.data(), output.size()),
+                                      absl::MakeSpan(grad_input.data(), grad_input.size())},
+                       chunk_bytes, kDefaultChunkWindow);
   if (!grad_weight.ok()) return grad_weight.status();
   ItemOutput result;
   const std::vector<int64_t> shape(input.shape.begin(), input.shape.end());

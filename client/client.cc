@@ -15,6 +15,7 @@
 #include "absl/synchronization/notification.h"
 #include "actserve/v1/activation.grpc.pb.h"
 #include "actserve/v1/activation.pb.h"
+#include "client/call_start.h"
 #include "client/channel.h"
 #include "client/grpc_status.h"
 #include "client/health_wire.h"
@@ -31,7 +32,9 @@ struct Client::Stubs {
       : service(v1::ActivationService::NewStub(channel)), generic(channel) {}
 
   std::unique_ptr<v1::ActivationService::Stub> service;
-  grpc::GenericStub generic;  // for grpc.health.v1.Health, which has no generated stub
+  // For grpc.health.v1.Health, which has no generated stub, and for the chunked stream,
+  // which sends and receives raw bytes.
+  grpc::GenericStub generic;
 };
 
 namespace {
@@ -87,14 +90,26 @@ std::vector<T> ValuesOrEmpty(const std::optional<Tensor>& tensor) {
   return tensor.has_value() ? tensor->Values<T>() : std::vector<T>();
 }
 
+// One Compute call carrying `batch`; `batch.status()` unsent when the batch recorded an
+// error.
+absl::StatusOr<std::vector<ItemOutput>> SendBatch(const client_internal::CallStart& call,
+                                                  const Batch& batch) {
+  if (!batch.status().ok()) return batch.status();
+  v1::ComputeResponse response;
+  absl::Status status = client_internal::FromGrpcStatus(
+      call.service->Compute(call.context.get(), batch.request(), &response));
+  if (!status.ok()) return status;
+  return TakeOutputs(&response, batch.size());
+}
+
 // The typed calls: one item, the input's own dtype for every result.
 template <typename T>
-absl::StatusOr<TypedResult<T>> ComputeTyped(const Client& client, TensorView input,
-                                            const ActivationArg& activation, Mode mode,
-                                            std::optional<TensorView> grad_output) {
+absl::StatusOr<TypedResult<T>> ComputeTyped(const client_internal::CallStart& call,
+                                            TensorView input, const ActivationArg& activation,
+                                            Mode mode, std::optional<TensorView> grad_output) {
   Batch batch;
   batch.Add(input, activation, mode, grad_output);
-  absl::StatusOr<std::vector<ItemOutput>> outputs = client.Compute(batch);
+  absl::StatusOr<std::vector<ItemOutput>> outputs = SendBatch(call, batch);
   if (!outputs.ok()) return outputs.status();
   const ItemOutput& item = outputs->front();
   for (const std::optional<Tensor>* tensor : {&item.output, &item.grad_input, &item.grad_weight}) {
@@ -164,7 +179,7 @@ std::string ByteBufferToString(const grpc::ByteBuffer& buffer) {
   return out;
 }
 
-// Runs one ComputeStream call over `count` requests: `request_at(i)` gives the i-th
+// Runs one ComputeStream call, on `call`, over `count` requests: `request_at(i)` gives the i-th
 // request (called on a writer thread, in order, each pointer used only until the next
 // call), `on_response(i, response)` takes the i-th response (on this thread). Writing
 // everything before reading could deadlock once both directions' flow-control windows fill
@@ -172,14 +187,13 @@ std::string ByteBufferToString(const grpc::ByteBuffer& buffer) {
 // be built, a response `on_response` rejects, or the call's status) cancels the call and
 // is returned.
 absl::Status RunStream(
-    v1::ActivationService::Stub* stub, const ClientOptions& options, size_t count,
+    const client_internal::CallStart& call, size_t count,
     const std::function<absl::StatusOr<const v1::ComputeRequest*>(size_t)>& request_at,
     const std::function<absl::Status(size_t, v1::ComputeResponse*)>& on_response) {
   if (count == 0) return absl::OkStatus();
-  grpc::ClientContext context;
-  client_internal::PrepareContext(options, &context);
+  grpc::ClientContext& context = *call.context;
   std::unique_ptr<grpc::ClientReaderWriter<v1::ComputeRequest, v1::ComputeResponse>> stream =
-      stub->ComputeStream(&context);
+      call.service->ComputeStream(&context);
   absl::Status request_status;  // written by the writer thread, read after join()
   std::thread writer([&] {
     for (size_t i = 0; i < count; ++i) {
@@ -270,50 +284,61 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
 
 Client::~Client() = default;
 
+absl::StatusOr<client_internal::CallStart> Client::StartCall() const {
+  if (!setup_status_.ok()) return setup_status_;
+  client_internal::CallStart call;
+  call.context = std::make_unique<grpc::ClientContext>();
+  client_internal::PrepareContext(options_, call.context.get());
+  call.service = stubs_->service.get();
+  call.generic = &stubs_->generic;
+  return call;
+}
+
 absl::StatusOr<TypedResult<float>> Client::Compute(
     absl::Span<const float> x, absl::Span<const int64_t> shape, const ActivationArg& activation,
     Mode mode, std::optional<absl::Span<const float>> grad_output) const {
+  absl::StatusOr<client_internal::CallStart> call = StartCall();
+  if (!call.ok()) return call.status();
   std::optional<TensorView> dy;
   if (grad_output.has_value()) dy = MakeTensorView(*grad_output, shape);
-  return ComputeTyped<float>(*this, MakeTensorView(x, shape), activation, mode, dy);
+  return ComputeTyped<float>(*call, MakeTensorView(x, shape), activation, mode, dy);
 }
 
 absl::StatusOr<TypedResult<double>> Client::Compute(
     absl::Span<const double> x, absl::Span<const int64_t> shape, const ActivationArg& activation,
     Mode mode, std::optional<absl::Span<const double>> grad_output) const {
+  absl::StatusOr<client_internal::CallStart> call = StartCall();
+  if (!call.ok()) return call.status();
   std::optional<TensorView> dy;
   if (grad_output.has_value()) dy = MakeTensorView(*grad_output, shape);
-  return ComputeTyped<double>(*this, MakeTensorView(x, shape), activation, mode, dy);
+  return ComputeTyped<double>(*call, MakeTensorView(x, shape), activation, mode, dy);
 }
 
 absl::StatusOr<TypedResult<uint16_t>> Client::Compute(
     DType dtype, absl::Span<const uint16_t> x, absl::Span<const int64_t> shape,
     const ActivationArg& activation, Mode mode,
     std::optional<absl::Span<const uint16_t>> grad_output) const {
+  absl::StatusOr<client_internal::CallStart> call = StartCall();
+  if (!call.ok()) return call.status();
   if (dtype != DType::kFloat16 && dtype != DType::kBFloat16) {
     return absl::InvalidArgumentError(
         absl::StrCat("16-bit values need dtype float16 or bfloat16, got ", DTypeName(dtype)));
   }
   std::optional<TensorView> dy;
   if (grad_output.has_value()) dy = MakeTensorView(dtype, *grad_output, shape);
-  return ComputeTyped<uint16_t>(*this, MakeTensorView(dtype, x, shape), activation, mode, dy);
+  return ComputeTyped<uint16_t>(*call, MakeTensorView(dtype, x, shape), activation, mode, dy);
 }
 
 absl::StatusOr<std::vector<ItemOutput>> Client::Compute(const Batch& batch) const {
-  if (!setup_status_.ok()) return setup_status_;
-  if (!batch.status().ok()) return batch.status();
-  grpc::ClientContext context;
-  client_internal::PrepareContext(options_, &context);
-  v1::ComputeResponse response;
-  absl::Status status = client_internal::FromGrpcStatus(
-      stubs_->service->Compute(&context, batch.request(), &response));
-  if (!status.ok()) return status;
-  return TakeOutputs(&response, batch.size());
+  absl::StatusOr<client_internal::CallStart> call = StartCall();
+  if (!call.ok()) return call.status();
+  return SendBatch(*call, batch);
 }
 
 absl::StatusOr<std::vector<std::vector<ItemOutput>>> Client::ComputeStream(
     absl::Span<const Batch> batches) const {
-  if (!setup_status_.ok()) return setup_status_;
+  absl::StatusOr<client_internal::CallStart> call = StartCall();
+  if (!call.ok()) return call.status();
   for (size_t i = 0; i < batches.size(); ++i) {
     if (!batches[i].status().ok()) {
       return absl::Status(batches[i].status().code(),
@@ -322,7 +347,7 @@ absl::StatusOr<std::vector<std::vector<ItemOutput>>> Client::ComputeStream(
   }
   std::vector<std::vector<ItemOutput>> all_outputs;
   absl::Status status = RunStream(
-      stubs_->service.get(), options_, batches.size(),
+      *call, batches.size(),
       [batches](size_t i) -> absl::StatusOr<const v1::ComputeRequest*> {
         return &batches[i].request();
       },
@@ -337,31 +362,29 @@ absl::StatusOr<std::vector<std::vector<ItemOutput>>> Client::ComputeStream(
 }
 
 absl::StatusOr<ServiceDescription> Client::ListActivations() const {
-  if (!setup_status_.ok()) return setup_status_;
-  grpc::ClientContext context;
-  client_internal::PrepareContext(options_, &context);
+  absl::StatusOr<client_internal::CallStart> call = StartCall();
+  if (!call.ok()) return call.status();
   v1::ListActivationsResponse response;
   absl::Status status = client_internal::FromGrpcStatus(
-      stubs_->service->ListActivations(&context, v1::ListActivationsRequest(), &response));
+      call->service->ListActivations(call->context.get(), v1::ListActivationsRequest(), &response));
   if (!status.ok()) return status;
   return DescriptionFromProto(response);
 }
 
 absl::StatusOr<HealthStatus> Client::Health(absl::string_view service) const {
-  if (!setup_status_.ok()) return setup_status_;
-  grpc::ClientContext context;
-  client_internal::PrepareContext(options_, &context);
+  absl::StatusOr<client_internal::CallStart> call = StartCall();
+  if (!call.ok()) return call.status();
   const std::string request_bytes = client_internal::EncodeHealthCheckRequest(service);
   grpc::Slice request_slice(request_bytes);
   grpc::ByteBuffer request(&request_slice, 1);
   grpc::ByteBuffer response;
   grpc::Status call_status;
   absl::Notification done;
-  stubs_->generic.UnaryCall(&context, kHealthCheckMethod, grpc::StubOptions(), &request, &response,
-                            [&call_status, &done](grpc::Status status) {
-                              call_status = std::move(status);
-                              done.Notify();
-                            });
+  call->generic->UnaryCall(call->context.get(), kHealthCheckMethod, grpc::StubOptions(), &request,
+                           &response, [&call_status, &done](grpc::Status status) {
+                             call_status = std::move(status);
+                             done.Notify();
+                           });
   done.WaitForNotification();
   absl::Status status = client_internal::FromGrpcStatus(call_status);
   if (!status.ok()) return status;

@@ -43,12 +43,17 @@ class ChannelCredentials;
 }  // namespace grpc
 
 namespace actserve {
+namespace client_internal {
+struct CallStart;  // client/call_start.h
+}  // namespace client_internal
 
 // TLS settings of a channel. Each PEM item is given either inline (`*_pem`) or as a
 // file (`*_file`, read when the Client is constructed); giving both for one item is
 // InvalidArgument, as is a certificate without its key or a key without its certificate.
-// A file that cannot be read is NotFound / PermissionDenied naming the file. Such errors
-// do not fail the constructor: every call of that Client returns them.
+// A file that cannot be read is NotFound / PermissionDenied (FailedPrecondition for a
+// directory) naming the file. Such errors do not fail the constructor: every call of that
+// Client returns them, before it looks at its own arguments and without any network
+// traffic.
 struct TlsOptions {
   // The CA certificates trusted to sign the server's certificate (the server's
   // --tls_cert). Both empty: gRPC's default roots ($GRPC_DEFAULT_SSL_ROOTS_FILE_PATH,
@@ -322,9 +327,15 @@ class Client {
  private:
   struct Stubs;
 
+  // Where every method that talks to the server starts, before it looks at its arguments:
+  // `setup_status_` when the options cannot be used (so every call returns the setup
+  // error and none touches the network), else a context with the deadline and token and
+  // the stubs to call through. The stubs are reachable only through here.
+  absl::StatusOr<client_internal::CallStart> StartCall() const;
+
   ClientOptions options_;
   // Not OK when `options_` cannot be used; then every call returns it, and `channel_`
-  // and `stubs_` are null.
+  // and `stubs_` may be null.
   absl::Status setup_status_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<Stubs> stubs_;
