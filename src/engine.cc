@@ -389,7 +389,12 @@ absl::Status ComputeElementwise(const ComputeItem& item, const ItemPlan& plan,
   if (is_prelu && plan.prelu_channels > 1) {
     return ComputePreluPerChannel<Codec>(item, plan, out, options, cancelled);
   }
-  const double param0 = is_prelu ? PreluWeights<Codec>(item)[0] : item.activation.params[0];
+  double param0 = item.activation.params[0];
+  if (is_prelu) {
+    // One weight, or none at all: an input [N, 0, ...] has zero channels and no elements.
+    const std::vector<double> weights = PreluWeights<Codec>(item);
+    param0 = weights.empty() ? 0.0 : weights[0];
+  }
   // One weight: its gradient is summed per chunk, then over chunks in chunk order, so it
   // does not depend on the thread count. Every element of grad_weight is written, also
   // for an empty input (a sum of nothing is 0).

@@ -198,8 +198,8 @@ TEST(EngineThreads, PreluManyChannelsWeightGradient) {
 TEST(EngineThreads, PreluEmptyInputGivesZeroWeightGradient) {
   Engine engine(EngineOptions{});
   for (const std::vector<int64_t>& shape :
-       {std::vector<int64_t>{0, 5}, std::vector<int64_t>{0}}) {
-    const int64_t weights = shape.size() == 2 ? shape[1] : 1;
+       {std::vector<int64_t>{0, 5}, std::vector<int64_t>{0}, std::vector<int64_t>{3, 0}}) {
+    const int64_t weights = shape.size() == 2 ? shape[1] : 1;  // [3, 0]: zero channels
     std::vector<float> w(weights, 0.5f);
     const std::string wb = Bytes(w);
     const std::vector<int64_t> weight_shape = {weights};
@@ -211,6 +211,11 @@ TEST(EngineThreads, PreluEmptyInputGivesZeroWeightGradient) {
     std::string grad_weight(weights * 4, '\xab');
     ItemBuffers buffers;
     buffers.grad_weight = absl::MakeSpan(grad_weight.data(), grad_weight.size());
+    // The forward pass of an empty input has nothing to write (and no weight to read).
+    item.mode = Mode::kForward;
+    ItemBuffers no_results;
+    ASSERT_TRUE(engine.Compute({&item, 1}, {&no_results, 1}).ok()) << ShapeToString(shape);
+    item.mode = Mode::kBackward;
     ASSERT_TRUE(engine.Compute({&item, 1}, {&buffers, 1}).ok());
     EXPECT_EQ(grad_weight, std::string(weights * 4, '\0')) << ShapeToString(shape);
   }

@@ -51,6 +51,11 @@ class ServerProcess:
         self.port = None
 
     @property
+    def pid(self) -> int:
+        """The server process's id (for /proc/<pid>/status)."""
+        return self._process.pid
+
+    @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
