@@ -70,8 +70,15 @@ using DataDestination =
 // (cleared first), whose tensors keep dtype and shape but have empty `data`; each data
 // field's bytes are copied once, into the memory `destination` gives. A ComputeItem's
 // `grad_output` is present in `header` exactly when it was on the wire.
-// InvalidArgument "malformed ComputeRequest: ..." when the bytes are not a valid
-// encoding; `destination`'s own errors as they are.
+//
+// Accepts exactly the bytes that v1::ComputeRequest::ParseFromArray accepts, with the
+// same values (after protobuf's merge rules: a sub-message met twice is merged, the last
+// scalar or `data` wins); unknown fields are skipped, except inside `activation`, which
+// protobuf itself parses and which keeps them.
+//
+// Errors: InvalidArgument "malformed ComputeRequest: ..." when the bytes are not a
+// valid encoding; `destination`'s own errors as they are. On an error `header` holds
+// what was parsed so far.
 absl::Status ParseComputeRequest(grpc::ByteBuffer* bytes, v1::ComputeRequest* header,
                                  DataDestination destination);
 

@@ -183,6 +183,111 @@ TEST(TensorWireTest, EncodedRequestIsWhatProtobufReads) {
   EXPECT_EQ(parsed.SerializeAsString(), request.SerializeAsString());
 }
 
+// ---------------------------------------------------------------------------------------
+// Encodings at the edges of the wire format, written out byte by byte. For each, the
+// oracle is protobuf's own ParseFromArray: the decoder must accept exactly when it does.
+// These are the places where the decoder once disagreed (found by
+// tests/fuzz/wire_differential_fuzzer.cc), and their neighbours that must keep working.
+
+struct EdgeCase {
+  const char* name;
+  std::string bytes;
+  bool valid;  // what protobuf says, checked too
+};
+
+std::string Repeat(const std::string& piece, int times) {
+  std::string out;
+  for (int i = 0; i < times; ++i) out += piece;
+  return out;
+}
+
+// `depth` unknown groups (field 5) nested in one another, a varint field in the middle.
+std::string NestedGroups(int depth) {
+  return Repeat("\x2b", depth) + std::string("\x08\x07") + Repeat("\x2c", depth);
+}
+
+// A length-delimited field (`tag` is one byte) with its true length.
+std::string Field(char tag, const std::string& body) {
+  std::string out(1, tag);
+  for (size_t length = body.size(); ; length >>= 7) {
+    out.push_back(static_cast<char>(length < 0x80 ? length : (length & 0x7f) | 0x80));
+    if (length < 0x80) break;
+  }
+  return out + body;
+}
+
+std::vector<EdgeCase> EdgeCases() {
+  using std::string_literals::operator""s;
+  return {
+      // items[0].input claims 127 bytes but its item holds 5 more: the length reaches past
+      // the item (CodedInputStream::PushLimit caps it at the item's end instead).
+      {"input_length_past_its_item", "\x0a\x07\x0a\x7f\x08\x01\x12\x01\x05"s, false},
+      // A packed shape claiming 5 bytes in a tensor of 4, the rest taken from the item
+      // after it, which is otherwise a valid unknown field.
+      {"packed_shape_past_its_tensor", "\x0a\x06\x0a\x04\x12\x05\x01\x02\x18\x81\x01"s, false},
+      {"data_past_its_item", "\x0a\x06\x0a\x04\x1a\x06\xaa\xbb\x18\x81\x81\x01"s, false},
+      {"item_past_the_end", "\x0a\x05\x0a\x00"s, false},
+      // A tag is at most 5 bytes; the fifth byte's bits above 32 are dropped.
+      {"tag_of_five_bytes", "\x8a\x80\x80\x80\x00\x00"s, true},
+      {"tag_of_five_bytes_above_32_bits", "\x8a\x80\x80\x80\x10\x00"s, true},
+      {"tag_of_six_bytes", "\x8a\x80\x80\x80\x80\x00\x00"s, false},
+      // A length is at most 5 bytes.
+      {"length_of_five_bytes", "\x0a\x80\x80\x80\x80\x00"s, true},
+      {"length_of_six_bytes", "\x0a\x80\x80\x80\x80\x80\x00"s, false},
+      // A varint is at most 10 bytes.
+      {"mode_of_ten_bytes", Field('\x0a', "\x18\x83\x80\x80\x80\x80\x80\x80\x80\x80\x00"s), true},
+      {"mode_of_eleven_bytes",
+       Field('\x0a', "\x18\x83\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00"s), false},
+      {"field_zero", "\x00"s, false},
+      {"field_zero_length_delimited", "\x02\x00"s, false},
+      {"field_zero_in_a_tensor", Field('\x0a', Field('\x0a', "\x08\x01\x00\x00"s)), false},
+      {"end_group_outside_a_group", Field('\x0a', "\x1c"s), false},
+      {"group_closed_by_another_field", "\x2b\x34"s, false},
+      {"group_never_closed", Field('\x0a', "\x2b"s) + "\x2c"s, false},
+      {"wire_type_7", "\x0f"s, false},
+      // Each sub-message and group spends one of 100 levels: 100 groups fit at the top,
+      // 99 in an item, 98 in a tensor or an activation.
+      {"groups_100_deep_at_the_top", NestedGroups(100), true},
+      {"groups_101_deep_at_the_top", NestedGroups(101), false},
+      {"groups_99_deep_in_an_item", Field('\x0a', NestedGroups(99)), true},
+      {"groups_100_deep_in_an_item", Field('\x0a', NestedGroups(100)), false},
+      {"groups_98_deep_in_a_tensor", Field('\x0a', Field('\x22', NestedGroups(98))), true},
+      {"groups_99_deep_in_a_tensor", Field('\x0a', Field('\x22', NestedGroups(99))), false},
+      {"groups_98_deep_in_an_activation", Field('\x0a', Field('\x12', NestedGroups(98))), true},
+      {"groups_99_deep_in_an_activation", Field('\x0a', Field('\x12', NestedGroups(99))), false},
+  };
+}
+
+TEST(TensorWireTest, EdgeEncodingsAreAcceptedExactlyWhenProtobufAcceptsThem) {
+  for (const EdgeCase& edge : EdgeCases()) {
+    v1::ComputeRequest expected;
+    ASSERT_EQ(expected.ParseFromArray(edge.bytes.data(), static_cast<int>(edge.bytes.size())),
+              edge.valid)
+        << edge.name << ": protobuf's verdict";
+    for (size_t piece : {size_t{1}, size_t{3}, size_t{1} << 20}) {
+      v1::ComputeRequest header;
+      std::map<std::pair<int, TensorField>, std::string> data;
+      const absl::Status status = Parse(edge.bytes, piece, &header, &data);
+      if (edge.valid) {
+        ASSERT_TRUE(status.ok()) << edge.name << ": " << status;
+        expected.DiscardUnknownFields();
+        header.DiscardUnknownFields();
+        EXPECT_EQ(header.SerializeAsString(), expected.SerializeAsString()) << edge.name;
+      } else {
+        EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << edge.name << ": " << status;
+      }
+    }
+  }
+}
+
+// The bits of a 5-byte tag above 32 are dropped, so this is items (1, length-delimited).
+TEST(TensorWireTest, TagAbove32BitsIsReadModulo32Bits) {
+  v1::ComputeRequest header;
+  std::map<std::pair<int, TensorField>, std::string> data;
+  ASSERT_TRUE(Parse(std::string("\x8a\x80\x80\x80\x10\x00", 6), 2, &header, &data).ok());
+  EXPECT_EQ(header.items_size(), 1);
+}
+
 }  // namespace
 }  // namespace wire
 }  // namespace actserve
