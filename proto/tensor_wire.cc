@@ -112,13 +112,32 @@ struct Scope {
   int depth = 0;
 };
 
+absl::string_view TensorFieldName(TensorField field) {
+  switch (field) {
+    case TensorField::kInput:
+      return "input";
+    case TensorField::kGradOutput:
+      return "grad_output";
+    case TensorField::kOutput:
+      return "output";
+    case TensorField::kGradInput:
+      return "grad_input";
+    case TensorField::kGradWeight:
+      return "grad_weight";
+  }
+  return "tensor";
+}
+
 // The parse of one message: the input, where errors go, and what is being parsed.
 class Parser {
  public:
-  Parser(SliceReader* reader, DataDestination destination, absl::string_view message)
-      : in_(*reader), destination_(destination), message_(message) {}
+  Parser(SliceReader* reader, DataDestination destination, const ParseLimits& limits,
+         absl::string_view message, absl::string_view list)
+      : in_(*reader), destination_(destination), limits_(limits), message_(message),
+        list_(list) {}
 
   absl::Status status() const { return status_; }
+  const ParseLimits& limits() const { return limits_; }
 
   // The whole input as the top-level message.
   Scope TopLevel() const {
@@ -220,13 +239,13 @@ class Parser {
             return true;
           }
           case Tag(2, kVarint):
-            return ShapeEntry(scope.end, tensor);
+            return ShapeEntry(scope.end, index, field, tensor);
           case Tag(2, kLengthDelimited): {
             int64_t length = 0;
             if (!ReadLength(scope.end, &length)) return false;
             const int64_t packed_end = in_.position() + length;
             while (in_.position() < packed_end) {
-              if (!ShapeEntry(packed_end, tensor)) return false;
+              if (!ShapeEntry(packed_end, index, field, tensor)) return false;
             }
             return true;
           }
@@ -255,6 +274,11 @@ class Parser {
       status_ = absl::InvalidArgumentError(
           absl::StrCat("malformed ", message_, ": ", what, " at byte ", in_.position()));
     }
+    return false;
+  }
+
+  bool Exhausted(std::string message) {
+    if (status_.ok()) status_ = absl::ResourceExhaustedError(std::move(message));
     return false;
   }
 
@@ -308,7 +332,12 @@ class Parser {
     return Fail(absl::StrCat(what, " longer than ", max_bytes, " bytes"));
   }
 
-  bool ShapeEntry(int64_t end, v1::Tensor* tensor) {
+  bool ShapeEntry(int64_t end, int index, TensorField field, v1::Tensor* tensor) {
+    if (limits_.max_rank > 0 && tensor->shape_size() >= limits_.max_rank) {
+      return Exhausted(absl::StrCat(list_, "[", index, "].", TensorFieldName(field),
+                                    ".shape: more than ", limits_.max_rank,
+                                    " dimensions (the limit, --max_rank)"));
+    }
     uint64_t dimension = 0;
     if (!ReadVarint(end, &dimension)) return false;
     tensor->add_shape(static_cast<int64_t>(dimension));
@@ -317,7 +346,9 @@ class Parser {
 
   SliceReader& in_;
   DataDestination destination_;
+  const ParseLimits& limits_;
   absl::string_view message_;  // "ComputeRequest", for errors
+  absl::string_view list_;     // "items", for errors
   absl::Status status_;
 };
 
@@ -325,7 +356,8 @@ class Parser {
 // message).
 template <typename Parse>
 absl::Status ParseByteBuffer(grpc::ByteBuffer* bytes, DataDestination destination,
-                             absl::string_view message, Parse parse) {
+                             const ParseLimits& limits, absl::string_view message,
+                             absl::string_view list, Parse parse) {
   if (bytes->Length() == 0) return absl::OkStatus();
   std::vector<grpc::Slice> slices;
   const grpc::Status dumped = bytes->Dump(&slices);
@@ -335,7 +367,7 @@ absl::Status ParseByteBuffer(grpc::ByteBuffer* bytes, DataDestination destinatio
   }
   bytes->Clear();
   SliceReader reader(std::move(slices));
-  Parser parser(&reader, destination, message);
+  Parser parser(&reader, destination, limits, message, list);
   if (!parse(parser, parser.TopLevel())) return parser.status();
   return absl::OkStatus();
 }
@@ -442,14 +474,19 @@ size_t OptionalTensorFieldSize(const std::optional<TensorToEncode>& tensor) {
 }  // namespace
 
 absl::Status ParseComputeRequest(grpc::ByteBuffer* bytes, v1::ComputeRequest* header,
-                                 DataDestination destination) {
+                                 DataDestination destination, const ParseLimits& limits) {
   header->Clear();
   return ParseByteBuffer(
-      bytes, destination, "ComputeRequest",
+      bytes, destination, limits, "ComputeRequest", "items",
       [&](Parser& parser, const Scope& request) {
         return parser.ForEachField(request, [&](uint32_t tag) {
           if (tag != Tag(1, kLengthDelimited)) return parser.Skip(tag, request);
           const int index = header->items_size();
+          if (parser.limits().max_items > 0 && index >= parser.limits().max_items) {
+            return parser.Exhausted(absl::StrCat(
+                "the request has more than ", parser.limits().max_items,
+                " items (the limit, --max_items); split it into smaller requests"));
+          }
           v1::ComputeItem* item = header->add_items();
           return parser.SubMessage(request, [&](const Scope& scope) {
             return parser.ForEachField(scope, [&](uint32_t item_tag) {
@@ -481,7 +518,7 @@ absl::Status ParseComputeResponse(grpc::ByteBuffer* bytes, v1::ComputeResponse* 
                                   DataDestination destination) {
   header->Clear();
   return ParseByteBuffer(
-      bytes, destination, "ComputeResponse",
+      bytes, destination, ParseLimits{}, "ComputeResponse", "results",
       [&](Parser& parser, const Scope& response) {
         return parser.ForEachField(response, [&](uint32_t tag) {
           if (tag != Tag(1, kLengthDelimited)) return parser.Skip(tag, response);

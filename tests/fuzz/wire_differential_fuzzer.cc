@@ -10,6 +10,9 @@
 // tensor each buffer went to; the last buffer for a tensor is its data (protobuf's rule:
 // the last `data` field wins).
 //
+// A second parse with limits taken from the input checks ParseLimits: within them the
+// result is the same; over them, and only then, it is ResourceExhausted.
+//
 //   wire_differential_fuzzer -runs=10000000 corpus_dir build/fuzz/tests/fuzz/seeds/wire
 #include <google/protobuf/util/field_comparator.h>
 #include <google/protobuf/util/message_differencer.h>
@@ -84,7 +87,8 @@ struct WireParse {
   std::map<std::pair<int, TensorField>, std::string*> data;  // the last one per tensor
 };
 
-void ParseWithDecoder(const uint8_t* bytes, size_t size, uint64_t seed, WireParse* parse) {
+void ParseWithDecoder(const uint8_t* bytes, size_t size, uint64_t seed,
+                      const actserve::wire::ParseLimits& limits, WireParse* parse) {
   grpc::ByteBuffer buffer = SplitIntoSlices(bytes, size, seed);
   parse->status = actserve::wire::ParseComputeRequest(
       &buffer, &parse->header,
@@ -100,7 +104,8 @@ void ParseWithDecoder(const uint8_t* bytes, size_t size, uint64_t seed, WirePars
         std::string& out = parse->buffers.emplace_back(bytes, kCanary);
         parse->data[{index, field}] = &out;
         return out.data();
-      });
+      },
+      limits);
 }
 
 // Takes the data out of protobuf's tensor and checks it against what the decoder wrote.
@@ -160,6 +165,14 @@ void CompareAccepted(const ComputeRequest& expected_with_data, WireParse* parse)
   }
 }
 
+int MaxRank(const ComputeRequest& request) {
+  int rank = 0;
+  for (const auto& item : request.items()) {
+    rank = std::max({rank, item.input().shape_size(), item.grad_output().shape_size()});
+  }
+  return rank;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -170,17 +183,41 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   uint64_t seed = Hash(data, size);
   WireParse unlimited;
-  ParseWithDecoder(data, size, Next(&seed), &unlimited);
+  ParseWithDecoder(data, size, Next(&seed), {}, &unlimited);
   if (protobuf_accepts != unlimited.status.ok()) {
     Disagree(protobuf_accepts ? "rejects what protobuf accepts: " + unlimited.status.ToString()
                               : "accepts what protobuf rejects");
   }
+  if (!protobuf_accepts && unlimited.status.code() != absl::StatusCode::kInvalidArgument) {
+    Disagree("a malformed request is not InvalidArgument: " + unlimited.status.ToString());
+  }
+  if (protobuf_accepts) CompareAccepted(expected, &unlimited);
+
+  // Small limits, so that the seeds' few items and dimensions cross them often.
+  actserve::wire::ParseLimits limits;
+  limits.max_items = 1 + static_cast<int64_t>(Next(&seed) % 4);
+  limits.max_rank = 1 + static_cast<int>(Next(&seed) % 6);
+  WireParse limited;
+  ParseWithDecoder(data, size, Next(&seed), limits, &limited);
+  const absl::StatusCode code = limited.status.code();
   if (!protobuf_accepts) {
-    if (unlimited.status.code() != absl::StatusCode::kInvalidArgument) {
-      Disagree("a malformed request is not InvalidArgument: " + unlimited.status.ToString());
+    // Over a limit is reported as soon as it is met, before a later malformation.
+    if (code != absl::StatusCode::kInvalidArgument &&
+        code != absl::StatusCode::kResourceExhausted) {
+      Disagree("a malformed request with limits: " + limited.status.ToString());
     }
     return 0;
   }
-  CompareAccepted(expected, &unlimited);
+  const bool over = expected.items_size() > limits.max_items || MaxRank(expected) > limits.max_rank;
+  if (over != (code == absl::StatusCode::kResourceExhausted)) {
+    Disagree("limits of " + std::to_string(limits.max_items) + " items, rank " +
+             std::to_string(limits.max_rank) + " for " + std::to_string(expected.items_size()) +
+             " items, rank " + std::to_string(MaxRank(expected)) + ": " +
+             limited.status.ToString());
+  }
+  if (!over) {
+    if (!limited.status.ok()) Disagree("within limits: " + limited.status.ToString());
+    CompareAccepted(expected, &limited);
+  }
   return 0;
 }

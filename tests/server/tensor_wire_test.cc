@@ -16,6 +16,8 @@ namespace actserve {
 namespace wire {
 namespace {
 
+using std::string_literals::operator""s;
+
 grpc::ByteBuffer ToByteBuffer(const std::string& bytes, size_t piece) {
   // Several slices, as gRPC delivers a message: one per HTTP/2 frame.
   std::vector<grpc::Slice> slices;
@@ -217,7 +219,6 @@ std::string Field(char tag, const std::string& body) {
 }
 
 std::vector<EdgeCase> EdgeCases() {
-  using std::string_literals::operator""s;
   return {
       // items[0].input claims 127 bytes but its item holds 5 more: the length reaches past
       // the item (CodedInputStream::PushLimit caps it at the item's end instead).
@@ -286,6 +287,91 @@ TEST(TensorWireTest, TagAbove32BitsIsReadModulo32Bits) {
   std::map<std::pair<int, TensorField>, std::string> data;
   ASSERT_TRUE(Parse(std::string("\x8a\x80\x80\x80\x10\x00", 6), 2, &header, &data).ok());
   EXPECT_EQ(header.items_size(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// ParseLimits.
+
+// Parses with `limits`, counting how often the destination was asked for memory.
+absl::Status ParseLimited(const std::string& bytes, const ParseLimits& limits,
+                          v1::ComputeRequest* header, int* destinations) {
+  grpc::ByteBuffer buffer = ToByteBuffer(bytes, 5);
+  std::vector<std::string> storage;
+  storage.reserve(64);
+  return ParseComputeRequest(
+      &buffer, header,
+      [&](int, TensorField, size_t size) -> absl::StatusOr<char*> {
+        ++*destinations;
+        return storage.emplace_back(size, '\0').data();
+      },
+      limits);
+}
+
+// An item whose input has `dimensions` (each 1) packed and one float of data.
+std::string ItemWithRank(int dimensions, char tensor_tag = '\x0a') {
+  const std::string tensor =
+      "\x08\x01"s + Field('\x12', std::string(dimensions, '\x01')) + Field('\x1a', "\0\0\x80\x3f"s);
+  return Field('\x0a', Field(tensor_tag, tensor) + Field('\x12', Field('\x0a', "")));
+}
+
+TEST(TensorWireTest, MaxItemsIsEnforcedAtTheItemOverTheLimit) {
+  const std::string three = ItemWithRank(1) + ItemWithRank(1) + ItemWithRank(1);
+  v1::ComputeRequest header;
+  int destinations = 0;
+  ASSERT_TRUE(ParseLimited(three, {.max_items = 3}, &header, &destinations).ok());
+  EXPECT_EQ(header.items_size(), 3);
+
+  destinations = 0;
+  const absl::Status status = ParseLimited(three, {.max_items = 2}, &header, &destinations);
+  EXPECT_EQ(status, absl::ResourceExhaustedError(
+                        "the request has more than 2 items (the limit, --max_items); split it "
+                        "into smaller requests"));
+  EXPECT_EQ(destinations, 2);  // the third item's data was never asked for
+}
+
+TEST(TensorWireTest, MaxItemsIsReportedBeforeTheItemIsParsed) {
+  // The third item is truncated: the limit is met first, so it is what the caller hears.
+  const std::string bytes = ItemWithRank(1) + ItemWithRank(1) + "\x0a\x7f\x0a"s;
+  v1::ComputeRequest header;
+  int destinations = 0;
+  EXPECT_EQ(ParseLimited(bytes, {.max_items = 2}, &header, &destinations).code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ParseLimited(bytes, {}, &header, &destinations).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TensorWireTest, MaxRankIsEnforcedPerTensorPackedOrNot) {
+  v1::ComputeRequest header;
+  int destinations = 0;
+  ASSERT_TRUE(ParseLimited(ItemWithRank(4), {.max_rank = 4}, &header, &destinations).ok());
+  EXPECT_EQ(header.items(0).input().shape_size(), 4);
+
+  EXPECT_EQ(ParseLimited(ItemWithRank(1) + ItemWithRank(5), {.max_rank = 4}, &header,
+                         &destinations),
+            absl::ResourceExhaustedError(
+                "items[1].input.shape: more than 4 dimensions (the limit, --max_rank)"));
+  // Unpacked, in grad_output.
+  const std::string unpacked = Field(
+      '\x0a', Field('\x22', "\x10\x02\x10\x03\x10\x04"s) + Field('\x12', Field('\x0a', "")));
+  EXPECT_EQ(ParseLimited(unpacked, {.max_rank = 2}, &header, &destinations),
+            absl::ResourceExhaustedError(
+                "items[0].grad_output.shape: more than 2 dimensions (the limit, --max_rank)"));
+  EXPECT_TRUE(ParseLimited(unpacked, {.max_rank = 3}, &header, &destinations).ok());
+}
+
+TEST(TensorWireTest, MaxRankCountsTheMergedShape) {
+  // Two input fields of 2 dimensions each: protobuf merges them into one of 4.
+  const std::string twice = Field('\x0a', Field('\x0a', Field('\x12', "\x02\x03"s)) +
+                                              Field('\x0a', Field('\x12', "\x04\x05"s)));
+  v1::ComputeRequest expected;
+  ASSERT_TRUE(expected.ParseFromString(twice));
+  ASSERT_EQ(expected.items(0).input().shape_size(), 4);
+  v1::ComputeRequest header;
+  int destinations = 0;
+  EXPECT_EQ(ParseLimited(twice, {.max_rank = 3}, &header, &destinations).code(),
+            absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(ParseLimited(twice, {.max_rank = 4}, &header, &destinations).ok());
+  EXPECT_EQ(header.SerializeAsString(), expected.SerializeAsString());
 }
 
 }  // namespace
