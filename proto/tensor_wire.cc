@@ -3,9 +3,10 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
-#include <grpcpp/support/proto_buffer_reader.h>
 
 #include <algorithm>
+#include <cstring>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -16,94 +17,253 @@ namespace actserve {
 namespace wire {
 namespace {
 
-using google::protobuf::io::CodedInputStream;
 using google::protobuf::internal::WireFormatLite;
 
 constexpr uint32_t kVarint = WireFormatLite::WIRETYPE_VARINT;
+constexpr uint32_t kFixed64 = WireFormatLite::WIRETYPE_FIXED64;
 constexpr uint32_t kLengthDelimited = WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+constexpr uint32_t kStartGroup = WireFormatLite::WIRETYPE_START_GROUP;
+constexpr uint32_t kEndGroup = WireFormatLite::WIRETYPE_END_GROUP;
+constexpr uint32_t kFixed32 = WireFormatLite::WIRETYPE_FIXED32;
 
 constexpr uint32_t Tag(int field, uint32_t wire_type) {
   return (static_cast<uint32_t>(field) << 3) | wire_type;
 }
 
-// The parse of one message: the input, where errors go, and what is being parsed.
-class Parser {
+// ---------------------------------------------------------------------------------------
+// Parsing.
+//
+// The rules are those of protobuf's own parser (google/protobuf/parse_context.h, used by
+// ParseFromArray and by gRPC's generated code), not those of CodedInputStream, which
+// differ at the edges; matching them is what makes "accepts what protobuf accepts" true:
+//
+//  - a tag is a varint of at most 5 bytes (its value taken modulo 2^32); field number 0,
+//    wire types 6 and 7, and an end-group tag other than the one closing an open group
+//    are errors;
+//  - any other varint has at most 10 bytes (its value taken modulo 2^64; an enum keeps
+//    the low 32 bits);
+//  - a length is a varint of at most 5 bytes whose value is at most INT_MAX - 16;
+//  - every field ends inside the message that holds it: a length, varint or fixed value
+//    reaching past the end of its message is an error, at any level (protobuf checks
+//    this against the innermost limit; CodedInputStream::PushLimit would silently cap a
+//    nested length at its parent's instead);
+//  - each sub-message and each group spends one level of a depth budget that starts at
+//    protobuf's default recursion limit (100); a field that needs a level when none is
+//    left is an error.
+//
+// Positions are byte offsets from the start of the message, and each message's end is an
+// absolute offset, so a nested length is checked against its parent exactly.
+
+// Reads a message's bytes from the slices gRPC received, without joining them. The
+// parser checks every length against the end of its message before reading, so reads
+// never pass the end of the input.
+class SliceReader {
  public:
-  Parser(CodedInputStream* in, DataDestination destination, absl::string_view message)
-      : in_(*in), destination_(destination), message_(message) {}
+  explicit SliceReader(std::vector<grpc::Slice> slices) : slices_(std::move(slices)) {
+    for (const grpc::Slice& slice : slices_) size_ += static_cast<int64_t>(slice.size());
+    SkipEmptySlices();
+  }
 
-  absl::Status status() const { return status_; }
+  int64_t position() const { return position_; }
+  int64_t size() const { return size_; }
 
-  // Runs `body(tag)` for each field of the message that ends at the current limit (or at
-  // the end of the input); `body` returns false to stop. False on a malformed input.
-  template <typename Body>
-  bool ForEachField(Body body) {
-    for (;;) {
-      const uint32_t tag = in_.ReadTag();
-      if (tag == 0) return in_.ConsumedEntireMessage() || Fail("bad field tag");
-      if (!body(tag)) return false;
+  uint8_t ReadByte() {
+    const uint8_t byte = slices_[slice_].begin()[offset_];
+    ++offset_;
+    ++position_;
+    SkipEmptySlices();
+    return byte;
+  }
+
+  // Copies the next `count` bytes to `out` (nullptr: skips them).
+  void Read(char* out, int64_t count) {
+    while (count > 0) {
+      const grpc::Slice& slice = slices_[slice_];
+      const size_t piece = std::min(static_cast<size_t>(count), slice.size() - offset_);
+      if (out != nullptr) {
+        std::memcpy(out, slice.begin() + offset_, piece);
+        out += piece;
+      }
+      offset_ += piece;
+      position_ += static_cast<int64_t>(piece);
+      count -= static_cast<int64_t>(piece);
+      SkipEmptySlices();
     }
   }
 
-  // Parses a length-delimited sub-message with `parse_body`, inside its length limit.
+ private:
+  void SkipEmptySlices() {
+    while (slice_ < slices_.size() && offset_ == slices_[slice_].size()) {
+      ++slice_;
+      offset_ = 0;
+    }
+  }
+
+  std::vector<grpc::Slice> slices_;
+  int64_t size_ = 0;
+  size_t slice_ = 0;   // the slice holding the next byte
+  size_t offset_ = 0;  // the next byte's offset in it
+  int64_t position_ = 0;
+};
+
+// A message being parsed: where it ends, and how many levels of nesting are left.
+struct Scope {
+  int64_t end = 0;
+  int depth = 0;
+};
+
+absl::string_view TensorFieldName(TensorField field) {
+  switch (field) {
+    case TensorField::kInput:
+      return "input";
+    case TensorField::kGradOutput:
+      return "grad_output";
+    case TensorField::kOutput:
+      return "output";
+    case TensorField::kGradInput:
+      return "grad_input";
+    case TensorField::kGradWeight:
+      return "grad_weight";
+  }
+  return "tensor";
+}
+
+// The parse of one message: the input, where errors go, and what is being parsed.
+class Parser {
+ public:
+  Parser(SliceReader* reader, DataDestination destination, const ParseLimits& limits,
+         absl::string_view message, absl::string_view list)
+      : in_(*reader), destination_(destination), limits_(limits), message_(message),
+        list_(list) {}
+
+  absl::Status status() const { return status_; }
+  const ParseLimits& limits() const { return limits_; }
+
+  // The whole input as the top-level message.
+  Scope TopLevel() const {
+    return Scope{in_.size(), google::protobuf::io::CodedInputStream::GetDefaultRecursionLimit()};
+  }
+
+  // Runs `body(tag)` for each field of the message `scope`, which reads the field's
+  // value; `body` returns false to stop. False on a malformed input.
   template <typename Body>
-  bool SubMessage(Body parse_body) {
-    uint32_t length = 0;
-    if (!in_.ReadVarint32(&length)) return Fail("truncated length");
-    const CodedInputStream::Limit limit = in_.PushLimit(static_cast<int>(length));
-    if (!parse_body()) return false;
-    if (in_.BytesUntilLimit() != 0) return Fail("sub-message shorter than its length");
-    in_.PopLimit(limit);
+  bool ForEachField(const Scope& scope, Body body) {
+    while (in_.position() < scope.end) {
+      uint32_t tag = 0;
+      if (!ReadTag(scope.end, &tag)) return false;
+      if (!body(tag)) return false;
+    }
     return true;
   }
 
-  bool Skip(uint32_t tag) {
-    return WireFormatLite::SkipField(&in_, tag) || Fail("cannot skip an unknown field");
+  // Reads a sub-message's length and runs `parse_body(scope)` on its content.
+  template <typename Body>
+  bool SubMessage(const Scope& parent, Body parse_body) {
+    int64_t length = 0;
+    if (!ReadLength(parent.end, &length)) return false;
+    if (parent.depth <= 0) return Fail("messages nested too deeply");
+    return parse_body(Scope{in_.position() + length, parent.depth - 1});
   }
 
-  bool Tensor(int index, TensorField field, v1::Tensor* tensor) {
-    return SubMessage([&] {
-      return ForEachField([&](uint32_t tag) {
+  // Merges a length-delimited sub-message into `message` with protobuf's own parser, at
+  // the depth protobuf would parse it at (its unknown fields are kept).
+  bool MergeSubMessage(const Scope& parent, google::protobuf::MessageLite* message) {
+    int64_t length = 0;
+    if (!ReadLength(parent.end, &length)) return false;
+    if (parent.depth <= 0) return Fail("messages nested too deeply");
+    std::string bytes(static_cast<size_t>(length), '\0');
+    in_.Read(bytes.data(), length);
+    google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                              static_cast<int>(bytes.size()));
+    in.SetRecursionLimit(parent.depth - 1);
+    // ConsumedEntireMessage: the merge stops without an error at a 0 or end-group tag,
+    // which protobuf's ParseFromArray rejects.
+    if (!message->MergePartialFromCodedStream(&in) || !in.ConsumedEntireMessage()) {
+      return Fail(absl::StrCat("bad ", message->GetTypeName(), " message"));
+    }
+    return true;
+  }
+
+  bool ReadEnum(int64_t end, int* value) {
+    uint64_t wide = 0;
+    if (!ReadVarint(end, &wide)) return false;
+    *value = static_cast<int32_t>(static_cast<uint32_t>(wide));
+    return true;
+  }
+
+  // Skips the value of a field this parser does not know.
+  bool Skip(uint32_t tag, const Scope& scope) {
+    const uint32_t number = tag >> 3;
+    if (number == 0) return Fail("field number 0");
+    switch (tag & 7) {
+      case kVarint: {
+        uint64_t ignored = 0;
+        return ReadVarint(scope.end, &ignored);
+      }
+      case kFixed64:
+        return SkipBytes(scope.end, 8);
+      case kFixed32:
+        return SkipBytes(scope.end, 4);
+      case kLengthDelimited: {
+        int64_t length = 0;
+        if (!ReadLength(scope.end, &length)) return false;
+        in_.Read(nullptr, length);
+        return true;
+      }
+      case kStartGroup: {
+        if (scope.depth <= 0) return Fail("groups nested too deeply");
+        const Scope group{scope.end, scope.depth - 1};
+        for (;;) {
+          if (in_.position() >= scope.end) return Fail("group without its end-group tag");
+          uint32_t inner = 0;
+          if (!ReadTag(scope.end, &inner)) return false;
+          if (inner == Tag(static_cast<int>(number), kEndGroup)) return true;
+          if (!Skip(inner, group)) return false;
+        }
+      }
+      case kEndGroup:
+        return Fail("end-group tag outside its group");
+      default:
+        return Fail("bad wire type");
+    }
+  }
+
+  bool Tensor(const Scope& parent, int index, TensorField field, v1::Tensor* tensor) {
+    return SubMessage(parent, [&](const Scope& scope) {
+      return ForEachField(scope, [&](uint32_t tag) {
         switch (tag) {
           case Tag(1, kVarint): {
-            uint64_t dtype = 0;
-            if (!in_.ReadVarint64(&dtype)) return Fail("truncated dtype");
-            tensor->set_dtype(static_cast<v1::DType>(static_cast<int32_t>(dtype)));
+            int dtype = 0;
+            if (!ReadEnum(scope.end, &dtype)) return false;
+            tensor->set_dtype(static_cast<v1::DType>(dtype));
             return true;
           }
-          case Tag(2, kVarint): {
-            uint64_t dimension = 0;
-            if (!in_.ReadVarint64(&dimension)) return Fail("truncated shape");
-            tensor->add_shape(static_cast<int64_t>(dimension));
-            return true;
-          }
-          case Tag(2, kLengthDelimited):
-            return SubMessage([&] {
-              while (in_.BytesUntilLimit() > 0) {
-                uint64_t dimension = 0;
-                if (!in_.ReadVarint64(&dimension)) return Fail("truncated packed shape");
-                tensor->add_shape(static_cast<int64_t>(dimension));
-              }
-              return true;
-            });
-          case Tag(3, kLengthDelimited): {
-            uint32_t size = 0;
-            if (!in_.ReadVarint32(&size)) return Fail("truncated data length");
-            // Checked before the destination is asked for memory: a tensor is always
-            // inside its item's length limit.
-            if (in_.BytesUntilLimit() < 0 || size > static_cast<uint32_t>(in_.BytesUntilLimit())) {
-              return Fail("data longer than the message");
+          case Tag(2, kVarint):
+            return ShapeEntry(scope.end, index, field, tensor);
+          case Tag(2, kLengthDelimited): {
+            int64_t length = 0;
+            if (!ReadLength(scope.end, &length)) return false;
+            const int64_t packed_end = in_.position() + length;
+            while (in_.position() < packed_end) {
+              if (!ShapeEntry(packed_end, index, field, tensor)) return false;
             }
-            absl::StatusOr<char*> where = destination_(index, field, size);
+            return true;
+          }
+          case Tag(3, kLengthDelimited): {
+            int64_t size = 0;
+            // Checked before the destination is asked for memory: the data is all there.
+            if (!ReadLength(scope.end, &size)) return false;
+            absl::StatusOr<char*> where =
+                destination_(index, field, static_cast<size_t>(size));
             if (!where.ok()) {
               status_ = where.status();
               return false;
             }
-            return size == 0 || in_.ReadRaw(*where, static_cast<int>(size)) ||
-                   Fail("truncated data");
+            in_.Read(*where, size);
+            return true;
           }
           default:
-            return Skip(tag);
+            return Skip(tag, scope);
         }
       });
     });
@@ -111,33 +271,104 @@ class Parser {
 
   bool Fail(absl::string_view what) {
     if (status_.ok()) {
-      status_ = absl::InvalidArgumentError(absl::StrCat("malformed ", message_, ": ", what));
+      status_ = absl::InvalidArgumentError(
+          absl::StrCat("malformed ", message_, ": ", what, " at byte ", in_.position()));
     }
     return false;
   }
 
-  CodedInputStream& in() { return in_; }
+  bool Exhausted(std::string message) {
+    if (status_.ok()) status_ = absl::ResourceExhaustedError(std::move(message));
+    return false;
+  }
 
  private:
-  CodedInputStream& in_;
+  // A varint of at most 10 bytes, ending before `end`; its value modulo 2^64.
+  bool ReadVarint(int64_t end, uint64_t* value) {
+    return ReadVarintBytes(end, /*max_bytes=*/10, value, "varint");
+  }
+
+  // A tag: a varint of at most 5 bytes, its value modulo 2^32. Field number 0 and a
+  // stray end-group tag are left to Skip, since no known field has them.
+  bool ReadTag(int64_t end, uint32_t* tag) {
+    uint64_t value = 0;
+    if (!ReadVarintBytes(end, /*max_bytes=*/5, &value, "tag")) return false;
+    *tag = static_cast<uint32_t>(value);
+    return true;
+  }
+
+  // A length: a varint of at most 5 bytes, at most INT_MAX - 16 (protobuf's bound, which
+  // keeps its own pointer arithmetic from overflowing), whose bytes end before `end`.
+  bool ReadLength(int64_t end, int64_t* length) {
+    uint64_t value = 0;
+    if (!ReadVarintBytes(end, /*max_bytes=*/5, &value, "length")) return false;
+    if (value > static_cast<uint64_t>(std::numeric_limits<int>::max() - 16)) {
+      return Fail("length over 2 GiB");
+    }
+    if (static_cast<int64_t>(value) > end - in_.position()) {
+      return Fail("length past the end of its message");
+    }
+    *length = static_cast<int64_t>(value);
+    return true;
+  }
+
+  bool SkipBytes(int64_t end, int64_t count) {
+    if (count > end - in_.position()) return Fail("fixed-size value past the end of its message");
+    in_.Read(nullptr, count);
+    return true;
+  }
+
+  bool ReadVarintBytes(int64_t end, int max_bytes, uint64_t* value, absl::string_view what) {
+    uint64_t result = 0;
+    for (int i = 0; i < max_bytes; ++i) {
+      if (in_.position() >= end) return Fail(absl::StrCat(what, " past the end of its message"));
+      const uint8_t byte = in_.ReadByte();
+      if (7 * i < 64) result |= static_cast<uint64_t>(byte & 0x7f) << (7 * i);
+      if (byte < 0x80) {
+        *value = result;
+        return true;
+      }
+    }
+    return Fail(absl::StrCat(what, " longer than ", max_bytes, " bytes"));
+  }
+
+  bool ShapeEntry(int64_t end, int index, TensorField field, v1::Tensor* tensor) {
+    if (limits_.max_rank > 0 && tensor->shape_size() >= limits_.max_rank) {
+      return Exhausted(absl::StrCat(list_, "[", index, "].", TensorFieldName(field),
+                                    ".shape: more than ", limits_.max_rank,
+                                    " dimensions (the limit, --max_rank)"));
+    }
+    uint64_t dimension = 0;
+    if (!ReadVarint(end, &dimension)) return false;
+    tensor->add_shape(static_cast<int64_t>(dimension));
+    return true;
+  }
+
+  SliceReader& in_;
   DataDestination destination_;
-  absl::string_view message_;
+  const ParseLimits& limits_;
+  absl::string_view message_;  // "ComputeRequest", for errors
+  absl::string_view list_;     // "items", for errors
   absl::Status status_;
 };
 
-// Runs `parse(parser)` over `bytes`, which may be empty (an empty message).
+// Runs `parse(parser, top_level_scope)` over `bytes`, which may be empty (an empty
+// message).
 template <typename Parse>
 absl::Status ParseByteBuffer(grpc::ByteBuffer* bytes, DataDestination destination,
-                             absl::string_view message, Parse parse) {
+                             const ParseLimits& limits, absl::string_view message,
+                             absl::string_view list, Parse parse) {
   if (bytes->Length() == 0) return absl::OkStatus();
-  grpc::ProtoBufferReader reader(bytes);
-  if (!reader.status().ok()) {
+  std::vector<grpc::Slice> slices;
+  const grpc::Status dumped = bytes->Dump(&slices);
+  if (!dumped.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("malformed ", message, ": ", reader.status().error_message()));
+        absl::StrCat("malformed ", message, ": ", dumped.error_message()));
   }
-  CodedInputStream in(&reader);
-  Parser parser(&in, destination, message);
-  if (!parse(parser)) return parser.status();
+  bytes->Clear();
+  SliceReader reader(std::move(slices));
+  Parser parser(&reader, destination, limits, message, list);
+  if (!parse(parser, parser.TopLevel())) return parser.status();
   return absl::OkStatus();
 }
 
@@ -243,70 +474,75 @@ size_t OptionalTensorFieldSize(const std::optional<TensorToEncode>& tensor) {
 }  // namespace
 
 absl::Status ParseComputeRequest(grpc::ByteBuffer* bytes, v1::ComputeRequest* header,
-                                 DataDestination destination) {
+                                 DataDestination destination, const ParseLimits& limits) {
   header->Clear();
-  return ParseByteBuffer(bytes, destination, "ComputeRequest", [&](Parser& parser) {
-    return parser.ForEachField([&](uint32_t tag) {
-      if (tag != Tag(1, kLengthDelimited)) return parser.Skip(tag);
-      const int index = header->items_size();
-      v1::ComputeItem* item = header->add_items();
-      return parser.SubMessage([&] {
-        return parser.ForEachField([&](uint32_t item_tag) {
-          switch (item_tag) {
-            case Tag(1, kLengthDelimited):
-              return parser.Tensor(index, TensorField::kInput, item->mutable_input());
-            case Tag(4, kLengthDelimited):
-              return parser.Tensor(index, TensorField::kGradOutput, item->mutable_grad_output());
-            case Tag(2, kLengthDelimited): {
-              uint32_t length = 0;
-              std::string activation;
-              if (!parser.in().ReadVarint32(&length) ||
-                  !parser.in().ReadString(&activation, static_cast<int>(length))) {
-                return parser.Fail("truncated activation");
-              }
-              return item->mutable_activation()->MergeFromString(activation) ||
-                     parser.Fail("bad activation message");
-            }
-            case Tag(3, kVarint): {
-              uint64_t mode = 0;
-              if (!parser.in().ReadVarint64(&mode)) return parser.Fail("truncated mode");
-              item->set_mode(static_cast<v1::Mode>(static_cast<int32_t>(mode)));
-              return true;
-            }
-            default:
-              return parser.Skip(item_tag);
+  return ParseByteBuffer(
+      bytes, destination, limits, "ComputeRequest", "items",
+      [&](Parser& parser, const Scope& request) {
+        return parser.ForEachField(request, [&](uint32_t tag) {
+          if (tag != Tag(1, kLengthDelimited)) return parser.Skip(tag, request);
+          const int index = header->items_size();
+          if (parser.limits().max_items > 0 && index >= parser.limits().max_items) {
+            return parser.Exhausted(absl::StrCat(
+                "the request has more than ", parser.limits().max_items,
+                " items (the limit, --max_items); split it into smaller requests"));
           }
+          v1::ComputeItem* item = header->add_items();
+          return parser.SubMessage(request, [&](const Scope& scope) {
+            return parser.ForEachField(scope, [&](uint32_t item_tag) {
+              switch (item_tag) {
+                case Tag(1, kLengthDelimited):
+                  return parser.Tensor(scope, index, TensorField::kInput,
+                                       item->mutable_input());
+                case Tag(4, kLengthDelimited):
+                  return parser.Tensor(scope, index, TensorField::kGradOutput,
+                                       item->mutable_grad_output());
+                case Tag(2, kLengthDelimited):
+                  return parser.MergeSubMessage(scope, item->mutable_activation());
+                case Tag(3, kVarint): {
+                  int mode = 0;
+                  if (!parser.ReadEnum(scope.end, &mode)) return false;
+                  item->set_mode(static_cast<v1::Mode>(mode));
+                  return true;
+                }
+                default:
+                  return parser.Skip(item_tag, scope);
+              }
+            });
+          });
         });
       });
-    });
-  });
 }
 
 absl::Status ParseComputeResponse(grpc::ByteBuffer* bytes, v1::ComputeResponse* header,
                                   DataDestination destination) {
   header->Clear();
-  return ParseByteBuffer(bytes, destination, "ComputeResponse", [&](Parser& parser) {
-    return parser.ForEachField([&](uint32_t tag) {
-      if (tag != Tag(1, kLengthDelimited)) return parser.Skip(tag);
-      const int index = header->results_size();
-      v1::ComputeResult* result = header->add_results();
-      return parser.SubMessage([&] {
-        return parser.ForEachField([&](uint32_t result_tag) {
-          switch (result_tag) {
-            case Tag(1, kLengthDelimited):
-              return parser.Tensor(index, TensorField::kOutput, result->mutable_output());
-            case Tag(2, kLengthDelimited):
-              return parser.Tensor(index, TensorField::kGradInput, result->mutable_grad_input());
-            case Tag(3, kLengthDelimited):
-              return parser.Tensor(index, TensorField::kGradWeight,
-                                   result->mutable_grad_weight());
-            default:
-              return parser.Skip(result_tag);
-          }
+  return ParseByteBuffer(
+      bytes, destination, ParseLimits{}, "ComputeResponse", "results",
+      [&](Parser& parser, const Scope& response) {
+        return parser.ForEachField(response, [&](uint32_t tag) {
+          if (tag != Tag(1, kLengthDelimited)) return parser.Skip(tag, response);
+          const int index = header->results_size();
+          v1::ComputeResult* result = header->add_results();
+          return parser.SubMessage(response, [&](const Scope& scope) {
+            return parser.ForEachField(scope, [&](uint32_t result_tag) {
+              switch (result_tag) {
+                case Tag(1, kLengthDelimited):
+                  return parser.Tensor(scope, index, TensorField::kOutput,
+                                       result->mutable_output());
+                case Tag(2, kLengthDelimited):
+                  return parser.Tensor(scope, index, TensorField::kGradInput,
+                                       result->mutable_grad_input());
+                case Tag(3, kLengthDelimited):
+                  return parser.Tensor(scope, index, TensorField::kGradWeight,
+                                       result->mutable_grad_weight());
+                default:
+                  return parser.Skip(result_tag, scope);
+              }
+            });
+          });
         });
       });
-    });
-  });
 }
 
 size_t EncodedTensorSize(absl::Span<const int64_t> shape, v1::DType dtype, size_t data_size) {

@@ -66,14 +66,31 @@ enum class TensorField {
 using DataDestination =
     absl::FunctionRef<absl::StatusOr<char*>(int index, TensorField field, size_t size)>;
 
+// Bounds checked while parsing, so that a request's memory stays proportional to
+// what it is allowed, not to how many tiny fields a client can pack into its bytes.
+struct ParseLimits {
+  int64_t max_items = 0;  // most `items`; 0: unlimited
+  int max_rank = 0;       // most shape entries of one tensor; 0: unlimited
+};
+
 // Parses a serialized v1::ComputeRequest from `bytes` (which is consumed) into `header`
 // (cleared first), whose tensors keep dtype and shape but have empty `data`; each data
 // field's bytes are copied once, into the memory `destination` gives. A ComputeItem's
 // `grad_output` is present in `header` exactly when it was on the wire.
-// InvalidArgument "malformed ComputeRequest: ..." when the bytes are not a valid
-// encoding; `destination`'s own errors as they are.
+//
+// Accepts exactly the bytes that v1::ComputeRequest::ParseFromArray accepts, with the
+// same values (after protobuf's merge rules: a sub-message met twice is merged, the last
+// scalar or `data` wins); unknown fields are skipped, except inside `activation`, which
+// protobuf itself parses and which keeps them.
+//
+// Errors: InvalidArgument "malformed ComputeRequest: ..." when the bytes are not a
+// valid encoding; ResourceExhausted when `limits` are exceeded, reported as soon as the
+// item or shape entry over the limit is met (before the rest of the bytes are looked
+// at, so a request both too large and malformed may get either error);
+// `destination`'s own errors as they are. On an error `header` holds what was parsed
+// so far.
 absl::Status ParseComputeRequest(grpc::ByteBuffer* bytes, v1::ComputeRequest* header,
-                                 DataDestination destination);
+                                 DataDestination destination, const ParseLimits& limits = {});
 
 // The same for a serialized v1::ComputeResponse (TensorField kOutput, kGradInput,
 // kGradWeight); "malformed ComputeResponse: ..." for a bad encoding.

@@ -16,6 +16,8 @@ namespace actserve {
 namespace wire {
 namespace {
 
+using std::string_literals::operator""s;
+
 grpc::ByteBuffer ToByteBuffer(const std::string& bytes, size_t piece) {
   // Several slices, as gRPC delivers a message: one per HTTP/2 frame.
   std::vector<grpc::Slice> slices;
@@ -181,6 +183,195 @@ TEST(TensorWireTest, EncodedRequestIsWhatProtobufReads) {
   v1::ComputeRequest parsed;
   ASSERT_TRUE(parsed.ParseFromString(ToString(EncodeComputeRequest(std::move(items)))));
   EXPECT_EQ(parsed.SerializeAsString(), request.SerializeAsString());
+}
+
+// ---------------------------------------------------------------------------------------
+// Encodings at the edges of the wire format, written out byte by byte. For each, the
+// oracle is protobuf's own ParseFromArray: the decoder must accept exactly when it does.
+// These are the places where the decoder once disagreed (found by
+// tests/fuzz/wire_differential_fuzzer.cc), and their neighbours that must keep working.
+
+struct EdgeCase {
+  const char* name;
+  std::string bytes;
+  bool valid;  // what protobuf says, checked too
+};
+
+std::string Repeat(const std::string& piece, int times) {
+  std::string out;
+  for (int i = 0; i < times; ++i) out += piece;
+  return out;
+}
+
+// `depth` unknown groups (field 5) nested in one another, a varint field in the middle.
+std::string NestedGroups(int depth) {
+  return Repeat("\x2b", depth) + std::string("\x08\x07") + Repeat("\x2c", depth);
+}
+
+// A length-delimited field (`tag` is one byte) with its true length.
+std::string Field(char tag, const std::string& body) {
+  std::string out(1, tag);
+  for (size_t length = body.size(); ; length >>= 7) {
+    out.push_back(static_cast<char>(length < 0x80 ? length : (length & 0x7f) | 0x80));
+    if (length < 0x80) break;
+  }
+  return out + body;
+}
+
+std::vector<EdgeCase> EdgeCases() {
+  return {
+      // items[0].input claims 127 bytes but its item holds 5 more: the length reaches past
+      // the item (CodedInputStream::PushLimit caps it at the item's end instead).
+      {"input_length_past_its_item", "\x0a\x07\x0a\x7f\x08\x01\x12\x01\x05"s, false},
+      // A packed shape claiming 5 bytes in a tensor of 4, the rest taken from the item
+      // after it, which is otherwise a valid unknown field.
+      {"packed_shape_past_its_tensor", "\x0a\x06\x0a\x04\x12\x05\x01\x02\x18\x81\x01"s, false},
+      {"data_past_its_item", "\x0a\x06\x0a\x04\x1a\x06\xaa\xbb\x18\x81\x81\x01"s, false},
+      {"item_past_the_end", "\x0a\x05\x0a\x00"s, false},
+      // A tag is at most 5 bytes; the fifth byte's bits above 32 are dropped.
+      {"tag_of_five_bytes", "\x8a\x80\x80\x80\x00\x00"s, true},
+      {"tag_of_five_bytes_above_32_bits", "\x8a\x80\x80\x80\x10\x00"s, true},
+      {"tag_of_six_bytes", "\x8a\x80\x80\x80\x80\x00\x00"s, false},
+      // A length is at most 5 bytes.
+      {"length_of_five_bytes", "\x0a\x80\x80\x80\x80\x00"s, true},
+      {"length_of_six_bytes", "\x0a\x80\x80\x80\x80\x80\x00"s, false},
+      // A varint is at most 10 bytes.
+      {"mode_of_ten_bytes", Field('\x0a', "\x18\x83\x80\x80\x80\x80\x80\x80\x80\x80\x00"s), true},
+      {"mode_of_eleven_bytes",
+       Field('\x0a', "\x18\x83\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00"s), false},
+      {"field_zero", "\x00"s, false},
+      {"field_zero_length_delimited", "\x02\x00"s, false},
+      {"field_zero_in_a_tensor", Field('\x0a', Field('\x0a', "\x08\x01\x00\x00"s)), false},
+      {"end_group_outside_a_group", Field('\x0a', "\x1c"s), false},
+      {"group_closed_by_another_field", "\x2b\x34"s, false},
+      {"group_never_closed", Field('\x0a', "\x2b"s) + "\x2c"s, false},
+      {"wire_type_7", "\x0f"s, false},
+      // Each sub-message and group spends one of 100 levels: 100 groups fit at the top,
+      // 99 in an item, 98 in a tensor or an activation.
+      {"groups_100_deep_at_the_top", NestedGroups(100), true},
+      {"groups_101_deep_at_the_top", NestedGroups(101), false},
+      {"groups_99_deep_in_an_item", Field('\x0a', NestedGroups(99)), true},
+      {"groups_100_deep_in_an_item", Field('\x0a', NestedGroups(100)), false},
+      {"groups_98_deep_in_a_tensor", Field('\x0a', Field('\x22', NestedGroups(98))), true},
+      {"groups_99_deep_in_a_tensor", Field('\x0a', Field('\x22', NestedGroups(99))), false},
+      {"groups_98_deep_in_an_activation", Field('\x0a', Field('\x12', NestedGroups(98))), true},
+      {"groups_99_deep_in_an_activation", Field('\x0a', Field('\x12', NestedGroups(99))), false},
+  };
+}
+
+TEST(TensorWireTest, EdgeEncodingsAreAcceptedExactlyWhenProtobufAcceptsThem) {
+  for (const EdgeCase& edge : EdgeCases()) {
+    v1::ComputeRequest expected;
+    ASSERT_EQ(expected.ParseFromArray(edge.bytes.data(), static_cast<int>(edge.bytes.size())),
+              edge.valid)
+        << edge.name << ": protobuf's verdict";
+    for (size_t piece : {size_t{1}, size_t{3}, size_t{1} << 20}) {
+      v1::ComputeRequest header;
+      std::map<std::pair<int, TensorField>, std::string> data;
+      const absl::Status status = Parse(edge.bytes, piece, &header, &data);
+      if (edge.valid) {
+        ASSERT_TRUE(status.ok()) << edge.name << ": " << status;
+        expected.DiscardUnknownFields();
+        header.DiscardUnknownFields();
+        EXPECT_EQ(header.SerializeAsString(), expected.SerializeAsString()) << edge.name;
+      } else {
+        EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << edge.name << ": " << status;
+      }
+    }
+  }
+}
+
+// The bits of a 5-byte tag above 32 are dropped, so this is items (1, length-delimited).
+TEST(TensorWireTest, TagAbove32BitsIsReadModulo32Bits) {
+  v1::ComputeRequest header;
+  std::map<std::pair<int, TensorField>, std::string> data;
+  ASSERT_TRUE(Parse(std::string("\x8a\x80\x80\x80\x10\x00", 6), 2, &header, &data).ok());
+  EXPECT_EQ(header.items_size(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// ParseLimits.
+
+// Parses with `limits`, counting how often the destination was asked for memory.
+absl::Status ParseLimited(const std::string& bytes, const ParseLimits& limits,
+                          v1::ComputeRequest* header, int* destinations) {
+  grpc::ByteBuffer buffer = ToByteBuffer(bytes, 5);
+  std::vector<std::string> storage;
+  storage.reserve(64);
+  return ParseComputeRequest(
+      &buffer, header,
+      [&](int, TensorField, size_t size) -> absl::StatusOr<char*> {
+        ++*destinations;
+        return storage.emplace_back(size, '\0').data();
+      },
+      limits);
+}
+
+// An item whose input has `dimensions` (each 1) packed and one float of data.
+std::string ItemWithRank(int dimensions, char tensor_tag = '\x0a') {
+  const std::string tensor =
+      "\x08\x01"s + Field('\x12', std::string(dimensions, '\x01')) + Field('\x1a', "\0\0\x80\x3f"s);
+  return Field('\x0a', Field(tensor_tag, tensor) + Field('\x12', Field('\x0a', "")));
+}
+
+TEST(TensorWireTest, MaxItemsIsEnforcedAtTheItemOverTheLimit) {
+  const std::string three = ItemWithRank(1) + ItemWithRank(1) + ItemWithRank(1);
+  v1::ComputeRequest header;
+  int destinations = 0;
+  ASSERT_TRUE(ParseLimited(three, {.max_items = 3}, &header, &destinations).ok());
+  EXPECT_EQ(header.items_size(), 3);
+
+  destinations = 0;
+  const absl::Status status = ParseLimited(three, {.max_items = 2}, &header, &destinations);
+  EXPECT_EQ(status, absl::ResourceExhaustedError(
+                        "the request has more than 2 items (the limit, --max_items); split it "
+                        "into smaller requests"));
+  EXPECT_EQ(destinations, 2);  // the third item's data was never asked for
+}
+
+TEST(TensorWireTest, MaxItemsIsReportedBeforeTheItemIsParsed) {
+  // The third item is truncated: the limit is met first, so it is what the caller hears.
+  const std::string bytes = ItemWithRank(1) + ItemWithRank(1) + "\x0a\x7f\x0a"s;
+  v1::ComputeRequest header;
+  int destinations = 0;
+  EXPECT_EQ(ParseLimited(bytes, {.max_items = 2}, &header, &destinations).code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ParseLimited(bytes, {}, &header, &destinations).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TensorWireTest, MaxRankIsEnforcedPerTensorPackedOrNot) {
+  v1::ComputeRequest header;
+  int destinations = 0;
+  ASSERT_TRUE(ParseLimited(ItemWithRank(4), {.max_rank = 4}, &header, &destinations).ok());
+  EXPECT_EQ(header.items(0).input().shape_size(), 4);
+
+  EXPECT_EQ(ParseLimited(ItemWithRank(1) + ItemWithRank(5), {.max_rank = 4}, &header,
+                         &destinations),
+            absl::ResourceExhaustedError(
+                "items[1].input.shape: more than 4 dimensions (the limit, --max_rank)"));
+  // Unpacked, in grad_output.
+  const std::string unpacked = Field(
+      '\x0a', Field('\x22', "\x10\x02\x10\x03\x10\x04"s) + Field('\x12', Field('\x0a', "")));
+  EXPECT_EQ(ParseLimited(unpacked, {.max_rank = 2}, &header, &destinations),
+            absl::ResourceExhaustedError(
+                "items[0].grad_output.shape: more than 2 dimensions (the limit, --max_rank)"));
+  EXPECT_TRUE(ParseLimited(unpacked, {.max_rank = 3}, &header, &destinations).ok());
+}
+
+TEST(TensorWireTest, MaxRankCountsTheMergedShape) {
+  // Two input fields of 2 dimensions each: protobuf merges them into one of 4.
+  const std::string twice = Field('\x0a', Field('\x0a', Field('\x12', "\x02\x03"s)) +
+                                              Field('\x0a', Field('\x12', "\x04\x05"s)));
+  v1::ComputeRequest expected;
+  ASSERT_TRUE(expected.ParseFromString(twice));
+  ASSERT_EQ(expected.items(0).input().shape_size(), 4);
+  v1::ComputeRequest header;
+  int destinations = 0;
+  EXPECT_EQ(ParseLimited(twice, {.max_rank = 3}, &header, &destinations).code(),
+            absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(ParseLimited(twice, {.max_rank = 4}, &header, &destinations).ok());
+  EXPECT_EQ(header.SerializeAsString(), expected.SerializeAsString());
 }
 
 }  // namespace
