@@ -102,7 +102,8 @@ absl::Status Prepare(const Engine& engine, const ServerOptions& options, BufferP
         if (!acquired.ok()) return acquired.status();
         buffer = *std::move(acquired);
         return buffer.data();
-      });
+      },
+      wire::ParseLimits{options.max_items, options.max_rank});
   if (!parsed.ok()) return parsed;
   batch.memory.resize(batch.header.items_size());
   absl::StatusOr<std::vector<ComputeItem>> items = wire::ItemsFromProto(batch.header);
