@@ -1,0 +1,132 @@
+// libFuzzer target: arbitrary bytes as a received ComputeRequest, through the server's own
+// request path, the code that serves traffic: ActivationServiceImpl::PrepareBatch
+// (wire::ParseComputeRequest into pooled buffers, ItemsFromProto, Engine::Plan, result
+// buffers) and ComputeBatch (Engine::Compute, the response encoder). The pool fills every
+// buffer with the canary pattern (--fill_buffers_with_canary), and the reply is parsed
+// back with protobuf. A bug is any crash or sanitizer report, a reply protobuf cannot
+// parse, a reply without one result per item or with a result whose size is not its
+// input's, or a reply that carries a canary element: bytes the call never wrote.
+//
+//   request_path_fuzzer -max_total_time=60 corpus_dir <seed dirs>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpc/grpc.h>
+
+#include "actserve/v1/activation.pb.h"
+#include "server/activation_service.h"
+#include "server/buffer_pool.h"
+#include "server/metrics.h"
+#include "server/server_options.h"
+#include "src/engine.h"
+#include "src/thread_pool.h"
+
+namespace {
+
+using actserve::server::ActivationServiceImpl;
+
+struct Harness {
+  Harness() {
+    grpc_init();  // slices and byte buffers outside a server or channel
+    options.max_elements = 1 << 14;  // each input runs in microseconds
+    options.fill_buffers_with_canary = true;
+    options.threads = 1;
+    pool = std::make_unique<actserve::ThreadPool>(actserve::ThreadPoolOptions{1, 16});
+    actserve::EngineOptions engine_options;
+    engine_options.max_elements = options.max_elements;
+    engine_options.chunk_elements = 64;  // small tensors still take the chunked path
+    engine_options.pool = pool.get();
+    engine = std::make_unique<actserve::Engine>(engine_options);
+    metrics = std::make_unique<actserve::server::ServerMetrics>([] { return 0; },
+                                                                [] { return size_t{0}; });
+    service = std::make_unique<ActivationServiceImpl>(engine.get(), pool.get(), options,
+                                                      metrics.get(), nullptr);
+  }
+  actserve::server::ServerOptions options;
+  std::unique_ptr<actserve::ThreadPool> pool;
+  std::unique_ptr<actserve::Engine> engine;
+  std::unique_ptr<actserve::server::ServerMetrics> metrics;
+  std::unique_ptr<ActivationServiceImpl> service;
+};
+
+Harness& TheHarness() {
+  static Harness* const harness = new Harness();
+  return *harness;
+}
+
+// True when `bytes` holds a 2-byte piece of the canary (every canary element of every
+// dtype contains one): then a result may carry the client's own NaN payload, which is
+// not a leak.
+bool MentionsCanary(const char* bytes, size_t size) {
+  for (size_t i = 0; i + 1 < size; ++i) {
+    for (size_t k = 0; k < sizeof(actserve::server::kCanary); k += 2) {
+      if (bytes[i] == actserve::server::kCanary[k] &&
+          bytes[i + 1] == actserve::server::kCanary[k + 1]) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+size_t ElementSize(actserve::v1::DType dtype) {
+  return dtype == actserve::v1::DTYPE_FLOAT64 ? 8 : dtype == actserve::v1::DTYPE_FLOAT32 ? 4 : 2;
+}
+
+// True when `data`, read as `dtype` elements, holds a canary element.
+bool HoldsCanaryElement(const std::string& data, actserve::v1::DType dtype) {
+  const size_t size = ElementSize(dtype);
+  for (size_t i = 0; i + size <= data.size(); i += size) {
+    for (size_t k = 0; k < sizeof(actserve::server::kCanary); k += size) {
+      if (std::memcmp(data.data() + i, actserve::server::kCanary + k, size) == 0) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  Harness& harness = TheHarness();
+  const char* bytes = reinterpret_cast<const char*>(data);
+  grpc::Slice slice(bytes, size);
+  grpc::ByteBuffer request(&slice, 1);
+  actserve::server::CallStats stats;
+  auto batch = harness.service->PrepareBatch(std::move(request), &stats);
+  if (!batch.ok()) return 0;
+  const int items = static_cast<int>(stats.items);
+  absl::StatusOr<grpc::ByteBuffer> reply =
+      harness.service->ComputeBatch(**batch, /*cancelled=*/nullptr, &stats);
+  if (!reply.ok()) std::abort();  // Plan accepted it: computing and encoding must succeed
+
+  std::vector<grpc::Slice> slices;
+  if (!reply->Dump(&slices).ok()) std::abort();
+  std::string serialized;
+  for (const grpc::Slice& piece : slices) {
+    serialized.append(reinterpret_cast<const char*>(piece.begin()), piece.size());
+  }
+  actserve::v1::ComputeResponse response;
+  if (!response.ParseFromString(serialized)) std::abort();
+  if (response.results_size() != items) std::abort();
+
+  actserve::v1::ComputeRequest parsed;
+  if (!parsed.ParseFromArray(data, static_cast<int>(size))) std::abort();  // we accepted it
+  const bool check_canary = !MentionsCanary(bytes, size);
+  for (int i = 0; i < items; ++i) {
+    const actserve::v1::ComputeResult& result = response.results(i);
+    const size_t input_bytes = parsed.items(i).input().data().size();
+    for (const actserve::v1::Tensor* tensor : {&result.output(), &result.grad_input()}) {
+      if (!tensor->data().empty() && tensor->data().size() != input_bytes) std::abort();
+    }
+    for (const actserve::v1::Tensor* tensor :
+         {&result.output(), &result.grad_input(), &result.grad_weight()}) {
+      if (check_canary && HoldsCanaryElement(tensor->data(), tensor->dtype())) std::abort();
+    }
+  }
+  return 0;
+}
