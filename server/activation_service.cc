@@ -365,38 +365,35 @@ class ComputeStreamReactor final
   // Advance's decisions, under the lock; counts the operations it decides to start.
   Step Decide() {
     Step step;
-    bool& start_read = step.start_read;
-    grpc::ByteBuffer*& write = step.write;
-    std::optional<absl::Status>& finish = step.finish;
     {
       absl::MutexLock lock(&mu_);
       if (finished_ || !admitted_) return step;
       if (!failure_.ok()) {
         // A read may stay pending (the client may be waiting for a response that will
         // not come); Finish completes it. One decided but not yet started may not.
-        if (computing_ == 0 && !writing_ && starting_ == 0) finish = failure_;
+        if (computing_ == 0 && !writing_ && starting_ == 0) step.finish = failure_;
       } else {
         if (!writing_ && !slots_.empty() && slots_.front()->computed) {
           writing_ = true;
-          write = &slots_.front()->response;
+          step.write = &slots_.front()->response;
         }
         if (!reading_ && !reads_done_ && held_ < window_) {
           reading_ = true;
           ++held_;
-          start_read = true;
+          step.start_read = true;
         }
         if (reads_done_ && !reading_ && slots_.empty() && computing_ == 0 && !writing_ &&
             starting_ == 0) {
-          finish = context_.IsCancelled()
-                       ? absl::CancelledError("ComputeStream: the call was cancelled")
-                       : absl::OkStatus();
+          step.finish = context_.IsCancelled()
+                            ? absl::CancelledError("ComputeStream: the call was cancelled")
+                            : absl::OkStatus();
         }
       }
-      if (finish.has_value()) {
+      if (step.finish.has_value()) {
         finished_ = true;
         for (const std::shared_ptr<Slot>& slot : slots_) MergeStats(slot->stats);
       }
-      if (write != nullptr || start_read) ++starting_;
+      if (step.write != nullptr || step.start_read) ++starting_;
     }
     return step;
   }
