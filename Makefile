@@ -117,14 +117,22 @@ test-deploy: configure
 	  --cache-dir=build/test-deploy
 
 # Service measurement (bench/README.md; not a test, not in CI):
-#   make bench-service   actserve against a bare gRPC echo of the same bytes, started
-#                        in-process by `actctl bench` and driven by the same client code,
-#                        interleaved -> bench/results/service.csv (and
-#                        service_echo_default.csv); a few minutes on 2 cores
+#   make bench-service   the actserve binary, started as its own process with its default
+#                        flags (a free loopback port for --address and --metrics_address),
+#                        against actserve_echo, a bare gRPC echo of the same bytes in
+#                        another process (GLIBC_TUNABLES at their best for it), both driven
+#                        by the same client code in bench/service's service_bench,
+#                        interleaved; throughput, p50/p99 and each server's page faults
+#                        per call -> bench/results/service.csv; 15-25 minutes on 2 cores.
+#                        BENCH_SERVICE_FLAGS adds --bench_* flags (`service_bench --help`).
+#                        `actctl bench` without --target runs the servers in its own
+#                        process instead: a profiling aid, not what users run.
 BENCH_SERVICE_FLAGS ?=
 
 .PHONY: bench-service
 
 bench-service: configure
-	cmake --build --preset $(PRESET) -j $(JOBS) --target actctl actserve actserve_echo
-	$(BUILD_DIR)/client/actctl bench --bench_csv=bench/results/service.csv $(BENCH_SERVICE_FLAGS)
+	cmake --build --preset $(PRESET) -j $(JOBS) --target actserve actserve_echo service_bench
+	$(BUILD_DIR)/bench/service/service_bench --actserve_binary=$(BUILD_DIR)/server/actserve \
+	  --echo_binary=$(BUILD_DIR)/bench/service/actserve_echo \
+	  --bench_csv=bench/results/service.csv $(BENCH_SERVICE_FLAGS)

@@ -116,9 +116,10 @@ Commands:
             flags: --activation (repeat it, or separate specs with ',' or ';')
                    --range --points --svg --title --dtype
   bench     actserve against a bare gRPC echo of the same bytes, in one run:
-              actctl bench --bench_csv=bench/results/service.csv
               actctl bench --target=host1:50051 --target=host2:50051 \
                   --echo_target=host3:50052     # load a running fleet
+              actctl bench      # servers in this process: for profiling only; `make
+                                # bench-service` measures the binaries users run
             flags: --target (repeatable) --echo_target (repeatable) --bench_csv
                    --bench_rounds --bench_min_time --bench_payloads
                    --bench_concurrency --bench_modes --bench_stream_chunk

@@ -7,6 +7,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "bench/service/results_csv.h"
@@ -26,10 +27,11 @@ ABSL_FLAG(std::string, bench_payloads, "1024,65536,1048576,16777216,67108864",
 ABSL_FLAG(std::string, bench_concurrency, "1,4", "bench: calls in flight, comma-separated");
 ABSL_FLAG(int64_t, bench_stream_chunk, int64_t{16} << 20,
           "bench: bytes of input per stream message; 0: no streaming rows");
-ABSL_FLAG(std::string, bench_activation, "gelu", "bench: the activation computed");
+ABSL_FLAG(std::string, bench_activation, "gelu",
+          "bench: the activations computed, comma-separated (a set of rows each)");
 ABSL_FLAG(std::string, bench_server_log, "/dev/null",
-          "bench: file the in-process actserve appends its log to (default level info: a "
-          "line per call, as in production)");
+          "bench: file actserve appends its log to, in-process or as a process of its own "
+          "(default level info: a line per call, as in production)");
 ABSL_FLAG(std::string, bench_modes, "forward,forward_backward",
           "bench: forward and/or forward_backward (which sends grad_output too)");
 
@@ -51,35 +53,41 @@ bool ParseList(const std::string& text, std::vector<T>* out) {
 
 }  // namespace
 
-int RunBenchCommand(int argc, char** argv) {
+absl::StatusOr<ServiceBenchOptions> BenchOptionsFromFlags(int argc, char** argv) {
   ServiceBenchOptions options;
   options.targets = RepeatedFlagValues(argc, argv, "target");
   options.echo_targets = RepeatedFlagValues(argc, argv, "echo_target");
   options.rounds = absl::GetFlag(FLAGS_bench_rounds);
   options.min_time = absl::GetFlag(FLAGS_bench_min_time);
-  options.activation = absl::GetFlag(FLAGS_bench_activation);
+  options.activations =
+      absl::StrSplit(absl::GetFlag(FLAGS_bench_activation), ',', absl::SkipEmpty());
   options.server_log = absl::GetFlag(FLAGS_bench_server_log);
   const int64_t chunk = absl::GetFlag(FLAGS_bench_stream_chunk);
   if (options.rounds < 1 || chunk < 0 ||
       !ParseList(absl::GetFlag(FLAGS_bench_payloads), &options.payload_bytes) ||
       !ParseList(absl::GetFlag(FLAGS_bench_concurrency), &options.concurrency)) {
-    std::fprintf(stderr,
-                 "actctl: bench: --bench_rounds must be >= 1, --bench_stream_chunk >= 0, "
-                 "--bench_payloads and --bench_concurrency lists of positive numbers\n");
-    return 2;
+    return absl::InvalidArgumentError(
+        "--bench_rounds must be >= 1, --bench_stream_chunk >= 0, --bench_payloads and "
+        "--bench_concurrency lists of positive numbers");
+  }
+  if (options.activations.empty()) {
+    return absl::InvalidArgumentError("--bench_activation: give at least one activation");
   }
   options.stream_chunk_bytes = static_cast<size_t>(chunk);
   options.modes = absl::StrSplit(absl::GetFlag(FLAGS_bench_modes), ',', absl::SkipEmpty());
   for (const std::string& mode : options.modes) {
     if (mode != "forward" && mode != "forward_backward") {
-      std::fprintf(stderr, "actctl: bench: --bench_modes: forward or forward_backward, got '%s'\n",
-                   mode.c_str());
-      return 2;
+      return absl::InvalidArgumentError(
+          absl::StrCat("--bench_modes: forward or forward_backward, got '", mode, "'"));
     }
   }
+  return options;
+}
+
+int RunBenchAndWriteResults(const ServiceBenchOptions& options, const char* program) {
   absl::StatusOr<std::vector<ServiceBenchRow>> rows = RunServiceBench(options, stdout);
   if (!rows.ok()) {
-    std::fprintf(stderr, "actctl: bench: %s\n", rows.status().ToString().c_str());
+    std::fprintf(stderr, "%s: %s\n", program, rows.status().ToString().c_str());
     return 1;
   }
   const std::string csv = absl::GetFlag(FLAGS_bench_csv);
@@ -91,12 +99,21 @@ int RunBenchCommand(int argc, char** argv) {
       written = WriteTextFile(dir + "service_echo_default.csv", FormatEchoDefaultCsv(*rows));
     }
     if (!written.ok()) {
-      std::fprintf(stderr, "actctl: bench: %s\n", written.ToString().c_str());
+      std::fprintf(stderr, "%s: %s\n", program, written.ToString().c_str());
       return 1;
     }
     std::printf("wrote %s\n", csv.c_str());
   }
   return 0;
+}
+
+int RunBenchCommand(int argc, char** argv) {
+  absl::StatusOr<ServiceBenchOptions> options = BenchOptionsFromFlags(argc, argv);
+  if (!options.ok()) {
+    std::fprintf(stderr, "actctl: bench: %s\n", std::string(options.status().message()).c_str());
+    return 2;
+  }
+  return RunBenchAndWriteResults(*options, "actctl: bench");
 }
 
 }  // namespace bench

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -176,6 +178,27 @@ double Quantile(std::vector<double>& values, double q) {
   std::sort(values.begin(), values.end());
   const size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(values.size())));
   return values[std::min(values.size() - 1, rank == 0 ? 0 : rank - 1)];
+}
+
+absl::StatusOr<int64_t> MinorPageFaults(int pid) {
+  const std::string path = absl::StrCat("/proc/", pid, "/stat");
+  std::ifstream file(path);
+  std::string stat;
+  if (!file || !std::getline(file, stat)) {
+    return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  }
+  // Field 2, the command name, is in parentheses and may hold spaces or ')' itself;
+  // the fields after the last ')' start at field 3 (state), so minflt is the 8th.
+  const size_t name_end = stat.rfind(')');
+  std::istringstream fields(name_end == std::string::npos ? "" : stat.substr(name_end + 1));
+  std::string field;
+  for (int i = 0; i < 7 && (fields >> field); ++i) {
+  }
+  int64_t minflt = -1;
+  if (!(fields >> minflt) || minflt < 0) {
+    return absl::InternalError(absl::StrCat("no minflt field in ", path));
+  }
+  return minflt;
 }
 
 grpc::ChannelArguments BenchChannelArguments() {

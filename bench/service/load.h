@@ -68,6 +68,12 @@ absl::StatusOr<LoadResult> RunStreamLoad(
     const std::vector<std::shared_ptr<grpc::Channel>>& channels, const std::string& method,
     const grpc::ByteBuffer& request, size_t expected_response_bytes, const LoadOptions& options);
 
+// The minor page faults of process `pid` so far, every thread's (field 10, minflt, of
+// /proc/<pid>/stat): a first touch of a fresh page, which a server pays when it maps new
+// memory for a message instead of reusing freed memory. NotFound when the process does
+// not exist (or has exited and been reaped), Internal when the file cannot be parsed.
+absl::StatusOr<int64_t> MinorPageFaults(int pid);
+
 // Channel arguments for the benchmark's client: messages of any size.
 grpc::ChannelArguments BenchChannelArguments();
 

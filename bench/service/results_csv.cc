@@ -13,18 +13,22 @@ namespace {
 
 std::string MegabytesPerSecond(double value) { return absl::StrFormat("%.3f", value); }
 std::string Microseconds(double value) { return absl::StrFormat("%.0f", std::round(value)); }
+std::string FaultsPerCall(double value) {
+  return value < 0 ? std::string() : absl::StrFormat("%.2f", value);
+}
 
 std::string RowKey(const ServiceBenchRow& row) {
-  return absl::StrCat(row.rpc, ",", row.payload_bytes, ",", row.mode, ",", row.concurrency);
+  return absl::StrCat(row.rpc, ",", row.activation, ",", row.payload_bytes, ",", row.mode, ",",
+                      row.concurrency);
 }
 
 }  // namespace
 
 const char kServiceCsvHeader[] =
-    "rpc,payload_bytes,mode,concurrency,actserve_mb_s,echo_mb_s,actserve_p50_us,"
-    "echo_p50_us,actserve_p99_us,echo_p99_us";
+    "rpc,activation,payload_bytes,mode,concurrency,actserve_mb_s,echo_mb_s,actserve_p50_us,"
+    "echo_p50_us,actserve_p99_us,echo_p99_us,actserve_faults_per_call,echo_faults_per_call";
 const char kEchoDefaultCsvHeader[] =
-    "rpc,payload_bytes,mode,concurrency,echo_default_mb_s,echo_default_p50_us,"
+    "rpc,activation,payload_bytes,mode,concurrency,echo_default_mb_s,echo_default_p50_us,"
     "echo_default_p99_us,echo_mb_s";
 
 std::string FormatServiceCsv(const std::vector<ServiceBenchRow>& rows) {
@@ -33,7 +37,9 @@ std::string FormatServiceCsv(const std::vector<ServiceBenchRow>& rows) {
     absl::StrAppend(&text, RowKey(row), ",", MegabytesPerSecond(row.actserve.mb_s), ",",
                     MegabytesPerSecond(row.echo.mb_s), ",", Microseconds(row.actserve.p50_us),
                     ",", Microseconds(row.echo.p50_us), ",", Microseconds(row.actserve.p99_us),
-                    ",", Microseconds(row.echo.p99_us), "\n");
+                    ",", Microseconds(row.echo.p99_us), ",",
+                    FaultsPerCall(row.actserve.faults_per_call), ",",
+                    FaultsPerCall(row.echo.faults_per_call), "\n");
   }
   return text;
 }

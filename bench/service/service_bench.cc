@@ -103,7 +103,15 @@ double Median(std::vector<double> values) {
 
 struct Rounds {
   std::vector<double> mb_s, p50_us, p99_us, cpu_us_per_call;
-  ServerFigures Medians() const { return {Median(mb_s), Median(p50_us), Median(p99_us)}; }
+  int64_t calls = 0;
+  int64_t faults = 0;
+  bool faults_measured = false;
+  ServerFigures Figures() const {
+    return {Median(mb_s), Median(p50_us), Median(p99_us),
+            faults_measured && calls > 0
+                ? static_cast<double>(faults) / static_cast<double>(calls)
+                : -1.0};
+  }
 };
 
 // One server as the benchmark sees it: where to send, which methods, what to send.
@@ -114,6 +122,8 @@ struct Contender {
   std::string stream_method;
   grpc::ByteBuffer request;
   size_t expected_response_bytes = 0;
+  // The server's process id, for its page faults; 0: not measured.
+  int pid = 0;
   Rounds rounds;
 };
 
@@ -136,28 +146,60 @@ std::string Ratio(double a, double b) {
   return b > 0 ? absl::StrFormat("%.2f", a / b) : std::string("-");
 }
 
+std::string Faults(double per_call) {
+  return per_call < 0 ? std::string("-") : absl::StrFormat("%.2f", per_call);
+}
+
+// Runs `load` and, when `pid` is set, adds the page faults of that process during the run
+// to `faults`.
+template <typename Load>
+absl::StatusOr<LoadResult> CountingFaults(int pid, int64_t* faults, Load load) {
+  absl::StatusOr<int64_t> before = pid > 0 ? MinorPageFaults(pid) : absl::StatusOr<int64_t>(0);
+  if (!before.ok()) return before.status();
+  absl::StatusOr<LoadResult> result = load();
+  if (!result.ok()) return result;
+  absl::StatusOr<int64_t> after = pid > 0 ? MinorPageFaults(pid) : absl::StatusOr<int64_t>(0);
+  if (!after.ok()) return after.status();
+  *faults += *after - *before;
+  return result;
+}
+
 }  // namespace
 
 std::string FormatServiceTable(const std::vector<ServiceBenchRow>& rows) {
+  const bool with_default_echo =
+      std::any_of(rows.begin(), rows.end(),
+                  [](const ServiceBenchRow& row) { return row.echo_default.mb_s > 0; });
   std::string text = absl::StrFormat(
-      "%-6s %9s %-16s %2s | %9s %9s %5s | %9s %9s %5s | %9s %9s | %9s %9s\n", "rpc", "bytes",
-      "mode", "c", "act MB/s", "echo MB/s", "ratio", "act p50", "echo p50", "ratio", "act p99",
-      "echo p99", "dflt MB/s", "dflt p50");
+      "%-6s %-5s %9s %-16s %2s | %9s %9s %5s | %9s %9s %5s | %9s %9s | %9s %9s", "rpc", "act",
+      "bytes", "mode", "c", "act MB/s", "echo MB/s", "ratio", "act p50", "echo p50", "ratio",
+      "act p99", "echo p99", "act flt/c", "echo flt/c");
+  if (with_default_echo) {
+    absl::StrAppend(&text, absl::StrFormat(" | %9s %9s", "dflt MB/s", "dflt p50"));
+  }
+  absl::StrAppend(&text, "\n");
   for (const ServiceBenchRow& row : rows) {
     absl::StrAppend(
         &text,
-        absl::StrFormat("%-6s %9d %-16s %2d | %9.1f %9.1f %5s | %9.0f %9.0f %5s | %9.0f %9.0f "
-                        "| %9.1f %9.0f\n",
-                        row.rpc, row.payload_bytes, row.mode, row.concurrency, row.actserve.mb_s,
-                        row.echo.mb_s, Ratio(row.actserve.mb_s, row.echo.mb_s),
+        absl::StrFormat("%-6s %-5s %9d %-16s %2d | %9.1f %9.1f %5s | %9.0f %9.0f %5s | %9.0f "
+                        "%9.0f | %9s %9s",
+                        row.rpc, row.activation, row.payload_bytes, row.mode, row.concurrency,
+                        row.actserve.mb_s, row.echo.mb_s, Ratio(row.actserve.mb_s, row.echo.mb_s),
                         row.actserve.p50_us, row.echo.p50_us,
                         Ratio(row.actserve.p50_us, row.echo.p50_us), row.actserve.p99_us,
-                        row.echo.p99_us, row.echo_default.mb_s, row.echo_default.p50_us));
+                        row.echo.p99_us, Faults(row.actserve.faults_per_call),
+                        Faults(row.echo.faults_per_call)));
+    if (with_default_echo) {
+      absl::StrAppend(&text, absl::StrFormat(" | %9.1f %9.0f", row.echo_default.mb_s,
+                                             row.echo_default.p50_us));
+    }
+    absl::StrAppend(&text, "\n");
   }
   absl::StrAppend(&text,
                   "ratio: actserve/echo (throughput: >= 0.9 is the target; p50: <= 1.1 is the "
                   "target at 1 KiB). MB/s: 10^6 bytes of input tensor per second; latencies "
-                  "in us; medians over interleaved rounds.\n");
+                  "in us; medians over interleaved rounds. flt/c: the server process's minor "
+                  "page faults per call over all rounds ('-': not its own process here).\n");
   return text;
 }
 
@@ -221,8 +263,9 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
     echo_default = *std::move(started);
     echo_default_targets.push_back(LocalTarget(echo_default->port()));
   }
-  std::fprintf(out, "actserve: %s\necho (actserve settings): %s\necho (gRPC defaults): %s\n",
+  std::fprintf(out, "actserve: %s%s\necho (actserve settings): %s\necho (gRPC defaults): %s\n",
                absl::StrJoin(actserve_targets, ",").c_str(),
+               actserve ? " (in this process: a profiling aid, not the binary users run)" : "",
                absl::StrJoin(echo_targets, ",").c_str(),
                echo_default_targets.empty() ? "not measured"
                                             : absl::StrJoin(echo_default_targets, ",").c_str());
@@ -232,7 +275,9 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
   contenders[0].channels = MakeChannels(actserve_targets);
   contenders[0].unary_method = kComputeMethod;
   contenders[0].stream_method = kComputeStreamMethod;
+  contenders[0].pid = options.actserve_pid;
   contenders[1].name = "echo";
+  contenders[1].pid = options.echo_pid;
   contenders[1].channels = MakeChannels(echo_targets);
   if (contenders.size() == 3) {
     contenders[2].name = "echo_default";
@@ -244,19 +289,24 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
   }
 
   struct Config {
+    std::string activation;
     std::string rpc;
     size_t payload_bytes;
   };
   std::vector<Config> configs;
-  for (size_t bytes : options.payload_bytes) configs.push_back({"unary", bytes});
-  if (options.stream_chunk_bytes > 0) configs.push_back({"stream", options.stream_chunk_bytes});
+  for (const std::string& activation : options.activations) {
+    for (size_t bytes : options.payload_bytes) configs.push_back({activation, "unary", bytes});
+    if (options.stream_chunk_bytes > 0) {
+      configs.push_back({activation, "stream", options.stream_chunk_bytes});
+    }
+  }
 
   std::vector<ServiceBenchRow> rows;
   for (const Config& config : configs) {
     for (const std::string& mode_name : options.modes) {
       const Mode mode = mode_name == "forward" ? Mode::kForward : Mode::kForwardBackward;
       absl::StatusOr<std::string> request =
-          MakeComputeRequest(config.payload_bytes, mode, options.activation);
+          MakeComputeRequest(config.payload_bytes, mode, config.activation);
       if (!request.ok()) return request.status();
       contenders[0].request = ToByteBuffer(*request);
       // The size actserve answers with, which the echo servers are asked to return; this
@@ -287,15 +337,20 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
           for (size_t k = 0; k < contenders.size(); ++k) {
             Contender& contender = contenders[(k + static_cast<size_t>(round)) % contenders.size()];
             absl::StatusOr<LoadResult> result =
-                config.rpc == "unary"
-                    ? RunUnaryLoad(contender.channels, contender.unary_method, contender.request,
-                                   contender.expected_response_bytes, load)
-                    : RunStreamLoad(contender.channels, contender.stream_method,
-                                    contender.request, contender.expected_response_bytes, load);
+                CountingFaults(contender.pid, &contender.rounds.faults, [&] {
+                  return config.rpc == "unary"
+                             ? RunUnaryLoad(contender.channels, contender.unary_method,
+                                            contender.request,
+                                            contender.expected_response_bytes, load)
+                             : RunStreamLoad(contender.channels, contender.stream_method,
+                                             contender.request,
+                                             contender.expected_response_bytes, load);
+                });
             if (!result.ok()) {
               return absl::Status(result.status().code(),
                                   absl::StrCat(contender.name, " ", config.rpc, " ",
-                                               config.payload_bytes, " ", mode_name, ": ",
+                                               config.activation, " ", config.payload_bytes, " ",
+                                               mode_name, ": ",
                                                result.status().message()));
             }
             contender.rounds.mb_s.push_back(result->calls_per_second *
@@ -303,16 +358,19 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
             contender.rounds.p50_us.push_back(result->p50_us);
             contender.rounds.p99_us.push_back(result->p99_us);
             contender.rounds.cpu_us_per_call.push_back(result->cpu_us_per_call);
+            contender.rounds.calls += result->calls;
+            contender.rounds.faults_measured = contender.pid > 0;
           }
         }
         ServiceBenchRow row;
         row.rpc = config.rpc;
+        row.activation = config.activation;
         row.payload_bytes = config.payload_bytes;
         row.mode = mode_name;
         row.concurrency = concurrency;
-        row.actserve = contenders[0].rounds.Medians();
-        row.echo = contenders[1].rounds.Medians();
-        if (contenders.size() == 3) row.echo_default = contenders[2].rounds.Medians();
+        row.actserve = contenders[0].rounds.Figures();
+        row.echo = contenders[1].rounds.Figures();
+        if (contenders.size() == 3) row.echo_default = contenders[2].rounds.Figures();
         // The p50 ratio of each round (both servers measured moments apart), and its
         // median: steadier than the ratio of the medians when the machine's load drifts.
         std::vector<double> p50_ratios;
@@ -323,13 +381,19 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
                                  echo_p50);
           }
         }
+        // In-process servers share the client's process, so its CPU time covers both;
+        // with servers of their own it is the client's alone.
         std::fprintf(out,
-                     "%-6s %9zu %-16s c=%d  actserve %9.1f MB/s p50 %9.0f us | echo %9.1f MB/s "
-                     "p50 %9.0f us | ratio %s | p50 ratio, median of rounds %.2f | "
-                     "process CPU per call: actserve %.1f us, echo %.1f us\n",
-                     row.rpc.c_str(), row.payload_bytes, row.mode.c_str(), concurrency,
-                     row.actserve.mb_s, row.actserve.p50_us, row.echo.mb_s, row.echo.p50_us,
-                     Ratio(row.actserve.mb_s, row.echo.mb_s).c_str(), Median(p50_ratios),
+                     "%-6s %-5s %9zu %-16s c=%d  actserve %9.1f MB/s p50 %9.0f us | echo %9.1f "
+                     "MB/s p50 %9.0f us | ratio %s | p50 ratio, median of rounds %.2f | "
+                     "faults per call: actserve %s, echo %s | %s CPU per call: actserve "
+                     "%.1f us, echo %.1f us\n",
+                     row.rpc.c_str(), row.activation.c_str(), row.payload_bytes, row.mode.c_str(),
+                     concurrency, row.actserve.mb_s, row.actserve.p50_us, row.echo.mb_s,
+                     row.echo.p50_us, Ratio(row.actserve.mb_s, row.echo.mb_s).c_str(),
+                     Median(p50_ratios), Faults(row.actserve.faults_per_call).c_str(),
+                     Faults(row.echo.faults_per_call).c_str(),
+                     actserve || echo ? "process" : "client",
                      Median(contenders[0].rounds.cpu_us_per_call),
                      Median(contenders[1].rounds.cpu_us_per_call));
         std::fflush(out);

@@ -9,10 +9,14 @@
 // medians over rounds are reported. Besides the echo with actserve's transport settings it
 // measures an echo with gRPC's defaults, so a reader sees what the settings gained.
 //
-// Servers: by default actserve (server::Server) and both echo servers start in this
-// process on loopback ports, so they share the allocator and the machine. `targets`
-// instead drives running actserve servers (a whole fleet: workers are spread over them),
-// with `echo_targets` (actserve_echo binaries) as the reference when given.
+// Servers: `targets` drives running actserve servers (a whole fleet: workers are spread
+// over them), with `echo_targets` (actserve_echo binaries) as the reference. This is how
+// `make bench-service` measures (bench/service/service_bench_main.cc starts the actserve
+// binary and actserve_echo as processes of their own, then calls RunServiceBench with
+// their addresses and process ids, so that each server's page faults are counted too).
+// Without targets, actserve (server::Server) and both echo servers start inside this
+// process on loopback ports, sharing its allocator and flags: a profiling aid (one
+// process to perf), not what users run.
 #ifndef ACTSERVE_BENCH_SERVICE_SERVICE_BENCH_H_
 #define ACTSERVE_BENCH_SERVICE_SERVICE_BENCH_H_
 
@@ -45,7 +49,14 @@ struct ServiceBenchOptions {
   std::vector<int> concurrency = {1, 4};
   // "forward" and/or "forward_backward" (which sends grad_output as well).
   std::vector<std::string> modes = {"forward", "forward_backward"};
-  std::string activation = "gelu";
+  // Activations computed, each a set of rows. Default gelu.
+  std::vector<std::string> activations = {"gelu"};
+  // Process ids of the actserve and echo servers when each runs as a process of its own on
+  // this machine: their minor page faults (/proc/<pid>/stat) are read before and after
+  // each of their runs and reported per call. 0: not measured (in-process servers, or
+  // servers elsewhere).
+  int actserve_pid = 0;
+  int echo_pid = 0;
   // Where the in-process actserve writes its log (appended to); it logs at its default
   // level, info, which is a line per call. Default "/dev/null": the lines are still
   // formatted and written, in batches (server/logging.h), so a file costs about the same.
@@ -63,8 +74,8 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
                                                              std::FILE* out);
 
 // The table printed at the end: one line per row with both servers' MB/s, p50 and p99,
-// the ratios actserve/echo (throughput) and actserve/echo (p50 latency), and the
-// default-settings echo.
+// the ratios actserve/echo (throughput) and actserve/echo (p50 latency), each server's
+// page faults per call (when measured) and the default-settings echo (when measured).
 std::string FormatServiceTable(const std::vector<ServiceBenchRow>& rows);
 
 // Every value of the flag `--name=value` or `--name value` in argv, in order; absl flags

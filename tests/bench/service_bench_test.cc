@@ -1,8 +1,10 @@
 // The service benchmark's pieces that carry its correctness: the echo server answers with
 // exactly the sizes it is asked for (so the comparison moves the same bytes), the load
-// generator checks response sizes, and the results CSV has the agreed format. Nothing here
-// measures time.
+// generator checks response sizes, the page faults read from /proc are counted, and the
+// results CSV has the agreed format. Nothing here measures time.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -84,20 +86,58 @@ TEST_F(EchoServerTest, LoadReportsAResponseOfTheWrongSize) {
 TEST(ResultsCsvTest, HeaderAndRowsInTheAgreedFormat) {
   ServiceBenchRow row;
   row.rpc = "unary";
+  row.activation = "gelu";
   row.payload_bytes = 65536;
   row.mode = "forward_backward";
   row.concurrency = 4;
-  row.actserve = {512.25, 120.4, 980.6};
-  row.echo = {400.5, 150.0, 1000.0};
+  row.actserve = {512.25, 120.4, 980.6, 0.004};
+  row.echo = {400.5, 150.0, 1000.0, 16.254};
   row.echo_default = {300.125, 170.2, 1200.7};
   EXPECT_EQ(FormatServiceCsv({row}),
-            "rpc,payload_bytes,mode,concurrency,actserve_mb_s,echo_mb_s,actserve_p50_us,"
-            "echo_p50_us,actserve_p99_us,echo_p99_us\n"
-            "unary,65536,forward_backward,4,512.250,400.500,120,150,981,1000\n");
+            "rpc,activation,payload_bytes,mode,concurrency,actserve_mb_s,echo_mb_s,"
+            "actserve_p50_us,echo_p50_us,actserve_p99_us,echo_p99_us,"
+            "actserve_faults_per_call,echo_faults_per_call\n"
+            "unary,gelu,65536,forward_backward,4,512.250,400.500,120,150,981,1000,0.00,16.25\n");
   EXPECT_EQ(FormatEchoDefaultCsv({row}),
-            "rpc,payload_bytes,mode,concurrency,echo_default_mb_s,echo_default_p50_us,"
-            "echo_default_p99_us,echo_mb_s\n"
-            "unary,65536,forward_backward,4,300.125,170,1201,400.500\n");
+            "rpc,activation,payload_bytes,mode,concurrency,echo_default_mb_s,"
+            "echo_default_p50_us,echo_default_p99_us,echo_mb_s\n"
+            "unary,gelu,65536,forward_backward,4,300.125,170,1201,400.500\n");
+}
+
+TEST(ResultsCsvTest, FaultsNotMeasuredAreEmpty) {
+  ServiceBenchRow row;
+  row.rpc = "stream";
+  row.activation = "relu";
+  row.payload_bytes = 1024;
+  row.mode = "forward";
+  row.actserve = {1, 2, 3};
+  row.echo = {4, 5, 6};
+  EXPECT_EQ(FormatServiceCsv({row}).substr(std::string(kServiceCsvHeader).size() + 1),
+            "stream,relu,1024,forward,1,1.000,4.000,2,5,3,6,,\n");
+}
+
+// A first touch of each page of a fresh private mapping is a minor fault; the count read
+// from /proc must grow by at least one per page touched.
+TEST(MinorPageFaultsTest, CountsTheFirstTouchOfFreshPages) {
+  constexpr size_t kPages = 256;
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  void* memory = ::mmap(nullptr, kPages * page, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(memory, MAP_FAILED);
+  // No transparent huge page: one fault would then map many pages at once.
+  ::madvise(memory, kPages * page, MADV_NOHUGEPAGE);
+  absl::StatusOr<int64_t> before = MinorPageFaults(::getpid());
+  ASSERT_TRUE(before.ok()) << before.status();
+  for (size_t i = 0; i < kPages; ++i) static_cast<volatile char*>(memory)[i * page] = 1;
+  absl::StatusOr<int64_t> after = MinorPageFaults(::getpid());
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_GE(*after - *before, static_cast<int64_t>(kPages));
+  ::munmap(memory, kPages * page);
+}
+
+TEST(MinorPageFaultsTest, NoSuchProcessIsNotFound) {
+  // Above the kernel's largest pid (pid_max is at most 2^22).
+  EXPECT_EQ(MinorPageFaults(1 << 30).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(QuantileTest, NearestRank) {
