@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
+#include "google/protobuf/arena.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "proto/convert.h"
@@ -74,7 +75,11 @@ struct ItemMemory {
 // A batch from receipt to response. Never moved once parsed: `items` view `header` and
 // the buffers.
 struct ActivationServiceImpl::PreparedBatch {
-  v1::ComputeRequest header;  // the request without its tensor data
+  // The request without its tensor data, on an arena: a batch of many items builds
+  // several messages per item, which the arena allocates in a few blocks and frees at
+  // once instead of one malloc and free each.
+  google::protobuf::Arena arena;
+  v1::ComputeRequest& header = *google::protobuf::Arena::CreateMessage<v1::ComputeRequest>(&arena);
   // Inlined for one item, the common batch: no allocation per vector and call.
   absl::InlinedVector<ItemMemory, 1> memory;
   std::vector<ComputeItem> items;

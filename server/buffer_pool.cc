@@ -104,13 +104,15 @@ BufferPool::~BufferPool() {
 
 absl::Status BufferPool::Charge(size_t bytes, size_t requested) {
   const size_t limit = options_.max_live_bytes;
-  if (limit > 0 && (bytes > limit || live_bytes_ > limit - bytes)) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "tensor memory of the calls in flight is at its limit: ", live_bytes_,
-        " bytes in use, ", requested, " more needed, limit ", limit,
-        " (--max_tensor_memory_bytes); retry later or send smaller requests"));
-  }
-  live_bytes_ += bytes;
+  size_t live = live_bytes_.load(std::memory_order_relaxed);
+  do {
+    if (limit > 0 && (bytes > limit || live > limit - bytes)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "tensor memory of the calls in flight is at its limit: ", live,
+          " bytes in use, ", requested, " more needed, limit ", limit,
+          " (--max_tensor_memory_bytes); retry later or send smaller requests"));
+    }
+  } while (!live_bytes_.compare_exchange_weak(live, live + bytes, std::memory_order_relaxed));
   return absl::OkStatus();
 }
 
@@ -119,14 +121,10 @@ absl::StatusOr<Buffer> BufferPool::Acquire(size_t size) {
   char* data = nullptr;
   size_t capacity = 0;  // 0 marks a malloc'd buffer
   if (size < options_.min_pooled_bytes) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (absl::Status charged = Charge(size, size); !charged.ok()) return charged;
-    }
+    if (absl::Status charged = Charge(size, size); !charged.ok()) return charged;
     data = static_cast<char*>(std::malloc(size));
     if (data == nullptr) {
-      absl::MutexLock lock(&mu_);
-      live_bytes_ -= size;
+      live_bytes_.fetch_sub(size, std::memory_order_relaxed);
       return OutOfSystemMemory(size);
     }
   } else {
@@ -150,8 +148,7 @@ absl::StatusOr<Buffer> BufferPool::Acquire(size_t size) {
     if (data == nullptr) {
       data = MapAligned(capacity, options_.huge_pages);
       if (data == nullptr) {
-        absl::MutexLock lock(&mu_);
-        live_bytes_ -= capacity;
+        live_bytes_.fetch_sub(capacity, std::memory_order_relaxed);
         return OutOfSystemMemory(size);
       }
     }
@@ -163,13 +160,12 @@ absl::StatusOr<Buffer> BufferPool::Acquire(size_t size) {
 void BufferPool::Release(char* data, size_t size, size_t capacity) {
   if (capacity == 0) {
     std::free(data);
-    absl::MutexLock lock(&mu_);
-    live_bytes_ -= size;
+    live_bytes_.fetch_sub(size, std::memory_order_relaxed);
     return;
   }
+  live_bytes_.fetch_sub(capacity, std::memory_order_relaxed);
   {
     absl::MutexLock lock(&mu_);
-    live_bytes_ -= capacity;
     if (cached_bytes_ + capacity <= options_.max_cached_bytes) {
       free_.emplace(capacity, data);
       cached_bytes_ += capacity;
@@ -184,10 +180,7 @@ size_t BufferPool::cached_bytes() const {
   return cached_bytes_;
 }
 
-size_t BufferPool::live_bytes() const {
-  absl::MutexLock lock(&mu_);
-  return live_bytes_;
-}
+size_t BufferPool::live_bytes() const { return live_bytes_.load(std::memory_order_relaxed); }
 
 int64_t BufferPool::reused() const {
   absl::MutexLock lock(&mu_);

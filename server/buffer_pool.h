@@ -30,6 +30,7 @@
 #include <grpcpp/support/slice.h>
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -128,14 +129,15 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   friend class Buffer;
   explicit BufferPool(const BufferPoolOptions& options) : options_(options) {}
   void Release(char* data, size_t size, size_t capacity);
-  // Counts `bytes` as live, unless that would pass max_live_bytes.
-  absl::Status Charge(size_t bytes, size_t requested) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts `bytes` as live, unless that would pass max_live_bytes. Lock-free: small
+  // buffers are charged and released once per item, and a batch may have thousands.
+  absl::Status Charge(size_t bytes, size_t requested);
 
   const BufferPoolOptions options_;
   mutable absl::Mutex mu_;
   std::multimap<size_t, char*> free_ ABSL_GUARDED_BY(mu_);  // by capacity
   size_t cached_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t live_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<size_t> live_bytes_{0};
   int64_t reused_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t mapped_ ABSL_GUARDED_BY(mu_) = 0;
 };

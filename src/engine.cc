@@ -113,38 +113,44 @@ bool IsValidDType(DType dtype) {
   return false;
 }
 
+// The place of an item's field in error messages, "items[3].input". Built only when an
+// error is reported: a batch may have thousands of valid items.
+std::string ItemPath(size_t index, absl::string_view field = "") {
+  return absl::StrCat("items[", index, "]", field);
+}
+
 // Checks a tensor's dtype, rank (at most `max_rank` dimensions; 0: any), shape and byte
-// count; returns its element count.
-absl::StatusOr<int64_t> ValidateTensor(const ConstTensorView& tensor, absl::string_view path,
-                                       int max_rank) {
+// count; returns its element count. Errors name `field` of item `index`.
+absl::StatusOr<int64_t> ValidateTensor(const ConstTensorView& tensor, size_t index,
+                                       absl::string_view field, int max_rank) {
+  const auto path = [&] { return ItemPath(index, field); };
   if (max_rank > 0 && tensor.shape.size() > static_cast<size_t>(max_rank)) {
-    return absl::ResourceExhaustedError(absl::StrCat(path, ".shape: ", tensor.shape.size(),
+    return absl::ResourceExhaustedError(absl::StrCat(path(), ".shape: ", tensor.shape.size(),
                                                      " dimensions, more than ", max_rank,
                                                      " (the limit)"));
   }
   if (!IsValidDType(tensor.dtype)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ".dtype: ", DTypeName(tensor.dtype),
+        path(), ".dtype: ", DTypeName(tensor.dtype),
         "; expected one of float32, float64, float16, bfloat16"));
   }
   absl::StatusOr<int64_t> elements = NumElements(tensor.shape);
   if (!elements.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", elements.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(path(), ": ", elements.status().message()));
   }
   const int64_t needed = *elements * static_cast<int64_t>(DTypeSize(tensor.dtype));
   if (static_cast<int64_t>(tensor.data.size()) != needed) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": ", tensor.data.size(), " bytes of data, but shape ",
+        path(), ": ", tensor.data.size(), " bytes of data, but shape ",
         ShapeToString(tensor.shape), " ", DTypeName(tensor.dtype), " needs ", needed));
   }
   return elements;
 }
 
-absl::StatusOr<ItemPlan> PlanItem(const ComputeItem& item, absl::string_view path,
+absl::StatusOr<ItemPlan> PlanItem(const ComputeItem& item, size_t index,
                                   const EngineOptions& options) {
   ItemPlan plan;
-  absl::StatusOr<int64_t> elements =
-      ValidateTensor(item.input, absl::StrCat(path, ".input"), options.max_rank);
+  absl::StatusOr<int64_t> elements = ValidateTensor(item.input, index, ".input", options.max_rank);
   if (!elements.ok()) return elements.status();
   plan.sizes.elements = *elements;
   const size_t input_bytes = item.input.data.size();
@@ -153,25 +159,25 @@ absl::StatusOr<ItemPlan> PlanItem(const ComputeItem& item, absl::string_view pat
   absl::Status spec_status = ValidateActivationSpec(item.activation);
   if (!spec_status.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ".activation: ", spec_status.message()));
+        absl::StrCat(ItemPath(index, ".activation"), ": ", spec_status.message()));
   }
 
   const bool gradient = ComputesGradient(item.mode);
   if (gradient && item.grad_output.has_value()) {
-    const std::string grad_path = absl::StrCat(path, ".grad_output");
+    const auto grad_path = [&] { return ItemPath(index, ".grad_output"); };
     const ConstTensorView& dy = *item.grad_output;
     if (dy.dtype != dtype) {
       return absl::InvalidArgumentError(
-          absl::StrCat(grad_path, ": dtype ", DTypeName(dy.dtype),
+          absl::StrCat(grad_path(), ": dtype ", DTypeName(dy.dtype),
                        " does not match the input's ", DTypeName(dtype)));
     }
     if (!std::equal(dy.shape.begin(), dy.shape.end(), item.input.shape.begin(),
                     item.input.shape.end())) {
       return absl::InvalidArgumentError(
-          absl::StrCat(grad_path, ": shape ", ShapeToString(dy.shape),
+          absl::StrCat(grad_path(), ": shape ", ShapeToString(dy.shape),
                        " does not match the input's ", ShapeToString(item.input.shape)));
     }
-    absl::StatusOr<int64_t> dy_elements = ValidateTensor(dy, grad_path, options.max_rank);
+    absl::StatusOr<int64_t> dy_elements = ValidateTensor(dy, index, ".grad_output", options.max_rank);
     if (!dy_elements.ok()) return dy_elements.status();
   }
 
@@ -183,19 +189,20 @@ absl::StatusOr<ItemPlan> PlanItem(const ComputeItem& item, absl::string_view pat
       const int64_t channels = rank >= 2 ? shape[1] : 1;
       int64_t weights = 1;
       if (item.prelu_weight.has_value()) {
-        const std::string weight_path = absl::StrCat(path, ".activation.prelu.weight");
+        constexpr absl::string_view kWeightField = ".activation.prelu.weight";
+        const auto weight_path = [&] { return ItemPath(index, kWeightField); };
         if (item.prelu_weight->dtype != dtype) {
           return absl::InvalidArgumentError(
-              absl::StrCat(weight_path, ": dtype ", DTypeName(item.prelu_weight->dtype),
+              absl::StrCat(weight_path(), ": dtype ", DTypeName(item.prelu_weight->dtype),
                            " does not match the input's ", DTypeName(dtype)));
         }
         absl::StatusOr<int64_t> weight_elements =
-            ValidateTensor(*item.prelu_weight, weight_path, options.max_rank);
+            ValidateTensor(*item.prelu_weight, index, kWeightField, options.max_rank);
         if (!weight_elements.ok()) return weight_elements.status();
         weights = *weight_elements;
         if (weights != 1 && weights != channels) {
           return absl::InvalidArgumentError(absl::StrCat(
-              weight_path, ": ", weights, " values, but the input ",
+              weight_path(), ": ", weights, " values, but the input ",
               ShapeToString(shape), " has ", channels,
               " channels (dimension 1); expected 1 or ", channels));
         }
@@ -231,7 +238,8 @@ absl::StatusOr<ItemPlan> PlanItem(const ComputeItem& item, absl::string_view pat
       const double dim_value = item.activation.params[0];
       if (dim_value < -effective_rank || dim_value >= effective_rank) {
         return absl::InvalidArgumentError(absl::StrCat(
-            path, ".activation: ", GetActivationInfo(item.activation.kind).name, ": dim ",
+            ItemPath(index, ".activation"), ": ", GetActivationInfo(item.activation.kind).name,
+            ": dim ",
             static_cast<int64_t>(dim_value), " is out of range for a ", rank,
             "-dimensional input ", ShapeToString(shape), "; expected [", -effective_rank,
             ", ", effective_rank - 1, "]"));
@@ -268,7 +276,7 @@ absl::StatusOr<std::vector<ItemPlan>> PlanBatch(absl::Span<const ComputeItem> it
   plans.reserve(items.size());
   int64_t total_elements = 0;
   for (size_t i = 0; i < items.size(); ++i) {
-    absl::StatusOr<ItemPlan> plan = PlanItem(items[i], absl::StrCat("items[", i, "]"), options);
+    absl::StatusOr<ItemPlan> plan = PlanItem(items[i], i, options);
     if (!plan.ok()) return plan.status();
     total_elements += plan->sizes.elements;
     if (max_elements > 0 && total_elements > max_elements) {
@@ -452,10 +460,10 @@ absl::Status ComputeSoftmax(const ComputeItem& item, const ItemPlan& plan,
                      });
 }
 
-absl::Status CheckBuffer(absl::Span<char> buffer, size_t expected, absl::string_view path,
+absl::Status CheckBuffer(absl::Span<char> buffer, size_t expected, size_t index,
                          absl::string_view name) {
   if (buffer.size() == expected) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(path, ": the ", name, " buffer has ",
+  return absl::InvalidArgumentError(absl::StrCat(ItemPath(index), ": the ", name, " buffer has ",
                                                  buffer.size(), " bytes, expected ",
                                                  expected));
 }
@@ -496,12 +504,11 @@ absl::Status Engine::Compute(absl::Span<const ComputeItem> items,
         buffers.size(), " result buffers for ", items.size(), " items"));
   }
   for (size_t i = 0; i < items.size(); ++i) {
-    const std::string path = absl::StrCat("items[", i, "]");
     const ResultSizes& sizes = (*plans)[i].sizes;
     for (absl::Status status :
-         {CheckBuffer(buffers[i].output, sizes.output_bytes, path, "output"),
-          CheckBuffer(buffers[i].grad_input, sizes.grad_input_bytes, path, "grad_input"),
-          CheckBuffer(buffers[i].grad_weight, sizes.grad_weight_bytes, path, "grad_weight")}) {
+         {CheckBuffer(buffers[i].output, sizes.output_bytes, i, "output"),
+          CheckBuffer(buffers[i].grad_input, sizes.grad_input_bytes, i, "grad_input"),
+          CheckBuffer(buffers[i].grad_weight, sizes.grad_weight_bytes, i, "grad_weight")}) {
       if (!status.ok()) return status;
     }
   }
