@@ -5,9 +5,12 @@ of pods behind a headless Service would have: ``ipv4:a,b,c``, round_robin, a ret
 for UNAVAILABLE only, no health checking, no wait_for_ready, no actserve SDK. Threads
 send unary Compute calls without pause; two ComputeStreams, opened on the replica about
 to be stopped before the signal, go on sending batches after it. One replica gets
-SIGTERM mid-load; the load goes on until it has exited and a while after. Every unary
-call and every stream must end OK with the right values, and the replica must exit 0.
-Then the stopped replica is replaced and the next round stops another one.
+SIGTERM mid-load; the load goes on until it has exited and a while after. The streams
+go on until the replica has begun refusing new calls (its log says "shutting down:
+draining"), send a few more batches and close. Every unary call and every stream must end
+OK with the right values, and the replica must exit 0. Then the stopped replica is
+replaced and the next round stops another one. Only the generated messages of
+actserve.v1 are used, not the SDK's client.
 
 Nothing here waits for a time: "mid-load" and "a while after" are numbers of calls, and
 the only waits are bounded polls for a process to start or exit.
@@ -42,13 +45,17 @@ _POLL_INTERVAL_S = 0.02
 _START_LIMIT_S = 60.0
 _EXIT_LIMIT_S = 60.0
 
-ROUNDS = int(os.environ.get("ACTSERVE_DRAIN_ROUNDS", "4"))
+ROUNDS = int(os.environ.get("ACTSERVE_DRAIN_ROUNDS", "6"))
 EXTRA_FLAGS = os.environ.get("ACTSERVE_DRAIN_FLAGS", "").split()
 LOAD_THREADS = 4
 STREAMS = 2
 CALLS_BEFORE_SIGNAL = 200  # per round, over all threads
 CALLS_AFTER_EXIT = 200     # per round, over all threads, after the stopped replica exited
-STREAM_BATCHES_AFTER_SIGNAL = 20
+STREAM_BATCHES_WHILE_DRAINING = 20
+# The log line of the replica that starts refusing new calls (server/server.cc).
+DRAINING_LOG_LINE = "shutting down: draining"
+# A bound on a stream that never sees it (the test then fails on that stream).
+STREAM_BATCH_LIMIT = 100000
 # A bound on the load when the replica does not exit (the test then fails on its exit).
 CALLS_AFTER_SIGNAL_LIMIT = 200000
 
@@ -112,6 +119,9 @@ class Replica:
             self.process = subprocess.Popen([binary, *flags], stdin=subprocess.DEVNULL,
                                             stdout=log, stderr=subprocess.STDOUT)
         self.port = None
+        self._log_lock = threading.Lock()
+        self._log_seen = 0
+        self._log_tail = ""
         deadline = time.monotonic() + _START_LIMIT_S
         while self.port is None:
             match = _PORT_IN_LOG.search(self.read_log().encode())
@@ -137,6 +147,19 @@ class Replica:
     def read_log(self):
         with open(self.log_path, "rb") as log:
             return log.read().decode("utf-8", "replace")
+
+    def log_has(self, text):
+        """Whether the log has `text` yet; reads only what was added since the last
+        call (lines are at most a few hundred bytes, so one never splits unseen).
+        Thread-safe."""
+        with self._log_lock:
+            with open(self.log_path, "rb") as log:
+                log.seek(self._log_seen)
+                new = log.read()
+            tail = self._log_tail + new.decode("utf-8", "replace")
+            self._log_seen += len(new)
+            self._log_tail = tail[-1000:]
+            return text in tail
 
     def _check_alive(self, deadline):
         if self.process.poll() is not None:
@@ -212,7 +235,8 @@ class Round:
 
     def _stream(self, stub, request):
         # Opened and served once before the signal; then a batch after each reply until
-        # STREAM_BATCHES_AFTER_SIGNAL batches have been answered after it, then closed.
+        # STREAM_BATCHES_WHILE_DRAINING batches have been answered after the replica began
+        # refusing new calls (it waits for this stream), then closed.
         sent = 0
         answered = 0
         outbox = collections.deque()
@@ -240,7 +264,8 @@ class Round:
 
         push()
         code = grpc.StatusCode.OK
-        after_signal = 0
+        draining = False
+        while_draining = 0
         try:
             for response in stub.ComputeStream(requests(), timeout=60):
                 answered += 1
@@ -250,13 +275,14 @@ class Round:
                 if answered == 1:
                     self.stream_open.release()
                     self.signal_sent.wait()
-                if self.signal_sent.is_set():
-                    after_signal += 1
-                push(last=after_signal >= STREAM_BATCHES_AFTER_SIGNAL)
+                draining = draining or self.victim.log_has(DRAINING_LOG_LINE)
+                while_draining += draining
+                push(last=while_draining >= STREAM_BATCHES_WHILE_DRAINING
+                     or answered >= STREAM_BATCH_LIMIT)
         except grpc.RpcError as error:
             code = error.code()
         with self.lock:
-            self.stream_results.append((code.name, answered, sent))
+            self.stream_results.append((code.name, answered, sent, while_draining))
 
     def run(self):
         request = relu_request()
@@ -327,8 +353,11 @@ class SigtermDrainTest(unittest.TestCase):
                     f"streams {outcome.stream_results}, exit {exit_code}")
             print(line, file=sys.stderr, flush=True)
             if (failed or outcome.wrong_values or exit_code != 0
+                    or len(outcome.stream_results) != STREAMS
                     or any(code != "OK" or answered != sent
-                           for code, answered, sent in outcome.stream_results)):
+                           or while_draining != STREAM_BATCHES_WHILE_DRAINING
+                           for code, answered, sent, while_draining
+                           in outcome.stream_results)):
                 problems.append(line + "\n  its log ends:\n" + "\n".join(victim.read_log().splitlines()[-12:]))
             replicas[number % 3] = start()
         print(f"all rounds: {dict(totals)}", file=sys.stderr, flush=True)
