@@ -15,7 +15,7 @@ actserve.v1 are used, not the SDK's client.
 Nothing here waits for a time: "mid-load" and "a while after" are numbers of calls, and
 the only waits are bounded polls for a process to start or exit.
 
-ACTSERVE_DRAIN_ROUNDS (default 4) and ACTSERVE_DRAIN_FLAGS (extra server flags, e.g.
+ACTSERVE_DRAIN_ROUNDS (default 6) and ACTSERVE_DRAIN_FLAGS (extra server flags, e.g.
 "--drain_delay=3s") let the same test be run for longer by hand:
 
     ACTSERVE_BINARY=build/release/server/actserve ACTSERVE_DRAIN_ROUNDS=20 \
