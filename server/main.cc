@@ -4,8 +4,9 @@
 //            --tls_cert=server.crt --tls_key=server.key --auth_token_file=tokens
 //
 // SIGINT or SIGTERM turns health NOT_SERVING, serves new calls for --drain_delay more (a
-// second signal ends that), then drains in-flight calls (up to --shutdown_grace) and
-// exits 0.
+// second signal ends that), then refuses new calls with UNAVAILABLE while in-flight calls
+// finish (up to --shutdown_grace), closes the client connections and exits 0; a client
+// that retries UNAVAILABLE loses no call (Server::Shutdown in server.h).
 // SIGHUP re-reads --auth_token_file (a bad file keeps the old tokens).
 #include <malloc.h>
 #include <pthread.h>

@@ -1,10 +1,12 @@
 // See server.h.
 #include "server/server.h"
 
+#include <grpc/grpc.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include <algorithm>
 #include <climits>
@@ -13,13 +15,84 @@
 #include <sstream>
 #include <string>
 #include <utility>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/logging.h"
 
 namespace actserve {
 namespace server {
+namespace server_internal {
+
+// Counts the ActivationService calls that gRPC has not destroyed yet. A call's
+// interceptor is created with the call and destroyed with it, after its reactor's OnDone,
+// i.e. once gRPC has written its status. The service's own count
+// (ActivationServiceImpl::inflight) drops just before the handler calls Finish: too early
+// to close the connection under the call. Thread-safe.
+class CallTracker {
+ public:
+  CallTracker() = default;
+  CallTracker(const CallTracker&) = delete;
+  CallTracker& operator=(const CallTracker&) = delete;
+
+  // An interceptor that counts the call for its lifetime, or null (not counted) for a
+  // method outside the ActivationService: a health watch lasts as long as its client
+  // wants.
+  grpc::experimental::Interceptor* MaybeTrack(const grpc::experimental::ServerRpcInfo& info) {
+    if (!absl::StartsWith(info.method(), "/actserve.v1.ActivationService/")) return nullptr;
+    absl::MutexLock lock(&mu_);
+    ++live_;
+    return new Tracked(this);
+  }
+
+  // Waits until no ActivationService call is alive (a moment without one is enough; new
+  // ones may follow), or until `deadline`. Whether it got there.
+  bool WaitUntilNone(absl::Time deadline) {
+    absl::MutexLock lock(&mu_);
+    auto none = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return live_ == 0; };
+    return mu_.AwaitWithDeadline(absl::Condition(&none), deadline);
+  }
+
+ private:
+  // Only its lifetime matters: every hook proceeds at once.
+  class Tracked final : public grpc::experimental::Interceptor {
+   public:
+    explicit Tracked(CallTracker* tracker) : tracker_(tracker) {}
+    ~Tracked() override {
+      absl::MutexLock lock(&tracker_->mu_);
+      --tracker_->live_;
+    }
+    void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+      methods->Proceed();
+    }
+
+   private:
+    CallTracker* const tracker_;
+  };
+
+  absl::Mutex mu_;
+  int64_t live_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// The grpc::Server owns its interceptor factories; this one borrows the Server's
+// CallTracker, which outlives the grpc::Server.
+class CallTrackerFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit CallTrackerFactory(CallTracker* tracker) : tracker_(tracker) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return tracker_->MaybeTrack(*info);
+  }
+
+ private:
+  CallTracker* const tracker_;
+};
+
+}  // namespace server_internal
+
 namespace {
 
 constexpr char kServiceName[] = "actserve.v1.ActivationService";
@@ -229,6 +302,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.AddListeningPort(options.address, *credentials, &port);
   ApplyTransportOptions(options, &builder);
   builder.RegisterService(server->service_.get());
+  server->call_tracker_ = std::make_unique<server_internal::CallTracker>();
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(
+      std::make_unique<server_internal::CallTrackerFactory>(server->call_tracker_.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || port == 0) {
     // BuildAndStart has logged gRPC's own reason; `server` is destroyed without a
@@ -295,10 +374,9 @@ void Server::Shutdown() {
     return;
   }
   shut_down_ = true;
-  // Probes see NOT_SERVING first, so load balancers stop sending new calls. Calls still
-  // on their way are served during the drain delay; after it, calls that still arrive
-  // are refused with UNAVAILABLE, which clients retry elsewhere. The gRPC server keeps
-  // running throughout, so health checks are answered during the drain.
+  // Probes see NOT_SERVING first, so load balancers and health-checking clients stop
+  // sending new calls; calls still on their way are served during the drain delay.
+  // The gRPC server keeps running throughout, so health checks are answered.
   if (grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService()) {
     health->SetServingStatus(false);
   }
@@ -311,18 +389,34 @@ void Server::Shutdown() {
     drain_delay_mu_.AwaitWithTimeout(absl::Condition(&drain_delay_ended_),
                                      options_.drain_delay);
   }
+  // A client without health checking goes on sending here until its connection closes.
+  // From now on its new calls are refused with UNAVAILABLE, which it retries on another
+  // replica, while the calls in flight run to completion.
   Log(LogLevel::kInfo, absl::StrCat("shutting down: draining ", service_->inflight(),
                                     " calls for up to ",
                                     absl::FormatDuration(options_.shutdown_grace)));
   service_->StartDrain();
   const absl::Time deadline = absl::Now() + options_.shutdown_grace;
-  if (!service_->WaitUntilIdle(deadline)) {
+  if (!call_tracker_->WaitUntilNone(deadline)) {
     Log(LogLevel::kWarning,
         absl::StrCat("shutdown grace over: cancelling ", service_->inflight(),
                      " calls still in flight"));
   }
-  // Whatever is left (health watches, reflection streams, calls past the grace) is
-  // cancelled at the deadline.
+  // grpc::Server::Shutdown marks the server as shut down before it sends GOAWAY, and a
+  // call whose headers the server reads in between is cancelled by gRPC (gRPC 1.51,
+  // Server::CallData::StartNewRpc -> KillZombie: RST_STREAM CANCEL, which the client
+  // reports as CANCELLED and does not retry). A client without health checking sends
+  // until it gets that GOAWAY, so a loaded server lost a call or two here. Closing every
+  // connection first, without GOAWAY, fails the calls still on their way (and refusals
+  // not yet sent) with UNAVAILABLE at the client, which retries them elsewhere; every
+  // call the service admitted has ended by now, or the grace is over and it goes with
+  // its connection, as do health watches and reflection streams. gRPC documents grpc_server_cancel_all_calls for use after shutdown (its own
+  // Shutdown calls it at the deadline); before it, it does the same to each connection
+  // (stop accepting streams, close) and leaves the server and its listener alone. A
+  // client reconnects within a TCP and an HTTP/2 handshake, and a connection set up
+  // after the Shutdown below has begun is closed by gRPC at once; only a call sent on a
+  // connection set up in the microseconds in between could still be cancelled.
+  grpc_server_cancel_all_calls(grpc_server_->c_server());
   grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   Log(LogLevel::kInfo, "shut down");
 }

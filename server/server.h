@@ -40,6 +40,9 @@
 
 namespace actserve {
 namespace server {
+namespace server_internal {
+class CallTracker;  // server.cc
+}  // namespace server_internal
 
 // Applies the transport settings of `options` to `builder`: message size limits, the
 // memory quota, keepalive, connection age, no SO_REUSEPORT. Server::Start uses it; the
@@ -82,12 +85,19 @@ class Server {
   // The service, for inspection (e.g. inflight()).
   const ActivationServiceImpl& service() const { return *service_; }
 
-  // Drains, then stops: marks health NOT_SERVING (health checks are still answered, so
-  // probes see it), goes on serving new calls for options.drain_delay (or until
-  // EndDrainDelay), then refuses new ActivationService calls with UNAVAILABLE, waits up
-  // to options.shutdown_grace for the calls in flight to finish, and stops the gRPC
-  // server, cancelling whatever is still running. Blocks until every call has finished.
-  // Idempotent; safe to call from any thread, concurrently with Wait().
+  // Drains, then stops, so that no client loses a call, including a client without
+  // health checking that retries UNAVAILABLE:
+  //  1. marks health NOT_SERVING (health checks are still answered, so probes see it)
+  //     and goes on serving new calls for options.drain_delay (or until EndDrainDelay);
+  //  2. refuses new ActivationService calls with UNAVAILABLE and waits, up to
+  //     options.shutdown_grace, until every ActivationService call, streams included, has
+  //     ended and gRPC is done with it;
+  //  3. closes every client connection, so that calls still on their way fail with
+  //     UNAVAILABLE before they reach the server (their clients retry them elsewhere),
+  //     instead of being cancelled (CANCELLED, not retried) by the next step;
+  //  4. stops the gRPC server, cancelling whatever is still running.
+  // Blocks until every call has finished. Idempotent; safe to call from any thread,
+  // concurrently with Wait().
   void Shutdown();
 
   // Ends the drain delay of a Shutdown in progress (or of the next one) at once.
@@ -108,6 +118,9 @@ class Server {
   std::unique_ptr<TokenAuthenticator> authenticator_;  // null: no authentication
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<ActivationServiceImpl> service_;
+  // Counts ActivationService calls until gRPC has destroyed them (step 2 of Shutdown);
+  // the grpc::Server's interceptor borrows it.
+  std::unique_ptr<server_internal::CallTracker> call_tracker_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
   int metrics_port_ = 0;

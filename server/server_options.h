@@ -101,8 +101,9 @@ struct ServerOptions {
   // On shutdown, how long the server goes on serving new calls after health has turned
   // NOT_SERVING, before it starts refusing them and draining (shutdown_grace follows):
   // load balancers and health-checking clients see NOT_SERVING and move away meanwhile,
-  // so calls already on their way are served instead of refused or, once the transport
-  // is down, cancelled. A shutdown takes at most drain_delay + shutdown_grace.
+  // so calls already on their way are served instead of refused (refused calls fail
+  // with UNAVAILABLE, which clients retry elsewhere; Server::Shutdown tells the steps).
+  // A shutdown takes at most drain_delay + shutdown_grace.
   // Server::EndDrainDelay() (the binary: a second SIGTERM/SIGINT) cuts it short.
   // Default 0 here, so that embedded and test servers stop at once; the binary's
   // --drain_delay defaults to 3 s.

@@ -3,9 +3,10 @@
 // over the replicas that report SERVING, wait_for_ready and retries, under a steady load
 // from two threads. One replica is killed with SIGKILL mid-load (calls in flight on it die
 // with the connection: UNAVAILABLE), another gets SIGTERM (it drains: NOT_SERVING, new
-// calls are refused with UNAVAILABLE, calls in flight finish, and calls caught in transit
-// by its gRPC Shutdown are CANCELLED; it exits 0). No call may fail, and each replica's
-// own /metrics shows the load spread over the replicas that are alive.
+// calls are refused with UNAVAILABLE, calls in flight finish, then it closes its
+// connections, so calls still on their way fail with UNAVAILABLE too; it exits 0). No
+// call may fail, and each replica's own /metrics shows the load spread over the replicas
+// that are alive.
 //
 // Deterministic: "mid-load" is a call number, not a time. The thread that draws call
 // kKillAt kills replica A before making that call while the other thread goes on; the one
