@@ -410,12 +410,14 @@ void Server::Shutdown() {
   // connection first, without GOAWAY, fails the calls still on their way (and refusals
   // not yet sent) with UNAVAILABLE at the client, which retries them elsewhere; every
   // call the service admitted has ended by now, or the grace is over and it goes with
-  // its connection, as do health watches and reflection streams. gRPC documents grpc_server_cancel_all_calls for use after shutdown (its own
-  // Shutdown calls it at the deadline); before it, it does the same to each connection
-  // (stop accepting streams, close) and leaves the server and its listener alone. A
-  // client reconnects within a TCP and an HTTP/2 handshake, and a connection set up
-  // after the Shutdown below has begun is closed by gRPC at once; only a call sent on a
-  // connection set up in the microseconds in between could still be cancelled.
+  // its connection, as do health watches and reflection streams. gRPC documents
+  // grpc_server_cancel_all_calls for use after shutdown (its own Shutdown calls it at the
+  // deadline); before it, it does the same to each connection (stop accepting streams,
+  // close) and leaves the server and its listener alone; tests/python/
+  // sigterm_drain_test.py fails if a gRPC upgrade changes that. A client reconnects
+  // within a TCP and an HTTP/2 handshake, and a connection set up after the Shutdown
+  // below has begun is closed by gRPC at once; only a call sent on a connection set up
+  // in the microseconds in between could still be cancelled.
   grpc_server_cancel_all_calls(grpc_server_->c_server());
   grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   Log(LogLevel::kInfo, "shut down");

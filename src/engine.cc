@@ -92,7 +92,8 @@ struct PreluLayout {
     per_channel = elements / channels;
     pieces = std::max<int64_t>(1, (per_channel + grain - 1) / grain);
     piece_elements = pieces == 1 ? per_channel : grain;
-    channels_per_unit = pieces == 1 ? std::max<int64_t>(1, grain / std::max<int64_t>(1, per_channel)) : 1;
+    channels_per_unit =
+        pieces == 1 ? std::max<int64_t>(1, grain / std::max<int64_t>(1, per_channel)) : 1;
   }
   // Long doubles of weight-gradient scratch: one per piece, none with a piece per channel
   // (such a unit holds its channels whole and writes their gradients directly).
@@ -177,7 +178,8 @@ absl::StatusOr<ItemPlan> PlanItem(const ComputeItem& item, size_t index,
           absl::StrCat(grad_path(), ": shape ", ShapeToString(dy.shape),
                        " does not match the input's ", ShapeToString(item.input.shape)));
     }
-    absl::StatusOr<int64_t> dy_elements = ValidateTensor(dy, index, ".grad_output", options.max_rank);
+    absl::StatusOr<int64_t> dy_elements =
+        ValidateTensor(dy, index, ".grad_output", options.max_rank);
     if (!dy_elements.ok()) return dy_elements.status();
   }
 

@@ -188,7 +188,8 @@ TEST(EngineThreads, PreluManyChannelsWeightGradient) {
     }
     double got;
     std::memcpy(&got, dw.data() + c * 8, 8);
-    ASSERT_NEAR(got, static_cast<double>(expected), 1e-15 * (1 + std::fabs(static_cast<double>(expected))))
+    const double want = static_cast<double>(expected);
+    ASSERT_NEAR(got, want, 1e-15 * (1 + std::fabs(want)))
         << "channel " << c;
   }
 }
