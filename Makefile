@@ -67,11 +67,11 @@ fuzz-build: deps
 	cmake --build --preset fuzz -j $(JOBS)
 
 fuzz: fuzz-build
-	@mkdir -p $(FUZZ_DIR)/corpus/compute_request $(FUZZ_DIR)/corpus/activation_spec \
+	@mkdir -p $(FUZZ_DIR)/corpus/request_path $(FUZZ_DIR)/corpus/activation_spec \
 	  $(FUZZ_DIR)/corpus/wire_differential
-	$(FUZZ_DIR)/tests/fuzz/compute_request_fuzzer -max_total_time=$(FUZZ_SECONDS) \
-	  -print_final_stats=1 $(FUZZ_DIR)/corpus/compute_request \
-	  $(FUZZ_DIR)/tests/fuzz/seeds/compute_request
+	$(FUZZ_DIR)/tests/fuzz/request_path_fuzzer -max_total_time=$(FUZZ_SECONDS) \
+	  -print_final_stats=1 $(FUZZ_DIR)/corpus/request_path \
+	  $(FUZZ_DIR)/tests/fuzz/seeds/wire $(FUZZ_DIR)/tests/fuzz/seeds/compute_request
 	$(FUZZ_DIR)/tests/fuzz/activation_spec_fuzzer -max_total_time=$(FUZZ_SECONDS) \
 	  -print_final_stats=1 $(FUZZ_DIR)/corpus/activation_spec tests/fuzz/corpus/activation_spec
 	$(FUZZ_DIR)/tests/fuzz/wire_differential_fuzzer -max_total_time=$(FUZZ_SECONDS) \
