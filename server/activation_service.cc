@@ -86,6 +86,7 @@ struct ActivationServiceImpl::PreparedBatch {
   absl::InlinedVector<ItemBuffers, 1> buffers;
   absl::InlinedVector<int64_t, 1> elements;  // per item, for the metrics
   size_t working_bytes = 0;  // the engine's own scratch, summed over items (ResultSizes)
+  Reservation working_memory;  // working_bytes, counted against the tensor memory limit
 };
 
 namespace {
@@ -151,6 +152,13 @@ absl::Status Prepare(const Engine& engine, const ServerOptions& options, BufferP
     }
   }
 
+  // The engine's own scratch is charged like the result buffers, and first: a request
+  // that the tensor memory limit cannot hold is refused before any result memory is taken.
+  for (const ResultSizes& size : *sizes) batch.working_bytes += size.working_bytes;
+  absl::StatusOr<Reservation> working_memory = pool.Reserve(batch.working_bytes);
+  if (!working_memory.ok()) return working_memory.status();
+  batch.working_memory = *std::move(working_memory);
+
   batch.buffers.resize(items->size());
   batch.elements.reserve(items->size());
   for (size_t i = 0; i < items->size(); ++i) {
@@ -159,7 +167,6 @@ absl::Status Prepare(const Engine& engine, const ServerOptions& options, BufferP
     ItemMemory& memory = batch.memory[i];
     ItemBuffers& buffers = batch.buffers[i];
     batch.elements.push_back(size.elements);
-    batch.working_bytes += size.working_bytes;
     // In place wherever the engine allows it (a result may alias its own item's input or
     // grad_output, never another result): no new memory for most results.
     if (ComputesOutput(item.mode)) {

@@ -82,6 +82,26 @@ void Buffer::Reset() {
   size_ = capacity_ = 0;
 }
 
+Reservation::~Reservation() { Reset(); }
+
+Reservation::Reservation(Reservation&& other) noexcept
+    : pool_(std::move(other.pool_)), bytes_(std::exchange(other.bytes_, 0)) {}
+
+Reservation& Reservation::operator=(Reservation&& other) noexcept {
+  if (this != &other) {
+    Reset();
+    pool_ = std::move(other.pool_);
+    bytes_ = std::exchange(other.bytes_, 0);
+  }
+  return *this;
+}
+
+void Reservation::Reset() {
+  if (pool_ != nullptr) pool_->live_bytes_.fetch_sub(bytes_, std::memory_order_relaxed);
+  pool_.reset();
+  bytes_ = 0;
+}
+
 grpc::Slice Buffer::ToSlice() && {
   if (size_ == 0) {
     Reset();
@@ -155,6 +175,12 @@ absl::StatusOr<Buffer> BufferPool::Acquire(size_t size) {
   }
   if (options_.fill_with_canary) FillWithCanary(data, size);
   return Buffer(shared_from_this(), data, size, capacity);
+}
+
+absl::StatusOr<Reservation> BufferPool::Reserve(size_t bytes) {
+  if (bytes == 0) return Reservation();
+  if (absl::Status charged = Charge(bytes, bytes); !charged.ok()) return charged;
+  return Reservation(shared_from_this(), bytes);
 }
 
 void BufferPool::Release(char* data, size_t size, size_t capacity) {

@@ -105,6 +105,29 @@ class Buffer {
   size_t capacity_ = 0;
 };
 
+// Bytes that the caller allocates by other means (the engine's scratch), counted against
+// the pool's max_live_bytes for as long as the reservation lives. Move-only.
+class Reservation {
+ public:
+  Reservation() = default;
+  ~Reservation();
+  Reservation(Reservation&& other) noexcept;
+  Reservation& operator=(Reservation&& other) noexcept;
+  Reservation(const Reservation&) = delete;
+  Reservation& operator=(const Reservation&) = delete;
+
+  size_t bytes() const { return bytes_; }
+
+ private:
+  friend class BufferPool;
+  Reservation(std::shared_ptr<BufferPool> pool, size_t bytes)
+      : pool_(std::move(pool)), bytes_(bytes) {}
+  void Reset();
+
+  std::shared_ptr<BufferPool> pool_;
+  size_t bytes_ = 0;
+};
+
 class BufferPool : public std::enable_shared_from_this<BufferPool> {
  public:
   static std::shared_ptr<BufferPool> Create(const BufferPoolOptions& options);
@@ -117,6 +140,10 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   // bytes in use past `max_live_bytes`, or when the system has no memory for it.
   absl::StatusOr<Buffer> Acquire(size_t size);
 
+  // Counts `bytes` as live until the reservation is destroyed; ResourceExhausted, as
+  // Acquire, when that would pass `max_live_bytes`. Allocates nothing.
+  absl::StatusOr<Reservation> Reserve(size_t bytes);
+
   // Bytes held in free buffers, and in buffers handed out and not yet returned (pooled
   // buffers by capacity, small ones by size).
   size_t cached_bytes() const;
@@ -127,6 +154,7 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
 
  private:
   friend class Buffer;
+  friend class Reservation;
   explicit BufferPool(const BufferPoolOptions& options) : options_(options) {}
   void Release(char* data, size_t size, size_t capacity);
   // Counts `bytes` as live, unless that would pass max_live_bytes. Lock-free: small

@@ -207,6 +207,30 @@ class HostileClientTest(unittest.TestCase):
         self.assertEqual(len(response.results[0].output.data), 40 * _MIB)
         self.assertStillServes()
 
+    def test_the_engines_scratch_counts_against_the_tensor_memory_limit(self):
+        # PReLU with 4 Mi float32 channels, backward: 16 MiB of input (the gradient is
+        # computed over it), 16 MiB of weight gradient, and 32 MiB of the engine's own
+        # scratch (the weights widened to double): 64 MiB, over a 48 MiB limit, although
+        # the buffers alone (32 MiB) would fit.
+        self.start("--max_tensor_memory_bytes=50331648")
+        channels = 1 << 22
+        x = np.random.default_rng(2).uniform(-2, 2, channels).astype("<f4")
+        w = np.full(channels, 0.5, "<f4")
+        request = pb.ComputeRequest(items=[pb.ComputeItem(
+            input=tensor(pb.DTYPE_FLOAT32, [1, channels], x.tobytes()),
+            activation=parse_activation("prelu").to_proto(
+                tensor(pb.DTYPE_FLOAT32, [channels], w.tobytes())),
+            mode=pb.MODE_BACKWARD)])
+        code, message, _ = self.call(request, timeout=60)
+        self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn("--max_tensor_memory_bytes", message)
+        # With one weight the scratch is a few bytes, and the same input fits.
+        request.items[0].activation.prelu.ClearField("weight")
+        code, message, response = self.call(request, timeout=60)
+        self.assertEqual(code, grpc.StatusCode.OK, message)
+        self.assertEqual(len(response.results[0].grad_weight.data), 4)
+        self.assertStillServes()
+
     def test_list_activations_reports_the_limits(self):
         self.start("--max_items=100", "--max_rank=8", "--max_streams=5",
                    "--max_tensor_memory_bytes=1073741824")

@@ -1,0 +1,82 @@
+// BufferPool on its own: buffers and reservations count against max_live_bytes and give
+// their bytes back when they go, a request over the limit is ResourceExhausted naming
+// the flag, freed pooled buffers are reused, and with fill_with_canary every buffer
+// handed out, new or reused, starts as the canary pattern.
+#include "server/buffer_pool.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+
+namespace actserve {
+namespace server {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+BufferPoolOptions Limited(size_t max_live_bytes) {
+  BufferPoolOptions options;
+  options.max_live_bytes = max_live_bytes;
+  options.huge_pages = false;
+  return options;
+}
+
+TEST(BufferPoolTest, BuffersAndReservationsCountAgainstTheLimit) {
+  std::shared_ptr<BufferPool> pool = BufferPool::Create(Limited(8 * kMiB));
+  absl::StatusOr<Buffer> pooled = pool->Acquire(3 * kMiB);  // 4 MiB: 2 MiB units
+  ASSERT_TRUE(pooled.ok()) << pooled.status();
+  absl::StatusOr<Buffer> small = pool->Acquire(1000);  // malloc'd, counted by size
+  ASSERT_TRUE(small.ok()) << small.status();
+  absl::StatusOr<Reservation> scratch = pool->Reserve(2 * kMiB);
+  ASSERT_TRUE(scratch.ok()) << scratch.status();
+  EXPECT_EQ(pool->live_bytes(), 4 * kMiB + 1000 + 2 * kMiB);
+
+  // 2 MiB more would pass 8 MiB.
+  absl::StatusOr<Reservation> over = pool->Reserve(2 * kMiB);
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(over.status().message()), HasSubstr("--max_tensor_memory_bytes"));
+  absl::StatusOr<Buffer> over_buffer = pool->Acquire(kMiB);
+  EXPECT_EQ(over_buffer.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(pool->live_bytes(), 4 * kMiB + 1000 + 2 * kMiB) << "a refusal takes nothing";
+
+  // What goes away is given back, and then fits.
+  *scratch = Reservation();
+  *small = Buffer();
+  EXPECT_EQ(pool->live_bytes(), 4 * kMiB);
+  EXPECT_TRUE(pool->Reserve(4 * kMiB).ok());
+  *pooled = Buffer();
+  EXPECT_EQ(pool->live_bytes(), 0u);
+  EXPECT_EQ(pool->cached_bytes(), 4 * kMiB);
+}
+
+TEST(BufferPoolTest, ZeroMeansUnlimited) {
+  std::shared_ptr<BufferPool> pool = BufferPool::Create(Limited(0));
+  absl::StatusOr<Reservation> huge = pool->Reserve(size_t{1} << 40);  // nothing allocated
+  ASSERT_TRUE(huge.ok()) << huge.status();
+  EXPECT_EQ(pool->live_bytes(), size_t{1} << 40);
+}
+
+TEST(BufferPoolTest, EveryBufferStartsAsTheCanaryWhenAsked) {
+  BufferPoolOptions options = Limited(0);
+  options.fill_with_canary = true;
+  std::shared_ptr<BufferPool> pool = BufferPool::Create(options);
+  for (size_t size : {size_t{13}, 3 * kMiB + 5}) {
+    for (int round = 0; round < 2; ++round) {  // new, then reused after being written
+      absl::StatusOr<Buffer> buffer = pool->Acquire(size);
+      ASSERT_TRUE(buffer.ok()) << buffer.status();
+      for (size_t i = 0; i < size; ++i) {
+        ASSERT_EQ(buffer->data()[i], kCanary[i % sizeof(kCanary)]) << size << " at " << i;
+      }
+      std::memset(buffer->data(), 0x41, size);
+    }
+  }
+  EXPECT_GE(pool->reused(), 1);
+}
+
+}  // namespace
+}  // namespace server
+}  // namespace actserve
