@@ -28,13 +28,14 @@
 // TokenAuthenticator is given), calls in flight (`max_inflight` Compute calls and,
 // counted apart, `max_streams` streams; RESOURCE_EXHAUSTED). Limits enforced
 // afterwards: items per request and dimensions per tensor (`max_items`, `max_rank`,
-// while parsing), tensor memory of all calls together (`max_tensor_memory_bytes`, as
-// buffers are taken), response size (`max_message_bytes`, checked before computing),
-// compute queue length (pool full). The engine enforces elements per request; gRPC
-// enforces received message size. Running out of memory fails the one request with
-// RESOURCE_EXHAUSTED. A cancelled call or an expired deadline
-// sets the flag the engine checks between chunks of work; the call then ends with
-// DEADLINE_EXCEEDED when its deadline has passed and CANCELLED otherwise.
+// while parsing), tensor memory of all calls together (`max_tensor_memory_bytes`: the
+// engine's scratch is reserved, then each buffer charged as it is taken), response size
+// (`max_message_bytes`, checked before computing), compute queue length (pool full).
+// The engine enforces elements per request; gRPC enforces received message size.
+// Running out of memory fails the one request with RESOURCE_EXHAUSTED. A cancelled call
+// or an expired deadline sets the flag the engine checks between chunks of work and
+// between items; the call then ends with DEADLINE_EXCEEDED when its deadline has passed
+// and CANCELLED otherwise.
 //
 // Every call, admitted or not, ends in exactly one log line (info when OK, warning
 // otherwise: method, status, items, elements, bytes, latency, peer; never metadata) and
