@@ -13,9 +13,10 @@
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
-#include "google/protobuf/arena.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/arena.h"
 #include "proto/convert.h"
 #include "proto/tensor_wire.h"
 #include "server/logging.h"
@@ -79,7 +80,8 @@ struct ActivationServiceImpl::PreparedBatch {
   // several messages per item, which the arena allocates in a few blocks and frees at
   // once instead of one malloc and free each.
   google::protobuf::Arena arena;
-  v1::ComputeRequest& header = *google::protobuf::Arena::CreateMessage<v1::ComputeRequest>(&arena);
+  v1::ComputeRequest& header =
+      *google::protobuf::Arena::CreateMessage<v1::ComputeRequest>(&arena);
   // Inlined for one item, the common batch: no allocation per vector and call.
   absl::InlinedVector<ItemMemory, 1> memory;
   std::vector<ComputeItem> items;
@@ -305,8 +307,11 @@ class ComputeStreamReactor final
     if (slot != nullptr) {
       service_.RunBatch(std::move(request), &cancelled_, &slot->stats,
                         [this, slot](absl::StatusOr<grpc::ByteBuffer> response) {
-                          {
-                            absl::MutexLock lock(&mu_);
+                          // On a compute worker, outside any gRPC reaction: once
+                          // computing_ drops, another thread may finish the call and
+                          // gRPC delete this reactor, so the update and the decisions
+                          // that follow it share one critical section.
+                          Advance([&] {
                             --computing_;
                             slot->computed = true;
                             if (response.ok()) {
@@ -314,16 +319,14 @@ class ComputeStreamReactor final
                             } else if (failure_.ok()) {
                               failure_ = response.status();
                             }
-                          }
-                          Advance();
+                          });
                         });
     }
     Advance();
   }
 
   void OnWriteDone(bool ok) override {
-    {
-      absl::MutexLock lock(&mu_);
+    Advance([&] {
       writing_ = false;
       MergeStats(slots_.front()->stats);
       // The sent slices go back to the buffer pool once gRPC drops them.
@@ -332,8 +335,7 @@ class ComputeStreamReactor final
       if (!ok && failure_.ok()) {
         failure_ = absl::CancelledError("ComputeStream: a response could not be sent");
       }
-    }
-    Advance();
+    });
   }
 
   void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
@@ -350,22 +352,22 @@ class ComputeStreamReactor final
   // response in order once it is computed, and Finish once everything is done (or, after
   // an error, once no computation or write still refers to this reactor).
   //
+  // `update` (state changes of the caller) runs under the same lock, first.
+  //
   // An operation is decided under the lock and started after it; until it has been
   // started (`starting_`), Finish must wait: a StartRead or StartWrite after Finish is
   // undefined, and after OnDone it would touch a deleted reactor. So whoever starts
-  // operations looks again afterwards, and that look may finish the call.
-  void Advance() {
-    for (;;) {
-      const Step step = Decide();
-      if (step.write == nullptr && !step.start_read) {
-        if (step.finish.has_value()) FinishCall(*step.finish);
-        return;
-      }
+  // operations looks again afterwards, and that look may finish the call. After a
+  // Decide that starts nothing and finishes nothing, the caller must not touch the
+  // reactor again: another thread may finish the call from then on.
+  void Advance(absl::FunctionRef<void()> update = [] {}) {
+    Step step = Decide(update);
+    while (step.write != nullptr || step.start_read) {
       if (step.write != nullptr) StartWrite(step.write);
       if (step.start_read) StartRead(&read_buffer_);
-      absl::MutexLock lock(&mu_);
-      --starting_;
+      step = Decide([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { --starting_; });
     }
+    if (step.finish.has_value()) FinishCall(*std::move(step.finish));
   }
 
   struct Step {
@@ -374,11 +376,13 @@ class ComputeStreamReactor final
     std::optional<absl::Status> finish;
   };
 
-  // Advance's decisions, under the lock; counts the operations it decides to start.
-  Step Decide() {
+  // `update`, then Advance's decisions, under the lock; counts the operations it decides
+  // to start.
+  Step Decide(absl::FunctionRef<void()> update) {
     Step step;
     {
       absl::MutexLock lock(&mu_);
+      update();
       if (finished_ || !admitted_) return step;
       if (!failure_.ok()) {
         // A read may stay pending (the client may be waiting for a response that will
@@ -499,14 +503,6 @@ int ActivationServiceImpl::inflight() const {
 void ActivationServiceImpl::StartDrain() {
   absl::MutexLock lock(&mu_);
   draining_ = true;
-}
-
-bool ActivationServiceImpl::WaitUntilIdle(absl::Time deadline) const {
-  absl::MutexLock lock(&mu_);
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return inflight_ == 0 && streams_ == 0;
-  };
-  return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
 }
 
 absl::Status ActivationServiceImpl::AdmitCall(const grpc::CallbackServerContext& context,

@@ -116,9 +116,6 @@ class ActivationServiceImpl final
   // on. Idempotent.
   void StartDrain();
 
-  // Blocks until no call is admitted or `deadline` passes; true when none is left.
-  bool WaitUntilIdle(absl::Time deadline) const;
-
   // The ListActivations answer, built once from the catalogue and the options.
   const v1::ListActivationsResponse& list_response() const { return list_response_; }
 
