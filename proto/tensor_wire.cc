@@ -128,6 +128,59 @@ absl::string_view TensorFieldName(TensorField field) {
   return "tensor";
 }
 
+// How many entries of Activation.prelu.weight.shape an Activation's encoding holds
+// (every `prelu` and every `weight` in it, as protobuf's merge concatenates them; a
+// packed run counts its varints). Linear in the bytes and allocates nothing. Counting
+// stops at the first malformed field: protobuf's merge of the same bytes fails there.
+int64_t CountShapeEntries(google::protobuf::io::CodedInputStream* in,
+                          absl::Span<const int> path) {
+  int64_t count = 0;
+  for (;;) {
+    const uint32_t tag = in->ReadTag();
+    if (tag == 0) return count;
+    const int number = static_cast<int>(WireFormatLite::GetTagFieldNumber(tag));
+    const uint32_t wire_type = WireFormatLite::GetTagWireType(tag);
+    const bool on_path =
+        number == path.front() &&
+        (wire_type == kLengthDelimited || (path.size() == 1 && wire_type == kVarint));
+    if (!on_path) {
+      if (!WireFormatLite::SkipField(in, tag)) return count;
+      continue;
+    }
+    if (wire_type == kVarint) {  // an unpacked shape entry
+      uint64_t ignored = 0;
+      if (!in->ReadVarint64(&ignored)) return count;
+      ++count;
+      continue;
+    }
+    uint32_t length = 0;
+    if (!in->ReadVarint32(&length)) return count;
+    const auto limit = in->PushLimit(static_cast<int>(length));
+    if (path.size() == 1) {  // a packed run of shape entries: one per final byte
+      const void* data = nullptr;
+      int size = 0;
+      while (in->GetDirectBufferPointer(&data, &size)) {
+        const auto* bytes = static_cast<const uint8_t*>(data);
+        count += std::count_if(bytes, bytes + size, [](uint8_t b) { return b < 0x80; });
+        in->Skip(size);
+      }
+    } else {
+      count += CountShapeEntries(in, path.subspan(1));
+    }
+    in->PopLimit(limit);
+  }
+}
+
+int64_t CountPreluWeightShapeEntries(absl::string_view activation_bytes) {
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(activation_bytes.data()),
+      static_cast<int>(activation_bytes.size()));
+  static constexpr int kPath[] = {v1::Activation::kPreluFieldNumber,
+                                  v1::Prelu::kWeightFieldNumber,
+                                  v1::Tensor::kShapeFieldNumber};
+  return CountShapeEntries(&in, kPath);
+}
+
 // The parse of one message: the input, where errors go, and what is being parsed.
 class Parser {
  public:
@@ -165,21 +218,34 @@ class Parser {
     return parse_body(Scope{in_.position() + length, parent.depth - 1});
   }
 
-  // Merges a length-delimited sub-message into `message` with protobuf's own parser, at
-  // the depth protobuf would parse it at (its unknown fields are kept).
-  bool MergeSubMessage(const Scope& parent, google::protobuf::MessageLite* message) {
+  // Merges a length-delimited Activation into `activation` with protobuf's own parser,
+  // at the depth protobuf would parse it at (its unknown fields are kept). The PReLU
+  // weight's shape entries are counted against --max_rank before protobuf sees them: a
+  // packed entry of one byte becomes eight, so 256 MiB of shape would cost 2 GiB.
+  bool MergeActivation(const Scope& parent, int index, v1::Activation* activation) {
     int64_t length = 0;
     if (!ReadLength(parent.end, &length)) return false;
     if (parent.depth <= 0) return Fail("messages nested too deeply");
     std::string bytes(static_cast<size_t>(length), '\0');
     in_.Read(bytes.data(), length);
+    if (limits_.max_rank > 0) {
+      // Merging concatenates repeated fields, so entries from an earlier `activation`
+      // of this item count too.
+      const int64_t rank = activation->prelu().weight().shape_size() +
+                           CountPreluWeightShapeEntries(bytes);
+      if (rank > limits_.max_rank) {
+        return Exhausted(absl::StrCat(list_, "[", index,
+                                      "].activation.prelu.weight.shape: more than ",
+                                      limits_.max_rank, " dimensions (the limit, --max_rank)"));
+      }
+    }
     google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
                                               static_cast<int>(bytes.size()));
     in.SetRecursionLimit(parent.depth - 1);
     // ConsumedEntireMessage: the merge stops without an error at a 0 or end-group tag,
     // which protobuf's ParseFromArray rejects.
-    if (!message->MergePartialFromCodedStream(&in) || !in.ConsumedEntireMessage()) {
-      return Fail(absl::StrCat("bad ", message->GetTypeName(), " message"));
+    if (!activation->MergePartialFromCodedStream(&in) || !in.ConsumedEntireMessage()) {
+      return Fail("bad actserve.v1.Activation message");
     }
     return true;
   }
@@ -498,7 +564,7 @@ absl::Status ParseComputeRequest(grpc::ByteBuffer* bytes, v1::ComputeRequest* he
                   return parser.Tensor(scope, index, TensorField::kGradOutput,
                                        item->mutable_grad_output());
                 case Tag(2, kLengthDelimited):
-                  return parser.MergeSubMessage(scope, item->mutable_activation());
+                  return parser.MergeActivation(scope, index, item->mutable_activation());
                 case Tag(3, kVarint): {
                   int mode = 0;
                   if (!parser.ReadEnum(scope.end, &mode)) return false;
