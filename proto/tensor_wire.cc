@@ -61,49 +61,58 @@ class SliceReader {
  public:
   explicit SliceReader(std::vector<grpc::Slice> slices) : slices_(std::move(slices)) {
     for (const grpc::Slice& slice : slices_) size_ += static_cast<int64_t>(slice.size());
-    SkipEmptySlices();
+    EnterSlice(0);
   }
 
-  int64_t position() const { return position_; }
+  int64_t position() const { return slice_start_ + (next_ - begin_); }
   int64_t size() const { return size_; }
 
+  // Most of a request's bytes are headers read one at a time, so this is kept to a
+  // compare and an increment while the current slice lasts.
   uint8_t ReadByte() {
-    const uint8_t byte = slices_[slice_].begin()[offset_];
-    ++offset_;
-    ++position_;
-    SkipEmptySlices();
+    const uint8_t byte = *next_++;
+    if (next_ == end_) EnterSlice(slice_ + 1);
     return byte;
   }
 
   // Copies the next `count` bytes to `out` (nullptr: skips them).
   void Read(char* out, int64_t count) {
     while (count > 0) {
-      const grpc::Slice& slice = slices_[slice_];
-      const size_t piece = std::min(static_cast<size_t>(count), slice.size() - offset_);
+      const size_t piece = std::min(static_cast<size_t>(count), static_cast<size_t>(end_ - next_));
       if (out != nullptr) {
-        std::memcpy(out, slice.begin() + offset_, piece);
+        std::memcpy(out, next_, piece);
         out += piece;
       }
-      offset_ += piece;
-      position_ += static_cast<int64_t>(piece);
+      next_ += piece;
       count -= static_cast<int64_t>(piece);
-      SkipEmptySlices();
+      if (next_ == end_) EnterSlice(slice_ + 1);
     }
   }
 
  private:
-  void SkipEmptySlices() {
-    while (slice_ < slices_.size() && offset_ == slices_[slice_].size()) {
-      ++slice_;
-      offset_ = 0;
+  // Makes the first non-empty slice from `index` on the current one (past the last: an
+  // empty range, which the parser never reads since it checks every length first).
+  void EnterSlice(size_t index) {
+    if (slice_ < slices_.size() && index > slice_) {
+      slice_start_ += static_cast<int64_t>(slices_[slice_].size());
+    }
+    slice_ = index;
+    while (slice_ < slices_.size() && slices_[slice_].size() == 0) ++slice_;
+    if (slice_ < slices_.size()) {
+      begin_ = next_ = slices_[slice_].begin();
+      end_ = slices_[slice_].end();
+    } else {
+      begin_ = next_ = end_ = nullptr;
     }
   }
 
   std::vector<grpc::Slice> slices_;
   int64_t size_ = 0;
-  size_t slice_ = 0;   // the slice holding the next byte
-  size_t offset_ = 0;  // the next byte's offset in it
-  int64_t position_ = 0;
+  size_t slice_ = 0;          // the slice holding the next byte
+  int64_t slice_start_ = 0;   // the position of its first byte
+  const uint8_t* begin_ = nullptr;
+  const uint8_t* next_ = nullptr;
+  const uint8_t* end_ = nullptr;
 };
 
 // A message being parsed: where it ends, and how many levels of nesting are left.

@@ -197,6 +197,16 @@ absl::Status Prepare(const Engine& engine, const ServerOptions& options, BufferP
 }
 
 // The response for a computed `batch`; its result buffers become the response's slices.
+// A result's bytes for the encoder. Small ones are copied into the message before the
+// encoder returns (see wire::TensorToEncode), so they are lent as a static slice and stay
+// with the batch: no slice owner, reference count or release callback per item.
+grpc::Slice ResultSlice(Buffer& buffer) {
+  if (buffer.size() <= wire::kInlineDataBytes) {
+    return grpc::Slice(buffer.data(), buffer.size(), grpc::Slice::STATIC_SLICE);
+  }
+  return std::move(buffer).ToSlice();
+}
+
 grpc::ByteBuffer EncodeResults(PreparedBatch& batch) {
   std::vector<wire::ResultToEncode> results(batch.items.size());
   for (size_t i = 0; i < batch.items.size(); ++i) {
@@ -204,13 +214,13 @@ grpc::ByteBuffer EncodeResults(PreparedBatch& batch) {
     ItemMemory& memory = batch.memory[i];
     const v1::DType dtype = wire::DTypeToProto(item.input.dtype);
     if (ComputesOutput(item.mode)) {
-      results[i].output = {dtype, item.input.shape, std::move(memory.output).ToSlice()};
+      results[i].output = {dtype, item.input.shape, ResultSlice(memory.output)};
     }
     if (ComputesGradient(item.mode)) {
-      results[i].grad_input = {dtype, item.input.shape, std::move(memory.grad_input).ToSlice()};
+      results[i].grad_input = {dtype, item.input.shape, ResultSlice(memory.grad_input)};
       if (item.activation.kind == ActivationKind::kPrelu) {
         results[i].grad_weight = {dtype, memory.grad_weight_shape,
-                                  std::move(memory.grad_weight).ToSlice()};
+                                  ResultSlice(memory.grad_weight)};
       }
     }
   }
