@@ -75,6 +75,24 @@ class SliceReader {
     return byte;
   }
 
+  // Whether the next bytes are `expected` (the caller knows that many are left).
+  bool Matches(absl::string_view expected) const {
+    const uint8_t* next = next_;
+    const uint8_t* end = end_;
+    size_t slice = slice_;
+    for (char c : expected) {
+      if (next == end) {
+        do {
+          ++slice;
+        } while (slices_[slice].size() == 0);
+        next = slices_[slice].begin();
+        end = slices_[slice].end();
+      }
+      if (*next++ != static_cast<uint8_t>(c)) return false;
+    }
+    return true;
+  }
+
   // Copies the next `count` bytes to `out` (nullptr: skips them).
   void Read(char* out, int64_t count) {
     while (count > 0) {
@@ -231,11 +249,23 @@ class Parser {
   // at the depth protobuf would parse it at (its unknown fields are kept). The PReLU
   // weight's shape entries are counted against --max_rank before protobuf sees them: a
   // packed entry of one byte becomes eight, so 256 MiB of shape would cost 2 GiB.
+  //
+  // Items of a batch mostly share one activation: bytes equal to the last ones merged
+  // into an empty Activation give the same message again, which is copied instead.
   bool MergeActivation(const Scope& parent, int index, v1::Activation* activation) {
     int64_t length = 0;
     if (!ReadLength(parent.end, &length)) return false;
     if (parent.depth <= 0) return Fail("messages nested too deeply");
-    std::string bytes(static_cast<size_t>(length), '\0');
+    std::string& bytes = activation_bytes_;
+    const bool starts_empty = activation->ByteSizeLong() == 0;
+    if (starts_empty && last_activation_ != nullptr &&
+        static_cast<int64_t>(last_activation_bytes_.size()) == length &&
+        in_.Matches(last_activation_bytes_)) {
+      in_.Read(nullptr, length);
+      activation->CopyFrom(*last_activation_);
+      return true;
+    }
+    bytes.resize(static_cast<size_t>(length));
     in_.Read(bytes.data(), length);
     if (limits_.max_rank > 0) {
       // Merging concatenates repeated fields, so entries from an earlier `activation`
@@ -255,6 +285,12 @@ class Parser {
     // which protobuf's ParseFromArray rejects.
     if (!activation->MergePartialFromCodedStream(&in) || !in.ConsumedEntireMessage()) {
       return Fail("bad actserve.v1.Activation message");
+    }
+    if (starts_empty) {
+      last_activation_bytes_.swap(bytes);
+      last_activation_ = activation;
+    } else if (activation == last_activation_) {
+      last_activation_ = nullptr;  // merged again: no longer what its bytes give
     }
     return true;
   }
@@ -421,6 +457,11 @@ class Parser {
 
   SliceReader& in_;
   DataDestination destination_;
+  // The last Activation merged from empty and the bytes it was merged from (see
+  // MergeActivation); `activation_bytes_` is the reused buffer for the next one.
+  const v1::Activation* last_activation_ = nullptr;
+  std::string last_activation_bytes_;
+  std::string activation_bytes_;
   const ParseLimits& limits_;
   absl::string_view message_;  // "ComputeRequest", for errors
   absl::string_view list_;     // "items", for errors

@@ -428,6 +428,44 @@ TEST(TensorWireTest, MaxRankBoundsThePreluWeightBeforeProtobufParsesIt) {
   }
 }
 
+
+TEST(TensorWireTest, RepeatedActivationBytesParseAsProtobufParsesThem) {
+  // The decoder copies the last activation it parsed when the next item's bytes are the
+  // same; merges into an item's activation must not leak into that copy.
+  const std::string slope_02 = Field('\x1a', "\x09\x9a\x99\x99\x99\x99\x99\xc9\x3f"s);
+  const std::string slope_03 = Field('\x1a', "\x09\x33\x33\x33\x33\x33\x33\xd3\x3f"s);
+  const std::string prelu = Field('\x22', Field('\x0a', "\x08\x01"s + Field('\x12', "\x02"s) +
+                                                        Field('\x1a', "\0\0\x80\x3f\0\0\0\x40"s)));
+  const std::string input = Field('\x0a', Field('\x12', "\x01"s));
+  auto item = [&](std::vector<std::string> activations) {
+    std::string bytes = input;
+    for (const std::string& a : activations) bytes += Field('\x12', a);
+    return Field('\x0a', bytes);
+  };
+  const std::string bytes =
+      item({slope_02}) + item({slope_02}) + item({slope_02, slope_03}) + item({slope_02}) +
+      item({slope_03}) + item({prelu}) + item({prelu, prelu}) + item({prelu}) + item({""}) +
+      item({""}) + item({slope_02 + "\xf8\x01\x05"s}) + item({slope_02 + "\xf8\x01\x05"s}) +
+      item({slope_03, slope_02}) + item({slope_03});
+  v1::ComputeRequest expected;  // the oracle: protobuf's own parse
+  ASSERT_TRUE(expected.ParseFromString(bytes));
+  v1::ComputeRequest header;
+  int destinations = 0;
+  ASSERT_TRUE(ParseLimited(bytes, {.max_rank = 4}, &header, &destinations).ok());
+  ASSERT_EQ(header.items_size(), expected.items_size());
+  for (int i = 0; i < expected.items_size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(header.items(i).activation().SerializeAsString(),
+              expected.items(i).activation().SerializeAsString());
+  }
+  // The checks above are not vacuous: the merged items differ from their neighbours.
+  EXPECT_NE(expected.items(2).activation().SerializeAsString(),
+            expected.items(3).activation().SerializeAsString());
+  EXPECT_EQ(expected.items(6).activation().prelu().weight().shape_size(), 2);
+  EXPECT_NE(expected.items(12).activation().SerializeAsString(),
+            expected.items(13).activation().SerializeAsString());
+}
+
 }  // namespace
 }  // namespace wire
 }  // namespace actserve
