@@ -155,12 +155,12 @@ absl::string_view TensorFieldName(TensorField field) {
   return "tensor";
 }
 
-// How many entries of Activation.prelu.weight.shape an Activation's encoding holds
-// (every `prelu` and every `weight` in it, as protobuf's merge concatenates them; a
-// packed run counts its varints). Linear in the bytes and allocates nothing. Counting
-// stops at the first malformed field: protobuf's merge of the same bytes fails there.
-int64_t CountShapeEntries(google::protobuf::io::CodedInputStream* in,
-                          absl::Span<const int> path) {
+// How many entries of a repeated varint field at `path` (field numbers from the message
+// being read) the bytes hold: every sub-message on the path counts, as protobuf's merge
+// concatenates them, and a packed run counts its varints. Linear in the bytes and
+// allocates nothing. Counting stops at the first malformed field: protobuf's merge of
+// the same bytes fails there.
+int64_t CountEntries(google::protobuf::io::CodedInputStream* in, absl::Span<const int> path) {
   int64_t count = 0;
   for (;;) {
     const uint32_t tag = in->ReadTag();
@@ -174,7 +174,7 @@ int64_t CountShapeEntries(google::protobuf::io::CodedInputStream* in,
       if (!WireFormatLite::SkipField(in, tag)) return count;
       continue;
     }
-    if (wire_type == kVarint) {  // an unpacked shape entry
+    if (wire_type == kVarint) {  // an unpacked entry
       uint64_t ignored = 0;
       if (!in->ReadVarint64(&ignored)) return count;
       ++count;
@@ -183,7 +183,7 @@ int64_t CountShapeEntries(google::protobuf::io::CodedInputStream* in,
     uint32_t length = 0;
     if (!in->ReadVarint32(&length)) return count;
     const auto limit = in->PushLimit(static_cast<int>(length));
-    if (path.size() == 1) {  // a packed run of shape entries: one per final byte
+    if (path.size() == 1) {  // a packed run: one entry per final byte
       const void* data = nullptr;
       int size = 0;
       while (in->GetDirectBufferPointer(&data, &size)) {
@@ -192,20 +192,42 @@ int64_t CountShapeEntries(google::protobuf::io::CodedInputStream* in,
         in->Skip(size);
       }
     } else {
-      count += CountShapeEntries(in, path.subspan(1));
+      count += CountEntries(in, path.subspan(1));
     }
     in->PopLimit(limit);
   }
 }
 
-int64_t CountPreluWeightShapeEntries(absl::string_view activation_bytes) {
-  google::protobuf::io::CodedInputStream in(
-      reinterpret_cast<const uint8_t*>(activation_bytes.data()),
-      static_cast<int>(activation_bytes.size()));
-  static constexpr int kPath[] = {v1::Activation::kPreluFieldNumber,
-                                  v1::Prelu::kWeightFieldNumber,
-                                  v1::Tensor::kShapeFieldNumber};
-  return CountShapeEntries(&in, kPath);
+// The most entries the PReLU weight's shape holds at any moment while protobuf merges
+// `bytes` (an Activation's encoding) into `activation`, found without merging: entries
+// concatenate across `prelu` and `weight` fields, and a field of another activation (the
+// oneof switching kinds) drops those before it. The peak, not the final rank, is what
+// protobuf allocates on the way.
+int64_t PeakPreluWeightRank(const v1::Activation& activation, absl::string_view bytes) {
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  static constexpr int kWeightShape[] = {v1::Prelu::kWeightFieldNumber,
+                                         v1::Tensor::kShapeFieldNumber};
+  int64_t rank = activation.prelu().weight().shape_size();  // 0 unless prelu is set
+  int64_t peak = rank;
+  for (;;) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) return peak;
+    const int number = static_cast<int>(WireFormatLite::GetTagFieldNumber(tag));
+    if (WireFormatLite::GetTagWireType(tag) == kLengthDelimited) {
+      if (number == v1::Activation::kPreluFieldNumber) {
+        uint32_t length = 0;
+        if (!in.ReadVarint32(&length)) return peak;
+        const auto limit = in.PushLimit(static_cast<int>(length));
+        rank += CountEntries(&in, kWeightShape);
+        peak = std::max(peak, rank);
+        in.PopLimit(limit);
+        continue;
+      }
+      if (v1::Activation::descriptor()->FindFieldByNumber(number) != nullptr) rank = 0;
+    }
+    if (!WireFormatLite::SkipField(&in, tag)) return peak;
+  }
 }
 
 // The parse of one message: the input, where errors go, and what is being parsed.
@@ -268,11 +290,7 @@ class Parser {
     bytes.resize(static_cast<size_t>(length));
     in_.Read(bytes.data(), length);
     if (limits_.max_rank > 0) {
-      // Merging concatenates repeated fields, so entries from an earlier `activation`
-      // of this item count too.
-      const int64_t rank = activation->prelu().weight().shape_size() +
-                           CountPreluWeightShapeEntries(bytes);
-      if (rank > limits_.max_rank) {
+      if (PeakPreluWeightRank(*activation, bytes) > limits_.max_rank) {
         return Exhausted(absl::StrCat(list_, "[", index,
                                       "].activation.prelu.weight.shape: more than ",
                                       limits_.max_rank, " dimensions (the limit, --max_rank)"));

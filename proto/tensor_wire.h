@@ -70,7 +70,10 @@ using DataDestination =
 // what it is allowed, not to how many tiny fields a client can pack into its bytes.
 struct ParseLimits {
   int64_t max_items = 0;  // most `items`; 0: unlimited
-  int max_rank = 0;       // most shape entries of one tensor; 0: unlimited
+  // Most shape entries of one tensor; 0: unlimited. The PReLU weight, which protobuf
+  // parses, is counted before it does: the most entries it would hold at any point of
+  // the merge (a later switch to another activation does not undo them).
+  int max_rank = 0;
 };
 
 // Parses a serialized v1::ComputeRequest from `bytes` (which is consumed) into `header`

@@ -124,6 +124,15 @@ std::vector<std::pair<std::string, std::string>> Seeds() {
        Item(input + Activation(Len(8, VarintField(1, 1))) + Activation(Len(8, "")))},
       {"oneof_two_activation_fields_override",
        Item(input + Activation(Len(3, Tag(1, kFixed64) + Double(0.2))) + Activation(Len(5, "")))},
+      {"prelu_weight_shapes_merged",
+       Item(input + Activation(Len(4, Len(1, Dtype(1) + PackedShape({2, 3})) +
+                                          Len(1, Dimension(4)))) +
+            Activation(Len(4, Len(1, PackedShape({1, 1, 1})))))},
+      {"prelu_weight_dropped_by_another_kind",
+       Item(input + Activation(Len(4, Len(1, PackedShape({1, 2, 3, 4, 5}))) + Len(8, "") +
+                               Len(4, Len(1, PackedShape({6})))))},
+      {"same_activation_bytes_in_every_item",
+       Item(input + kRelu) + Item(input + kRelu) + Item(input + kRelu + kRelu) + Item(input + kRelu)},
       // An item with a 5-byte tag and a 5-byte length holding an input with a 2-byte tag
       // and a 2-byte length; then an unknown varint field, 3-byte tag, 10-byte value.
       {"noncanonical_tags_and_lengths",

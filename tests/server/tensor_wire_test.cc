@@ -395,39 +395,48 @@ TEST(TensorWireTest, MaxRankBoundsThePreluWeightBeforeProtobufParsesIt) {
   struct Case {
     const char* name;
     std::string bytes;
+    int peak;  // the most entries the weight's shape holds while protobuf merges
   };
   const Case cases[] = {
-      {"packed", PreluItem({PreluWeight(packed_five)})},
-      {"unpacked", PreluItem({PreluWeight(unpacked_three)})},
+      {"packed", PreluItem({PreluWeight(packed_five)}), 5},
+      {"unpacked", PreluItem({PreluWeight(unpacked_three)}), 3},
       // Repeated fields concatenate when protobuf merges: two weights in one prelu, two
       // prelus in one activation, two activations in one item.
-      {"two_weights", PreluItem({Field('\x22', Field('\x0a', packed_two) +
-                                                   Field('\x0a', unpacked_three))})},
-      {"two_prelus", PreluItem({PreluWeight(packed_two) + PreluWeight(packed_five)})},
-      {"two_activations", PreluItem({PreluWeight(unpacked_three), PreluWeight(packed_two)})},
+      {"two_weights",
+       PreluItem({Field('\x22', Field('\x0a', packed_two) + Field('\x0a', unpacked_three))}), 5},
+      {"two_prelus", PreluItem({PreluWeight(packed_two) + PreluWeight(packed_five)}), 7},
+      {"two_activations", PreluItem({PreluWeight(unpacked_three), PreluWeight(packed_two)}), 5},
       // Fields off the path are skipped, whatever they hold.
-      {"other_fields", PreluItem({Field('\x0a', "") + "\x98\x01\x07"s +
-                                  Field('\x22', "\x08\x05"s + Field('\x0a', packed_two) +
-                                                     Field('\x12', packed_five))})},
+      {"other_fields",
+       PreluItem({Field('\x0a', "") + "\x98\x01\x07"s +
+                  Field('\x22', "\x08\x05"s + Field('\x0a', packed_two) +
+                                    Field('\x12', packed_five))}),
+       2},
+      // Another activation's field switches the oneof, which drops the weight so far.
+      {"switched_kind",
+       PreluItem({PreluWeight(packed_two) + Field('\x0a', "") + PreluWeight(unpacked_three)}), 3},
+      // The peak counts, not what is left at the end: protobuf held all five entries
+      // before gelu dropped them.
+      {"switched_kind_across_activations",
+       PreluItem({PreluWeight(packed_five), Field('\x42', ""), PreluWeight(packed_two)}), 5},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
-    v1::ComputeRequest expected;  // the oracle: protobuf's own parse
+    v1::ComputeRequest expected;  // the oracle for the parsed values: protobuf's own parse
     ASSERT_TRUE(expected.ParseFromString(c.bytes));
-    const int rank = expected.items(0).activation().prelu().weight().shape_size();
-    ASSERT_GE(rank, 2);
+    ASSERT_TRUE(expected.items(0).activation().has_prelu());
     v1::ComputeRequest header;
     int destinations = 0;
-    ASSERT_TRUE(ParseLimited(c.bytes, {.max_rank = rank}, &header, &destinations).ok());
+    const absl::Status at_peak = ParseLimited(c.bytes, {.max_rank = c.peak}, &header, &destinations);
+    ASSERT_TRUE(at_peak.ok()) << at_peak;
     EXPECT_EQ(header.items(0).activation().SerializeAsString(),
               expected.items(0).activation().SerializeAsString());
-    EXPECT_EQ(ParseLimited(c.bytes, {.max_rank = rank - 1}, &header, &destinations),
+    EXPECT_EQ(ParseLimited(c.bytes, {.max_rank = c.peak - 1}, &header, &destinations),
               absl::ResourceExhaustedError(absl::StrCat(
-                  "items[0].activation.prelu.weight.shape: more than ", rank - 1,
+                  "items[0].activation.prelu.weight.shape: more than ", c.peak - 1,
                   " dimensions (the limit, --max_rank)")));
   }
 }
-
 
 TEST(TensorWireTest, RepeatedActivationBytesParseAsProtobufParsesThem) {
   // The decoder copies the last activation it parsed when the next item's bytes are the
