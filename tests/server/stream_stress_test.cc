@@ -1,6 +1,6 @@
 // ComputeStream under churn: many streams at once, each sending valid and invalid batches
 // back to back (small ones computed inline, large ones on the pool) without waiting for
-// replies, and some cancelled by the client mid-stream. Every stream must end with the
+// replies, some cancelled by the client mid-stream and some ended by their deadline. Every stream must end with the
 // status its traffic calls for, and the server must go on serving. Its real value is
 // under the sanitizers (`make test-asan` runs the server suite with ASan and UBSan): a
 // stream that finished while a read or write was decided but not yet started (fixed in
@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <random>
 #include <string>
 #include <thread>
@@ -39,13 +40,18 @@ v1::ComputeRequest InvalidRequest() {
   return request;
 }
 
-enum class Ending { kWritesDone, kInvalidBatch, kCancel };
+enum class Ending { kWritesDone, kInvalidBatch, kCancel, kDeadline };
 
 // One stream: `batches` batches (valid, small or large), then the ending. Returns the
 // status code the stream ended with.
 grpc::StatusCode RunStream(const TestServer& server, int batches, Ending ending,
                            std::mt19937* rng) {
   grpc::ClientContext context;
+  if (ending == Ending::kDeadline) {
+    // The stream is never closed: the deadline ends it, during or after the batches.
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(5 + (*rng)() % 20));
+  }
   auto stream = server.stub->ComputeStream(&context);
   std::atomic<int> replies{0};
   std::thread reader([&] {
@@ -70,6 +76,8 @@ grpc::StatusCode RunStream(const TestServer& server, int batches, Ending ending,
     case Ending::kCancel:
       context.TryCancel();
       break;
+    case Ending::kDeadline:
+      break;
   }
   reader.join();
   const grpc::Status status = stream->Finish();
@@ -92,13 +100,14 @@ TEST(StreamStressTest, ValidInvalidAndCancelledStreamsBackToBack) {
     threads.emplace_back([&, t] {
       std::mt19937 rng(static_cast<unsigned>(t) + 1);
       for (int s = 0; s < kStreamsPerThread; ++s) {
-        const Ending ending = static_cast<Ending>(rng() % 3);
+        const Ending ending = static_cast<Ending>(rng() % 4);
         const int batches = static_cast<int>(rng() % 6);
         const grpc::StatusCode code = RunStream(server, batches, ending, &rng);
         const bool expected =
             ending == Ending::kWritesDone     ? code == grpc::StatusCode::OK
             : ending == Ending::kInvalidBatch ? code == grpc::StatusCode::INVALID_ARGUMENT
-                                              : code == grpc::StatusCode::CANCELLED;
+            : ending == Ending::kCancel       ? code == grpc::StatusCode::CANCELLED
+                                              : code == grpc::StatusCode::DEADLINE_EXCEEDED;
         if (!expected) {
           unexpected.fetch_add(1);
           ADD_FAILURE() << "stream " << t << "/" << s << " ending "
