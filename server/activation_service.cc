@@ -116,8 +116,8 @@ struct ActivationServiceImpl::PreparedBatch {
   google::protobuf::Arena arena;
   v1::ComputeRequest& header =
       *google::protobuf::Arena::CreateMessage<v1::ComputeRequest>(&arena);
-  // Inlined for one item, the common batch: no allocation per vector and call.
   SmallTensorArena small_tensors;  // declared before `memory`, whose views it outlives
+  // Inlined for one item, the common batch: no allocation per vector and call.
   absl::InlinedVector<ItemMemory, 1> memory;
   std::vector<ComputeItem> items;
   absl::InlinedVector<ItemBuffers, 1> buffers;
@@ -237,7 +237,6 @@ absl::Status Prepare(const Engine& engine, const ServerOptions& options, BufferP
   return absl::OkStatus();
 }
 
-// The response for a computed `batch`; its result buffers become the response's slices.
 // A result's bytes for the encoder. Small ones are copied into the message before the
 // encoder returns (see wire::TensorToEncode), so they are lent as a static slice and stay
 // with the batch: no slice owner, reference count or release callback per item.
@@ -248,6 +247,7 @@ grpc::Slice ResultSlice(Buffer& buffer) {
   return std::move(buffer).ToSlice();
 }
 
+// The response for a computed `batch`; its result buffers become the response's slices.
 grpc::ByteBuffer EncodeResults(PreparedBatch& batch) {
   std::vector<wire::ResultToEncode> results(batch.items.size());
   for (size_t i = 0; i < batch.items.size(); ++i) {

@@ -53,6 +53,26 @@ TEST(BufferPoolTest, BuffersAndReservationsCountAgainstTheLimit) {
   EXPECT_EQ(pool->cached_bytes(), 4 * kMiB);
 }
 
+TEST(BufferPoolTest, ABorrowedBufferFreesNothingAndItsSliceIsACopy) {
+  std::shared_ptr<BufferPool> pool = BufferPool::Create(Limited(8 * kMiB));
+  absl::StatusOr<Buffer> owner = pool->Acquire(64);
+  ASSERT_TRUE(owner.ok()) << owner.status();
+  std::memcpy(owner->data(), "0123456789", 10);
+  {
+    Buffer view = Buffer::Borrowed(owner->data() + 2, 5);
+    EXPECT_EQ(view.size(), 5u);
+    Buffer moved = std::move(view);
+    grpc::Slice slice = std::move(moved).ToSlice();
+    ASSERT_EQ(slice.size(), 5u);
+    EXPECT_NE(slice.begin(), reinterpret_cast<const uint8_t*>(owner->data() + 2));
+    owner->data()[2] = 'x';  // the slice keeps its own bytes
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(slice.begin()), slice.size()), "23456");
+  }
+  EXPECT_EQ(pool->live_bytes(), 64u) << "the views gave nothing back to the pool";
+  *owner = Buffer();
+  EXPECT_EQ(pool->live_bytes(), 0u);
+}
+
 TEST(BufferPoolTest, ZeroMeansUnlimited) {
   std::shared_ptr<BufferPool> pool = BufferPool::Create(Limited(0));
   absl::StatusOr<Reservation> huge = pool->Reserve(size_t{1} << 40);  // nothing allocated
