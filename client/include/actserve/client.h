@@ -34,8 +34,7 @@
 #include "absl/types/span.h"
 #include "actserve/batch.h"
 #include "actserve/tensor.h"
-#include "src/dtype.h"
-#include "src/engine.h"
+#include "actserve/types.h"
 
 namespace grpc {
 class Channel;
@@ -44,7 +43,7 @@ class ChannelCredentials;
 
 namespace actserve {
 namespace client_internal {
-struct CallStart;  // client/call_start.h
+struct CallStart;  // client/sdk/call_start.h
 }  // namespace client_internal
 
 // TLS settings of a channel. Each PEM item is given either inline (`*_pem`) or as a
