@@ -158,29 +158,29 @@ struct CommandLine {
 
 CommandLine ReadFlags(int argc, char** argv) {
   CommandLine flags;
-  flags.target = flags.target;
-  flags.deadline = flags.deadline;
-  flags.tls = flags.tls;
-  flags.tls_ca = flags.tls_ca;
-  flags.tls_cert = flags.tls_cert;
-  flags.tls_key = flags.tls_key;
-  flags.tls_server_name = flags.tls_server_name;
-  flags.token_file = flags.token_file;
-  flags.activation = flags.activation;
+  flags.target = absl::GetFlag(FLAGS_target);
+  flags.deadline = absl::GetFlag(FLAGS_deadline);
+  flags.tls = absl::GetFlag(FLAGS_tls);
+  flags.tls_ca = absl::GetFlag(FLAGS_tls_ca);
+  flags.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  flags.tls_key = absl::GetFlag(FLAGS_tls_key);
+  flags.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  flags.token_file = absl::GetFlag(FLAGS_token_file);
+  flags.activation = absl::GetFlag(FLAGS_activation);
   flags.plot_activations = actserve::cli::RepeatedFlagValues(argc, argv, "activation");
   if (flags.plot_activations.empty()) flags.plot_activations.push_back(flags.activation);
-  flags.values = flags.values;
-  flags.input = flags.input;
-  flags.output = flags.output;
-  flags.grad_output = flags.grad_output;
-  flags.grad_input = flags.grad_input;
-  flags.dtype = flags.dtype;
-  flags.mode = flags.mode;
-  flags.service = flags.service;
-  flags.range = flags.range;
-  flags.points = flags.points;
-  flags.svg = flags.svg;
-  flags.title = flags.title;
+  flags.values = absl::GetFlag(FLAGS_values);
+  flags.input = absl::GetFlag(FLAGS_input);
+  flags.output = absl::GetFlag(FLAGS_output);
+  flags.grad_output = absl::GetFlag(FLAGS_grad_output);
+  flags.grad_input = absl::GetFlag(FLAGS_grad_input);
+  flags.dtype = absl::GetFlag(FLAGS_dtype);
+  flags.mode = absl::GetFlag(FLAGS_mode);
+  flags.service = absl::GetFlag(FLAGS_service);
+  flags.range = absl::GetFlag(FLAGS_range);
+  flags.points = absl::GetFlag(FLAGS_points);
+  flags.svg = absl::GetFlag(FLAGS_svg);
+  flags.title = absl::GetFlag(FLAGS_title);
   return flags;
 }
 

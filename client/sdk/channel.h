@@ -60,7 +60,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(absl::string_view tar
 
 // Sets what every call of a client carries: the deadline from `options.deadline` (none
 // when infinite) and, when `options.token` is set, the `authorization: Bearer` metadata.
-// Called only from Client::StartCall (client/call_start.h), where every call path
+// Called only from Client::StartCall (client/sdk/call_start.h), where every call path
 // (unary, streaming, chunked, health) starts.
 void PrepareContext(const ClientOptions& options, grpc::ClientContext* context);
 

@@ -1,4 +1,4 @@
-// Reading back what client/svg_plot.cc writes, for tests: a curve's points, the plot
+// Reading back what client/actctl/svg_plot.cc writes, for tests: a curve's points, the plot
 // area's pixel box and data ranges, and whether the document is well-formed XML (by
 // Python's xml.etree, an independent parser).
 #ifndef ACTSERVE_TESTS_CLIENT_ACTCTL_SVG_READER_H_
