@@ -363,8 +363,8 @@ absl::StatusOr<std::optional<Tensor>> Client::ComputeChunkedInto(
     const ChunkedOutputs& outputs, int64_t chunk_bytes, int window) const {
   absl::StatusOr<client_internal::CallStart> call = StartCall();
   if (!call.ok()) return call.status();
-  return client_internal::ComputeChunkedOn(*call, input, activation, mode, grad_output, prelu_weight, outputs,
-                          chunk_bytes, window);
+  return client_internal::ComputeChunkedOn(*call, input, activation, mode, grad_output,
+                                           prelu_weight, outputs, chunk_bytes, window);
 }
 
 absl::StatusOr<ItemOutput> Client::ComputeChunked(const TensorView& input,
@@ -376,15 +376,19 @@ absl::StatusOr<ItemOutput> Client::ComputeChunked(const TensorView& input,
   // returns its error without first allocating the input's size twice.
   absl::StatusOr<client_internal::CallStart> call = StartCall();
   if (!call.ok()) return call.status();
-  if (absl::Status checked = client_internal::CheckChunkable(input, grad_output); !checked.ok()) return checked;
+  if (absl::Status checked = client_internal::CheckChunkable(input, grad_output);
+      !checked.ok()) {
+    return checked;
+  }
   // The results are the returned tensors' own strings, written in place chunk by chunk.
   std::string output(ComputesOutput(mode) ? input.data.size() : 0, '\0');
   std::string grad_input(ComputesGradient(mode) ? input.data.size() : 0, '\0');
   absl::StatusOr<std::optional<Tensor>> grad_weight =
-      client_internal::ComputeChunkedOn(*call, input, activation, mode, grad_output, prelu_weight,
-                       ChunkedOutputs{absl::MakeSpan(output.data(), output.size()),
-                                      absl::MakeSpan(grad_input.data(), grad_input.size())},
-                       chunk_bytes, kDefaultChunkWindow);
+      client_internal::ComputeChunkedOn(
+          *call, input, activation, mode, grad_output, prelu_weight,
+          ChunkedOutputs{absl::MakeSpan(output.data(), output.size()),
+                         absl::MakeSpan(grad_input.data(), grad_input.size())},
+          chunk_bytes, kDefaultChunkWindow);
   if (!grad_weight.ok()) return grad_weight.status();
   ItemOutput result;
   const std::vector<int64_t> shape(input.shape.begin(), input.shape.end());

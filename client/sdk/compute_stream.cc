@@ -21,7 +21,8 @@ constexpr char kComputeStreamMethod[] = "/actserve.v1.ActivationService/ComputeS
 // The reactor behind RunComputeStream. gRPC runs its reactions on its own threads; one
 // write and one read are in flight at a time, and `mu_` orders the bookkeeping between
 // them.
-class ComputeStreamReactor final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+class ComputeStreamReactor final
+    : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   ComputeStreamReactor(grpc::ClientContext* context, size_t count, size_t window,
                        const StreamRequestMaker& make_request,

@@ -65,7 +65,8 @@ TEST(BatchTest, TakesASpecAsWellAsText) {
   Batch batch;
   batch.Add(MakeTensorView(x, shape), *spec);
   ASSERT_TRUE(batch.status().ok()) << batch.status();
-  const v1::Activation& activation = client_internal::BatchWire::Request(batch).items(0).activation();
+  const v1::Activation& activation =
+      client_internal::BatchWire::Request(batch).items(0).activation();
   ASSERT_TRUE(activation.has_softplus());
   EXPECT_EQ(activation.softplus().beta(), 2.0);
   EXPECT_EQ(client_internal::BatchWire::Request(batch).items(0).mode(), v1::MODE_FORWARD_BACKWARD);
@@ -77,7 +78,8 @@ TEST(BatchTest, PreluSendsItsWeightInTheInputsDtype) {
   Batch batch;
   batch.Add(MakeTensorView(DType::kFloat16, x, shape), "prelu(weight=0.5)");
   ASSERT_TRUE(batch.status().ok()) << batch.status();
-  const v1::Tensor& weight = client_internal::BatchWire::Request(batch).items(0).activation().prelu().weight();
+  const v1::Tensor& weight =
+      client_internal::BatchWire::Request(batch).items(0).activation().prelu().weight();
   EXPECT_EQ(weight.dtype(), v1::DTYPE_FLOAT16);
   EXPECT_TRUE(weight.shape().empty());
   EXPECT_EQ(weight.data(), std::string("\x00\x38", 2));  // 0.5 in binary16 is 0x3800
@@ -89,7 +91,8 @@ TEST(BatchTest, PreluSendsItsWeightInTheInputsDtype) {
   per_channel.Add(MakeTensorView(DType::kFloat16, x, nc), "prelu", Mode::kForwardBackward,
                   std::nullopt, MakeTensorView(DType::kFloat16, channel_weights, channels));
   ASSERT_TRUE(per_channel.status().ok()) << per_channel.status();
-  const v1::Tensor& weights = client_internal::BatchWire::Request(per_channel).items(0).activation().prelu().weight();
+  const v1::Tensor& weights =
+      client_internal::BatchWire::Request(per_channel).items(0).activation().prelu().weight();
   EXPECT_THAT(weights.shape(), ElementsAre(2));
   EXPECT_EQ(weights.data(), std::string("\x00\x38\x00\x34", 4));
 }
