@@ -65,9 +65,14 @@ constexpr KindAndField kKindFields[] = {
     {ActivationKind::kSoftmax, v1::Activation::kSoftmaxFieldNumber},
     {ActivationKind::kLogSoftmax, v1::Activation::kLogSoftmaxFieldNumber},
 };
+// Also in ActivationKind order, so that FieldTable can index it by kind.
 constexpr bool KindIsFieldNumberMinusOne() {
+  int index = 0;
   for (const KindAndField& entry : kKindFields) {
-    if (static_cast<int>(entry.kind) + 1 != entry.field_number) return false;
+    if (static_cast<int>(entry.kind) != index++ ||
+        static_cast<int>(entry.kind) + 1 != entry.field_number) {
+      return false;
+    }
   }
   return true;
 }
@@ -84,9 +89,10 @@ struct KindFields {
   std::array<const FieldDescriptor*, kMaxParams> params = {};
 };
 
-// Built once from the catalogue and the descriptors; a mismatch between the two (a
-// programming error that tests/server/convert_test.cc guards against) leaves null
-// entries, reported as Internal errors rather than crashing a server.
+// Built once from the catalogue and the descriptors; a mismatch of names or parameter
+// fields between the two (a programming error that tests/server/convert_test.cc guards
+// against) leaves null entries, reported as Internal errors rather than crashing a
+// server. Field numbers need no check here: kKindFields is checked at compile time.
 const std::array<KindFields, kNumActivations>& FieldTable() {
   static const std::array<KindFields, kNumActivations>* const table = [] {
     auto* fields = new std::array<KindFields, kNumActivations>();
@@ -94,7 +100,8 @@ const std::array<KindFields, kNumActivations>& FieldTable() {
     for (const ActivationInfo& info : Catalogue()) {
       const int index = static_cast<int>(info.kind);
       if (index < 0 || index >= kNumActivations) continue;
-      const FieldDescriptor* kind_field = activation->FindFieldByNumber(index + 1);
+      const FieldDescriptor* kind_field =
+          activation->FindFieldByNumber(kKindFields[index].field_number);
       if (kind_field == nullptr || kind_field->name() != info.name ||
           kind_field->message_type() == nullptr) {
         continue;
@@ -198,6 +205,7 @@ absl::StatusOr<ActivationSpec> ActivationFromProto(const v1::Activation& proto,
     }
     return absl::InvalidArgumentError(absl::StrCat(path, ": no activation set"));
   }
+  // The oneof case is the field number; ActivationKind is that minus one (kKindFields).
   const int index = static_cast<int>(proto.kind_case()) - 1;
   if (index < 0 || index >= kNumActivations) {
     return absl::InvalidArgumentError(
