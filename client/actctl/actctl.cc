@@ -7,6 +7,10 @@
 //   actctl health
 //   actctl --tls_ca=ca.pem --token_file=token plot --activation=relu,softplus \
 //       --range=-4,4 --svg=relu-softplus.svg
+//   actctl bench --target=host1:50051 --echo_target=host2:50052   (bench/bench_command.h)
+//
+// The flags are read once, in main, into a CommandLine; the commands take it. actctl
+// links the C++ SDK only (client/actctl/CMakeLists.txt).
 //
 // Exit codes: 0 success (health: SERVING); 1 the operation failed (an error from the
 // server, a file that cannot be read, health not SERVING or the server unreachable);

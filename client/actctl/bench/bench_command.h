@@ -1,6 +1,6 @@
-// The service benchmark's command-line flags (--bench_*), shared by `actctl bench` and the
-// harness that starts servers for it (bench/service/service_bench_main.cc, what
-// `make bench-service` runs), and `actctl bench` itself.
+// The service benchmark's command-line flags (--bench_*), shared by `actctl bench` and by
+// the harness that starts servers for it (bench/service/service_bench_main.cc, what
+// `make bench-service` runs); and `actctl bench` itself.
 //
 //   actctl bench --target=host1:50051 --target=host2:50051 --echo_target=host3:50052
 //   actctl bench --bench_payloads=1048576   # the server of --target (localhost:50051)
