@@ -262,8 +262,9 @@ class Client {
   // results or a malformed tensor (a server bug).
   absl::StatusOr<std::vector<ItemOutput>> Compute(const Batch& batch) const;
 
-  // Sends every batch on one ComputeStream call, pipelined (a writer thread sends while
-  // this thread reads), and returns their outputs in the same order. All or nothing: the
+  // Sends every batch on one ComputeStream call, pipelined (requests are written while
+  // responses are read, as ComputeChunked does), and returns their outputs in the same
+  // order. All or nothing: the
   // first invalid batch is reported unsent; the first failed batch fails the call (its
   // status is the stream's). The deadline covers the whole stream.
   absl::StatusOr<std::vector<std::vector<ItemOutput>>> ComputeStream(
