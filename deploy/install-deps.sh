@@ -20,6 +20,7 @@ build_packages=(
   libabsl-dev libhwy-dev
   prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev
   libdnnl-dev
   openssl ca-certificates
   clang libclang-rt-14-dev
@@ -27,6 +28,7 @@ build_packages=(
 python_packages=(
   python3 python3-grpcio python3-protobuf python3-numpy python3-torch
   python3-yaml
+  python3-setuptools python3-wheel python3-pip python3-venv
 )
 # tests/deploy's chroot test (make test-deploy) builds a bookworm root with it.
 deploy_test_packages=(

@@ -219,9 +219,10 @@ absl::StatusOr<ActivationSpec> ActivationFromProto(const v1::Activation& proto,
                                             "' is in the catalogue but not on the wire"));
   }
 
-  const Reflection* reflection = proto.GetReflection();
-  const Message& params = reflection->GetMessage(proto, fields.kind_field);
-  const Reflection* params_reflection = params.GetReflection();
+  // Reflection only for activations with parameters: relu and most others have none,
+  // and this runs for every item.
+  const Message* params = nullptr;
+  const Reflection* params_reflection = nullptr;
   std::array<NamedParam, kMaxParams> given;
   size_t num_given = 0;
   for (size_t p = 0; p < info.params.size() && p < kMaxParams; ++p) {
@@ -232,19 +233,23 @@ absl::StatusOr<ActivationSpec> ActivationFromProto(const v1::Activation& proto,
       return absl::InternalError(absl::StrCat(path, ": ", info.name, " parameter '",
                                               param.name, "' has no wire field"));
     }
+    if (params == nullptr) {
+      params = &proto.GetReflection()->GetMessage(proto, fields.kind_field);
+      params_reflection = params->GetReflection();
+    }
     // Fields without presence (gelu's enum) are always given: their zero is the default.
-    if (field->has_presence() && !params_reflection->HasField(params, field)) continue;
+    if (field->has_presence() && !params_reflection->HasField(*params, field)) continue;
     double value = 0;
     switch (field->cpp_type()) {
       case FieldDescriptor::CPPTYPE_DOUBLE:
-        value = params_reflection->GetDouble(params, field);
+        value = params_reflection->GetDouble(*params, field);
         break;
       case FieldDescriptor::CPPTYPE_INT32:
-        value = params_reflection->GetInt32(params, field);
+        value = params_reflection->GetInt32(*params, field);
         break;
       case FieldDescriptor::CPPTYPE_ENUM:
         // Unknown enum numbers are kept by proto3; the spec check rejects the index.
-        value = params_reflection->GetEnumValue(params, field);
+        value = params_reflection->GetEnumValue(*params, field);
         break;
       default:
         return absl::InternalError(absl::StrCat(path, ": ", info.name, " parameter '",

@@ -86,49 +86,76 @@ class SliceReader {
  public:
   explicit SliceReader(std::vector<grpc::Slice> slices) : slices_(std::move(slices)) {
     for (const grpc::Slice& slice : slices_) size_ += static_cast<int64_t>(slice.size());
-    SkipEmptySlices();
+    EnterSlice(0);
   }
 
-  int64_t position() const { return position_; }
+  int64_t position() const { return slice_start_ + (next_ - begin_); }
   int64_t size() const { return size_; }
 
+  // Most of a request's bytes are headers read one at a time, so this is kept to a
+  // compare and an increment while the current slice lasts.
   uint8_t ReadByte() {
-    const uint8_t byte = slices_[slice_].begin()[offset_];
-    ++offset_;
-    ++position_;
-    SkipEmptySlices();
+    const uint8_t byte = *next_++;
+    if (next_ == end_) EnterSlice(slice_ + 1);
     return byte;
+  }
+
+  // Whether the next bytes are `expected` (the caller knows that many are left).
+  bool Matches(absl::string_view expected) const {
+    const uint8_t* next = next_;
+    const uint8_t* end = end_;
+    size_t slice = slice_;
+    for (char c : expected) {
+      if (next == end) {
+        do {
+          ++slice;
+        } while (slices_[slice].size() == 0);
+        next = slices_[slice].begin();
+        end = slices_[slice].end();
+      }
+      if (*next++ != static_cast<uint8_t>(c)) return false;
+    }
+    return true;
   }
 
   // Copies the next `count` bytes to `out` (nullptr: skips them).
   void Read(char* out, int64_t count) {
     while (count > 0) {
-      const grpc::Slice& slice = slices_[slice_];
-      const size_t piece = std::min(static_cast<size_t>(count), slice.size() - offset_);
+      const size_t piece = std::min(static_cast<size_t>(count), static_cast<size_t>(end_ - next_));
       if (out != nullptr) {
-        std::memcpy(out, slice.begin() + offset_, piece);
+        std::memcpy(out, next_, piece);
         out += piece;
       }
-      offset_ += piece;
-      position_ += static_cast<int64_t>(piece);
+      next_ += piece;
       count -= static_cast<int64_t>(piece);
-      SkipEmptySlices();
+      if (next_ == end_) EnterSlice(slice_ + 1);
     }
   }
 
  private:
-  void SkipEmptySlices() {
-    while (slice_ < slices_.size() && offset_ == slices_[slice_].size()) {
-      ++slice_;
-      offset_ = 0;
+  // Makes the first non-empty slice from `index` on the current one (past the last: an
+  // empty range, which the parser never reads since it checks every length first).
+  void EnterSlice(size_t index) {
+    if (slice_ < slices_.size() && index > slice_) {
+      slice_start_ += static_cast<int64_t>(slices_[slice_].size());
+    }
+    slice_ = index;
+    while (slice_ < slices_.size() && slices_[slice_].size() == 0) ++slice_;
+    if (slice_ < slices_.size()) {
+      begin_ = next_ = slices_[slice_].begin();
+      end_ = slices_[slice_].end();
+    } else {
+      begin_ = next_ = end_ = nullptr;
     }
   }
 
   std::vector<grpc::Slice> slices_;
   int64_t size_ = 0;
-  size_t slice_ = 0;   // the slice holding the next byte
-  size_t offset_ = 0;  // the next byte's offset in it
-  int64_t position_ = 0;
+  size_t slice_ = 0;          // the slice holding the next byte
+  int64_t slice_start_ = 0;   // the position of its first byte
+  const uint8_t* begin_ = nullptr;
+  const uint8_t* next_ = nullptr;
+  const uint8_t* end_ = nullptr;
 };
 
 // A message being parsed: where it ends, and how many levels of nesting are left.
@@ -151,6 +178,59 @@ absl::string_view TensorFieldName(TensorField field) {
       return "grad_weight";
   }
   return "tensor";
+}
+
+// How many entries of Activation.prelu.weight.shape an Activation's encoding holds
+// (every `prelu` and every `weight` in it, as protobuf's merge concatenates them; a
+// packed run counts its varints). Linear in the bytes and allocates nothing. Counting
+// stops at the first malformed field: protobuf's merge of the same bytes fails there.
+int64_t CountShapeEntries(google::protobuf::io::CodedInputStream* in,
+                          absl::Span<const int> path) {
+  int64_t count = 0;
+  for (;;) {
+    const uint32_t tag = in->ReadTag();
+    if (tag == 0) return count;
+    const int number = static_cast<int>(WireFormatLite::GetTagFieldNumber(tag));
+    const uint32_t wire_type = WireFormatLite::GetTagWireType(tag);
+    const bool on_path =
+        number == path.front() &&
+        (wire_type == kLengthDelimited || (path.size() == 1 && wire_type == kVarint));
+    if (!on_path) {
+      if (!WireFormatLite::SkipField(in, tag)) return count;
+      continue;
+    }
+    if (wire_type == kVarint) {  // an unpacked shape entry
+      uint64_t ignored = 0;
+      if (!in->ReadVarint64(&ignored)) return count;
+      ++count;
+      continue;
+    }
+    uint32_t length = 0;
+    if (!in->ReadVarint32(&length)) return count;
+    const auto limit = in->PushLimit(static_cast<int>(length));
+    if (path.size() == 1) {  // a packed run of shape entries: one per final byte
+      const void* data = nullptr;
+      int size = 0;
+      while (in->GetDirectBufferPointer(&data, &size)) {
+        const auto* bytes = static_cast<const uint8_t*>(data);
+        count += std::count_if(bytes, bytes + size, [](uint8_t b) { return b < 0x80; });
+        in->Skip(size);
+      }
+    } else {
+      count += CountShapeEntries(in, path.subspan(1));
+    }
+    in->PopLimit(limit);
+  }
+}
+
+int64_t CountPreluWeightShapeEntries(absl::string_view activation_bytes) {
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(activation_bytes.data()),
+      static_cast<int>(activation_bytes.size()));
+  static constexpr int kPath[] = {v1::Activation::kPreluFieldNumber,
+                                  v1::Prelu::kWeightFieldNumber,
+                                  v1::Tensor::kShapeFieldNumber};
+  return CountShapeEntries(&in, kPath);
 }
 
 // The parse of one message: the input, where errors go, and what is being parsed.
@@ -190,21 +270,52 @@ class Parser {
     return parse_body(Scope{in_.position() + length, parent.depth - 1});
   }
 
-  // Merges a length-delimited sub-message into `message` with protobuf's own parser, at
-  // the depth protobuf would parse it at (its unknown fields are kept).
-  bool MergeSubMessage(const Scope& parent, google::protobuf::MessageLite* message) {
+  // Merges a length-delimited Activation into `activation` with protobuf's own parser,
+  // at the depth protobuf would parse it at (its unknown fields are kept). The PReLU
+  // weight's shape entries are counted against --max_rank before protobuf sees them: a
+  // packed entry of one byte becomes eight, so 256 MiB of shape would cost 2 GiB.
+  //
+  // Items of a batch mostly share one activation: bytes equal to the last ones merged
+  // into an empty Activation give the same message again, which is copied instead.
+  bool MergeActivation(const Scope& parent, int index, v1::Activation* activation) {
     int64_t length = 0;
     if (!ReadLength(parent.end, &length)) return false;
     if (parent.depth <= 0) return Fail("messages nested too deeply");
-    std::string bytes(static_cast<size_t>(length), '\0');
+    std::string& bytes = activation_bytes_;
+    const bool starts_empty = activation->ByteSizeLong() == 0;
+    if (starts_empty && last_activation_ != nullptr &&
+        static_cast<int64_t>(last_activation_bytes_.size()) == length &&
+        in_.Matches(last_activation_bytes_)) {
+      in_.Read(nullptr, length);
+      activation->CopyFrom(*last_activation_);
+      return true;
+    }
+    bytes.resize(static_cast<size_t>(length));
     in_.Read(bytes.data(), length);
+    if (limits_.max_rank > 0) {
+      // Merging concatenates repeated fields, so entries from an earlier `activation`
+      // of this item count too.
+      const int64_t rank = activation->prelu().weight().shape_size() +
+                           CountPreluWeightShapeEntries(bytes);
+      if (rank > limits_.max_rank) {
+        return Exhausted(absl::StrCat(list_, "[", index,
+                                      "].activation.prelu.weight.shape: more than ",
+                                      limits_.max_rank, " dimensions (the limit, --max_rank)"));
+      }
+    }
     google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
                                               static_cast<int>(bytes.size()));
     in.SetRecursionLimit(parent.depth - 1);
     // ConsumedEntireMessage: the merge stops without an error at a 0 or end-group tag,
     // which protobuf's ParseFromArray rejects.
-    if (!message->MergePartialFromCodedStream(&in) || !in.ConsumedEntireMessage()) {
-      return Fail(absl::StrCat("bad ", message->GetTypeName(), " message"));
+    if (!activation->MergePartialFromCodedStream(&in) || !in.ConsumedEntireMessage()) {
+      return Fail("bad actserve.v1.Activation message");
+    }
+    if (starts_empty) {
+      last_activation_bytes_.swap(bytes);
+      last_activation_ = activation;
+    } else if (activation == last_activation_) {
+      last_activation_ = nullptr;  // merged again: no longer what its bytes give
     }
     return true;
   }
@@ -371,6 +482,11 @@ class Parser {
 
   SliceReader& in_;
   DataDestination destination_;
+  // The last Activation merged from empty and the bytes it was merged from (see
+  // MergeActivation); `activation_bytes_` is the reused buffer for the next one.
+  const v1::Activation* last_activation_ = nullptr;
+  std::string last_activation_bytes_;
+  std::string activation_bytes_;
   const ParseLimits& limits_;
   absl::string_view message_;  // "ComputeRequest", for errors
   absl::string_view list_;     // "items", for errors
@@ -523,7 +639,7 @@ absl::Status ParseComputeRequest(grpc::ByteBuffer* bytes, v1::ComputeRequest* he
                   return parser.Tensor(scope, index, TensorField::kGradOutput,
                                        item->mutable_grad_output());
                 case Tag(kItemActivation, kLengthDelimited):
-                  return parser.MergeSubMessage(scope, item->mutable_activation());
+                  return parser.MergeActivation(scope, index, item->mutable_activation());
                 case Tag(kItemMode, kVarint): {
                   int mode = 0;
                   if (!parser.ReadEnum(scope.end, &mode)) return false;

@@ -103,6 +103,9 @@ absl::Status ParseComputeResponse(grpc::ByteBuffer* bytes, v1::ComputeResponse* 
 // data of at most kInlineDataBytes is copied next to the header instead, which is
 // cheaper than a slice of its own (the slice's owner and reference count are two
 // allocations, its release a callback; a message in one slice is one piece for gRPC).
+// Since such data is copied before the encoder returns and its slice dropped, a caller
+// may hand it over as a static slice (grpc::Slice::STATIC_SLICE) over memory it keeps
+// until then, which allocates nothing.
 struct TensorToEncode {
   v1::DType dtype = v1::DTYPE_UNSPECIFIED;
   absl::Span<const int64_t> shape;

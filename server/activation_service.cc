@@ -71,6 +71,40 @@ struct ItemMemory {
   std::vector<int64_t> grad_weight_shape;
 };
 
+// Memory for a batch's small tensors, carved out of a few blocks from the pool instead
+// of a malloc, a charge against the memory limit and a free per tensor: a batch of many
+// small items spent more on those than on computing them. Only for tensors the encoder
+// copies into the response (ResultSlice), so that no slice outlives the batch.
+class SmallTensorArena {
+ public:
+  static constexpr size_t kMaxTensorBytes = wire::kInlineDataBytes;
+
+  // `size` (at most kMaxTensorBytes) bytes, valid while the arena lives, 64-byte aligned
+  // within their block.
+  absl::StatusOr<Buffer> Allocate(BufferPool& pool, size_t size) {
+    const size_t rounded = (size + kAlignment - 1) / kAlignment * kAlignment;
+    if (blocks_.empty() || used_ + rounded > blocks_.back().size()) {
+      // A small first block: most batches are one item.
+      absl::StatusOr<Buffer> block = pool.Acquire(blocks_.empty() ? kFirstBlockBytes : kBlockBytes);
+      if (!block.ok()) return block.status();
+      blocks_.push_back(*std::move(block));
+      used_ = 0;
+    }
+    char* data = blocks_.back().data() + used_;
+    used_ += rounded;
+    return Buffer::Borrowed(data, size);
+  }
+
+ private:
+  static constexpr size_t kAlignment = 64;
+  static constexpr size_t kFirstBlockBytes = 2 * kMaxTensorBytes;
+  static constexpr size_t kBlockBytes = size_t{64} << 10;
+  static_assert(kFirstBlockBytes >= kMaxTensorBytes && kBlockBytes >= kMaxTensorBytes);
+
+  std::vector<Buffer> blocks_;
+  size_t used_ = 0;  // bytes of the last block handed out
+};
+
 }  // namespace
 
 // A batch from receipt to response. Never moved once parsed: `items` view `header` and
@@ -83,6 +117,7 @@ struct ActivationServiceImpl::PreparedBatch {
   v1::ComputeRequest& header =
       *google::protobuf::Arena::CreateMessage<v1::ComputeRequest>(&arena);
   // Inlined for one item, the common batch: no allocation per vector and call.
+  SmallTensorArena small_tensors;  // declared before `memory`, whose views it outlives
   absl::InlinedVector<ItemMemory, 1> memory;
   std::vector<ComputeItem> items;
   absl::InlinedVector<ItemBuffers, 1> buffers;
@@ -100,13 +135,19 @@ using CallKind = ActivationServiceImpl::CallKind;
 absl::Status Prepare(const Engine& engine, const ServerOptions& options, BufferPool& pool,
                      grpc::ByteBuffer& request, PreparedBatch& batch) {
   const int64_t max_message_bytes = options.max_message_bytes;
+  auto acquire = [&](size_t size) -> absl::StatusOr<Buffer> {
+    if (size > 0 && size <= SmallTensorArena::kMaxTensorBytes) {
+      return batch.small_tensors.Allocate(pool, size);
+    }
+    return pool.Acquire(size);
+  };
   absl::Status parsed = wire::ParseComputeRequest(
       &request, &batch.header,
       [&](int index, wire::TensorField field, size_t size) -> absl::StatusOr<char*> {
         if (batch.memory.size() <= static_cast<size_t>(index)) batch.memory.resize(index + 1);
         Buffer& buffer = field == wire::TensorField::kInput ? batch.memory[index].input
                                                             : batch.memory[index].grad_output;
-        absl::StatusOr<Buffer> acquired = pool.Acquire(size);
+        absl::StatusOr<Buffer> acquired = acquire(size);
         if (!acquired.ok()) return acquired.status();
         buffer = *std::move(acquired);
         return buffer.data();
@@ -181,12 +222,12 @@ absl::Status Prepare(const Engine& engine, const ServerOptions& options, BufferP
       } else if (!ComputesOutput(item.mode)) {
         memory.grad_input = std::move(memory.input);
       } else {
-        absl::StatusOr<Buffer> grad_input = pool.Acquire(size.grad_input_bytes);
+        absl::StatusOr<Buffer> grad_input = acquire(size.grad_input_bytes);
         if (!grad_input.ok()) return grad_input.status();
         memory.grad_input = *std::move(grad_input);
       }
       buffers.grad_input = memory.grad_input.span();
-      absl::StatusOr<Buffer> grad_weight = pool.Acquire(size.grad_weight_bytes);
+      absl::StatusOr<Buffer> grad_weight = acquire(size.grad_weight_bytes);
       if (!grad_weight.ok()) return grad_weight.status();
       memory.grad_weight = *std::move(grad_weight);
       buffers.grad_weight = memory.grad_weight.span();
@@ -197,6 +238,16 @@ absl::Status Prepare(const Engine& engine, const ServerOptions& options, BufferP
 }
 
 // The response for a computed `batch`; its result buffers become the response's slices.
+// A result's bytes for the encoder. Small ones are copied into the message before the
+// encoder returns (see wire::TensorToEncode), so they are lent as a static slice and stay
+// with the batch: no slice owner, reference count or release callback per item.
+grpc::Slice ResultSlice(Buffer& buffer) {
+  if (buffer.size() <= wire::kInlineDataBytes) {
+    return grpc::Slice(buffer.data(), buffer.size(), grpc::Slice::STATIC_SLICE);
+  }
+  return std::move(buffer).ToSlice();
+}
+
 grpc::ByteBuffer EncodeResults(PreparedBatch& batch) {
   std::vector<wire::ResultToEncode> results(batch.items.size());
   for (size_t i = 0; i < batch.items.size(); ++i) {
@@ -204,13 +255,13 @@ grpc::ByteBuffer EncodeResults(PreparedBatch& batch) {
     ItemMemory& memory = batch.memory[i];
     const v1::DType dtype = wire::DTypeToProto(item.input.dtype);
     if (ComputesOutput(item.mode)) {
-      results[i].output = {dtype, item.input.shape, std::move(memory.output).ToSlice()};
+      results[i].output = {dtype, item.input.shape, ResultSlice(memory.output)};
     }
     if (ComputesGradient(item.mode)) {
-      results[i].grad_input = {dtype, item.input.shape, std::move(memory.grad_input).ToSlice()};
+      results[i].grad_input = {dtype, item.input.shape, ResultSlice(memory.grad_input)};
       if (item.activation.kind == ActivationKind::kPrelu) {
         results[i].grad_weight = {dtype, memory.grad_weight_shape,
-                                  std::move(memory.grad_weight).ToSlice()};
+                                  ResultSlice(memory.grad_weight)};
       }
     }
   }

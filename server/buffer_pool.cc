@@ -107,6 +107,11 @@ grpc::Slice Buffer::ToSlice() && {
     Reset();
     return grpc::Slice();
   }
+  if (pool_ == nullptr) {  // borrowed: the memory is not ours to hand over
+    grpc::Slice copy(data_, size_);
+    Reset();
+    return copy;
+  }
   char* data = data_;
   const size_t size = size_;
   auto* owner = new SliceOwner{std::move(*this)};

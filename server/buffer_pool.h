@@ -84,13 +84,17 @@ class Buffer {
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
 
+  // A view of `size` bytes at `data` that another owner keeps alive for as long as this
+  // buffer is used: destroying it frees nothing, and ToSlice copies the bytes.
+  static Buffer Borrowed(char* data, size_t size) { return Buffer(nullptr, data, size, 0); }
+
   char* data() const { return data_; }
   size_t size() const { return size_; }
   absl::Span<char> span() const { return {data_, size_}; }
 
   // A slice of the buffer's size() bytes that owns the memory from now on: the memory
   // goes back to the pool when the last reference to the slice is dropped. An empty
-  // buffer gives an empty slice.
+  // buffer gives an empty slice; a borrowed one, a copy of its bytes.
   grpc::Slice ToSlice() &&;
 
  private:

@@ -47,7 +47,7 @@ std::string ParamNames(const ActivationInfo& info) {
   for (const ParamInfo& param : info.params) {
     absl::StrAppend(&names, names.empty() ? "" : ", ", param.name);
   }
-  return absl::StrCat("its parameters are ", names);
+  return absl::StrCat("its parameters: ", names);
 }
 
 absl::Status ValidateParam(const ActivationInfo& info, const ParamInfo& param, double value) {
@@ -186,9 +186,11 @@ absl::StatusOr<ActivationSpec> ParseActivationSpec(absl::string_view text) {
     const size_t comma = inside.find(',');
     absl::string_view assignment = inside.substr(0, comma);
     inside = comma == absl::string_view::npos ? absl::string_view() : inside.substr(comma + 1);
-    if (comma != absl::string_view::npos && absl::StripAsciiWhitespace(inside).empty()) {
+    // A comma with nothing after it is refused before the assignment in front of it.
+    if ((comma != absl::string_view::npos && absl::StripAsciiWhitespace(inside).empty()) ||
+        absl::StripAsciiWhitespace(assignment).empty()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(info->name, ": trailing ',' in ", Quote(text)));
+          absl::StrCat(info->name, ": empty parameter in ", Quote(text)));
     }
     const size_t equals = assignment.find('=');
     if (equals == absl::string_view::npos) {

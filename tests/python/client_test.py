@@ -207,7 +207,7 @@ class ComputeLargeTest(unittest.TestCase):
                                              chunk_bytes=chunk_bytes)
                 self.assert_same(large, CLIENT.compute(x, "mish", mode=mode, grad_output=dy))
 
-    def test_softmax_along_inner_dims_is_split_and_along_dim0_is_not(self):
+    def test_softmax_along_inner_dims_by_rows_and_along_dim0_by_columns(self):
         x = self.rng.standard_normal((20, 7)).astype(np.float64)
         for spec in ("softmax", "log_softmax(dim=1)", "softmax(dim=0)", "log_softmax(dim=-2)"):
             large = CLIENT.compute_large(x, spec, grad_output=x[::-1].copy(), chunk_bytes=64)
@@ -217,6 +217,29 @@ class ComputeLargeTest(unittest.TestCase):
         np.testing.assert_allclose(
             CLIENT.compute_large(x, "softmax(dim=0)", chunk_bytes=64).output.sum(axis=0), 1.0,
             rtol=1e-14)
+
+    def test_softmax_along_dim0_beyond_one_message(self):
+        # A client whose messages may not exceed 4 KiB: a 3 x 2000 float64 softmax along
+        # dim 0 (48 KB) goes in blocks of columns, as the C++ SDK sends it; a 3-D one too,
+        # with dim counted from the end.
+        small = actserve.Client(SERVER.target, timeout=60, max_message_bytes=4096)
+        self.addCleanup(small.close)
+        for shape, spec in (((3, 2000), "softmax(dim=0)"), ((4, 25, 30), "log_softmax(dim=-3)")):
+            x = self.rng.standard_normal(shape)
+            dy = self.rng.standard_normal(shape)
+            with self.assertRaises(actserve.Error) as caught:
+                small.compute(x, spec, grad_output=dy)
+            self.assertEqual(caught.exception.code, grpc.StatusCode.RESOURCE_EXHAUSTED)
+            for mode in actserve.MODES:
+                self.assert_same(
+                    small.compute_large(x, spec, mode=mode, grad_output=dy, chunk_bytes=1000),
+                    CLIENT.compute(x, spec, mode=mode, grad_output=dy))
+        # Each column is one reduction: every column of the output sums to 1.
+        x = self.rng.standard_normal((5, 1000)).astype(np.float32)
+        np.testing.assert_allclose(
+            small.compute_large(x, "softmax(dim=0)", mode="forward",
+                                chunk_bytes=1000).output.sum(axis=0),
+            1.0, rtol=1e-6)
 
     def test_prelu_per_channel(self):
         x = self.rng.standard_normal((50, 4, 6))

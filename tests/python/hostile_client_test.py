@@ -86,6 +86,15 @@ def canary_elements(t: pb.Tensor) -> int:
     return int(np.isin(bits, list(_CANARY_ELEMENTS[t.dtype])).sum())
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 class HostileClientTest(unittest.TestCase):
     """Each test starts its own server, so that its VmHWM measures that test alone."""
 
@@ -189,6 +198,24 @@ class HostileClientTest(unittest.TestCase):
         self.assertEqual(self.call(ok)[0], grpc.StatusCode.OK)
         over = pb.ComputeRequest(items=[item("relu", pb.DTYPE_FLOAT32, [1] * 33, dy=False)])
         self.assertEqual(self.call(over)[0], grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertStillServes()
+
+    def test_a_prelu_weight_of_millions_of_dimensions(self):
+        # The activation sub-message is parsed by protobuf, where each packed byte of shape
+        # becomes an 8-byte entry (192 MiB here): its entries are counted first.
+        self.start()
+        def field(number: int, payload: bytes) -> bytes:
+            return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+        weight = field(2, b"\x01" * (24 * _MIB))  # Tensor.shape, packed
+        activation = field(4, field(1, weight))    # Activation.prelu.weight
+        x = item("prelu", pb.DTYPE_FLOAT32, [1, 4], dy=False).input.SerializeToString()
+        request = field(1, field(1, x) + field(2, activation))
+        code, message, _ = self.call(request)
+        self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+        self.assertIn("items[0].activation.prelu.weight.shape: more than 32 dimensions",
+                      message)
+        self.assertIn("--max_rank", message)
+        self.assertPeakGrowthBelow(120 * _MIB)
         self.assertStillServes()
 
     def test_tensor_memory_of_calls_in_flight_is_capped(self):

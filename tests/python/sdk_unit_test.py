@@ -71,11 +71,19 @@ class ParserTest(unittest.TestCase):
         self.assertTrue(proto.log_softmax.HasField("dim"))
         self.assertEqual(proto.log_softmax.dim, 0)
 
-    def test_ranges_are_left_to_the_server(self):
-        # Syntactically valid: the server names the range violation.
-        for text in ("softplus(beta=0)", "hardtanh(min_val=2, max_val=1)", "threshold",
-                     "celu(alpha=0)", "softshrink(lambd=-1)", "elu(alpha=inf)"):
-            actserve.parse_activation(text)
+    def test_ranges_are_checked_as_the_core_checks_them(self):
+        # Refused before any call, with the server's own message (the full list, shared
+        # with the C++ SDK, is tests/vectors/activation_specs.json).
+        for text, message in (
+                ("softplus(beta=0)", "softplus: beta must be nonzero, got 0"),
+                ("hardtanh(min_val=2, max_val=1)",
+                 "hardtanh: min_val (2) must be <= max_val (1)"),
+                ("threshold", "threshold: parameter threshold is required"),
+                ("celu(alpha=0)", "celu: alpha must be nonzero, got 0"),
+                ("softshrink(lambd=-1)", "softshrink: lambd must be >= 0, got -1"),
+                ("elu(alpha=inf)", "elu: alpha must be finite, got inf")):
+            error = raises_invalid(self, actserve.parse_activation, text)
+            self.assertEqual(error.message, message)
 
     def test_errors(self):
         raises_invalid(self, actserve.parse_activation, "nope",

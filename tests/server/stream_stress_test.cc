@@ -77,12 +77,7 @@ grpc::StatusCode RunStream(const TestServer& server, int batches, Ending ending,
   return status.error_code();
 }
 
-// DISABLED: about one run in ten (24 runs of the binary, two at a time on the 2-core VM:
-// 2-3 hung, with the reactor before and after the Advance rework alike) one stream never
-// ends: the client's reader waits in Read for a reply or status that the server never
-// sends. Until that hang is found and fixed, running it in `make test` would time out CI;
-// run it by hand with --gtest_also_run_disabled_tests.
-TEST(StreamStressTest, DISABLED_ValidInvalidAndCancelledStreamsBackToBack) {
+TEST(StreamStressTest, ValidInvalidAndCancelledStreamsBackToBack) {
   ServerOptions options;
   options.threads = 2;
   options.stream_window = 2;

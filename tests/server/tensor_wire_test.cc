@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "actserve/v1/activation.pb.h"
 
 namespace actserve {
@@ -372,6 +373,97 @@ TEST(TensorWireTest, MaxRankCountsTheMergedShape) {
             absl::StatusCode::kResourceExhausted);
   ASSERT_TRUE(ParseLimited(twice, {.max_rank = 4}, &header, &destinations).ok());
   EXPECT_EQ(header.SerializeAsString(), expected.SerializeAsString());
+}
+
+
+// An item whose activation is PReLU with `weights` as the encoding of its weight fields
+// (each a Tensor), in one `activation` field per entry of `activations`.
+std::string PreluItem(const std::vector<std::string>& activations) {
+  std::string item = Field('\x0a', Field('\x12', "\x01"s) + Field('\x1a', "\0\0\x80\x3f"s));
+  for (const std::string& activation : activations) item += Field('\x12', activation);
+  return Field('\x0a', item);
+}
+
+std::string PreluWeight(const std::string& weight_tensor) {
+  return Field('\x22', Field('\x0a', weight_tensor));
+}
+
+TEST(TensorWireTest, MaxRankBoundsThePreluWeightBeforeProtobufParsesIt) {
+  const std::string packed_five = Field('\x12', "\x01\xac\x02\x03\x80\x80\x01\x05"s);
+  const std::string unpacked_three = "\x10\x02\x10\xac\x02\x10\x04"s;
+  const std::string packed_two = Field('\x12', "\x02\x03"s);
+  struct Case {
+    const char* name;
+    std::string bytes;
+  };
+  const Case cases[] = {
+      {"packed", PreluItem({PreluWeight(packed_five)})},
+      {"unpacked", PreluItem({PreluWeight(unpacked_three)})},
+      // Repeated fields concatenate when protobuf merges: two weights in one prelu, two
+      // prelus in one activation, two activations in one item.
+      {"two_weights", PreluItem({Field('\x22', Field('\x0a', packed_two) +
+                                                   Field('\x0a', unpacked_three))})},
+      {"two_prelus", PreluItem({PreluWeight(packed_two) + PreluWeight(packed_five)})},
+      {"two_activations", PreluItem({PreluWeight(unpacked_three), PreluWeight(packed_two)})},
+      // Fields off the path are skipped, whatever they hold.
+      {"other_fields", PreluItem({Field('\x0a', "") + "\x98\x01\x07"s +
+                                  Field('\x22', "\x08\x05"s + Field('\x0a', packed_two) +
+                                                     Field('\x12', packed_five))})},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::ComputeRequest expected;  // the oracle: protobuf's own parse
+    ASSERT_TRUE(expected.ParseFromString(c.bytes));
+    const int rank = expected.items(0).activation().prelu().weight().shape_size();
+    ASSERT_GE(rank, 2);
+    v1::ComputeRequest header;
+    int destinations = 0;
+    ASSERT_TRUE(ParseLimited(c.bytes, {.max_rank = rank}, &header, &destinations).ok());
+    EXPECT_EQ(header.items(0).activation().SerializeAsString(),
+              expected.items(0).activation().SerializeAsString());
+    EXPECT_EQ(ParseLimited(c.bytes, {.max_rank = rank - 1}, &header, &destinations),
+              absl::ResourceExhaustedError(absl::StrCat(
+                  "items[0].activation.prelu.weight.shape: more than ", rank - 1,
+                  " dimensions (the limit, --max_rank)")));
+  }
+}
+
+
+TEST(TensorWireTest, RepeatedActivationBytesParseAsProtobufParsesThem) {
+  // The decoder copies the last activation it parsed when the next item's bytes are the
+  // same; merges into an item's activation must not leak into that copy.
+  const std::string slope_02 = Field('\x1a', "\x09\x9a\x99\x99\x99\x99\x99\xc9\x3f"s);
+  const std::string slope_03 = Field('\x1a', "\x09\x33\x33\x33\x33\x33\x33\xd3\x3f"s);
+  const std::string prelu = Field('\x22', Field('\x0a', "\x08\x01"s + Field('\x12', "\x02"s) +
+                                                        Field('\x1a', "\0\0\x80\x3f\0\0\0\x40"s)));
+  const std::string input = Field('\x0a', Field('\x12', "\x01"s));
+  auto item = [&](std::vector<std::string> activations) {
+    std::string bytes = input;
+    for (const std::string& a : activations) bytes += Field('\x12', a);
+    return Field('\x0a', bytes);
+  };
+  const std::string bytes =
+      item({slope_02}) + item({slope_02}) + item({slope_02, slope_03}) + item({slope_02}) +
+      item({slope_03}) + item({prelu}) + item({prelu, prelu}) + item({prelu}) + item({""}) +
+      item({""}) + item({slope_02 + "\xf8\x01\x05"s}) + item({slope_02 + "\xf8\x01\x05"s}) +
+      item({slope_03, slope_02}) + item({slope_03});
+  v1::ComputeRequest expected;  // the oracle: protobuf's own parse
+  ASSERT_TRUE(expected.ParseFromString(bytes));
+  v1::ComputeRequest header;
+  int destinations = 0;
+  ASSERT_TRUE(ParseLimited(bytes, {.max_rank = 4}, &header, &destinations).ok());
+  ASSERT_EQ(header.items_size(), expected.items_size());
+  for (int i = 0; i < expected.items_size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(header.items(i).activation().SerializeAsString(),
+              expected.items(i).activation().SerializeAsString());
+  }
+  // The checks above are not vacuous: the merged items differ from their neighbours.
+  EXPECT_NE(expected.items(2).activation().SerializeAsString(),
+            expected.items(3).activation().SerializeAsString());
+  EXPECT_EQ(expected.items(6).activation().prelu().weight().shape_size(), 2);
+  EXPECT_NE(expected.items(12).activation().SerializeAsString(),
+            expected.items(13).activation().SerializeAsString());
 }
 
 }  // namespace

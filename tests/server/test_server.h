@@ -48,6 +48,11 @@ inline TestServer StartTestServer(ServerOptions options = {}) {
   // The client must not refuse what the server under test is meant to refuse.
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
+  // No retry filter: in gRPC 1.51 a client that cancels a stream while a Read is pending
+  // on another thread sometimes never gets that Read back when the call went through the
+  // retry filter (StreamStressTest hung about one run in ten; none in 300 runs without
+  // it). The tests here exercise the server; the SDK's own channels are tested apart.
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   test.channel =
       grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(test.server->port()),
                                 grpc::InsecureChannelCredentials(), args);

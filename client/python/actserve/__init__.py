@@ -10,8 +10,10 @@
 ``actserve.torch`` (imported on first use, so that ``import actserve`` does not load
 PyTorch) runs a model's activation on the service, forward and backward.
 
-The generated wire code (``actserve.v1``) lives in the build tree, not here: put both
-directories on the path, e.g. ``PYTHONPATH=client/python:build/release/python``. The
+The generated wire code and catalogue (``actserve.v1``) are written by the build, which
+assembles the installable package in ``<build>/python`` (``pip install --no-index
+--no-build-isolation build/release/python``). Working from the source tree instead, put
+both directories on the path, e.g. ``PYTHONPATH=client/python:build/release/python``: the
 ``extend_path`` call below makes every ``actserve`` directory on ``sys.path`` part of this
 package, which is how ``actserve.v1`` is found in the build tree.
 """

@@ -14,11 +14,13 @@ thread-safe); close it, or use it as a context manager, to release the connectio
 
 import dataclasses
 import json
+import math
 from typing import Any, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Union
 
 import grpc
 import numpy as np
 
+from actserve import chunks as chunks_module
 from actserve import tensors
 from actserve._proto import pb, pb_grpc
 from actserve.errors import Error, from_rpc_error, invalid_argument
@@ -136,14 +138,19 @@ def _service_config(load_balancing_policy: str, max_attempts: int) -> str:
         config["methodConfig"] = [{
             "name": [{"service": "actserve.v1.ActivationService"},
                      {"service": "grpc.health.v1.Health"}],
-            # Every RPC of the service is idempotent, so UNAVAILABLE before any reply
-            # (a pod going away) is retried.
+            # Every RPC of both services is idempotent, so a retry never applies anything
+            # twice. The C++ SDK's policy (client/channel.cc), code for code
+            # (tests/vectors/retry_policy.json): UNAVAILABLE is a server not reachable
+            # yet, one that died mid-call or one that is draining; CANCELLED from the
+            # server is the rest of a shutdown (a call that reached it after its Shutdown
+            # began, or still ran when --shutdown_grace ended). gRPC never retries a call
+            # the caller cancelled or whose deadline passed.
             "retryPolicy": {
                 "maxAttempts": max_attempts,
                 "initialBackoff": "0.1s",
                 "maxBackoff": "1s",
                 "backoffMultiplier": 2,
-                "retryableStatusCodes": ["UNAVAILABLE"],
+                "retryableStatusCodes": ["UNAVAILABLE", "CANCELLED"],
             },
         }]
     if load_balancing_policy:
@@ -242,8 +249,11 @@ class Client:
         max_message_bytes: the largest message sent or received. Default 256 MiB.
         load_balancing_policy: gRPC's policy over the addresses the target resolves to:
             "round_robin" (default) spreads calls, "pick_first" uses one, "" gRPC's default.
-        max_attempts: tries of a call that fails with UNAVAILABLE before any reply (1
-            disables retries; gRPC caps it at 5). Default 3.
+        max_attempts: tries of a call that fails before any reply with UNAVAILABLE (a
+            server not reachable yet, a replica that died or is draining) or with
+            CANCELLED from the server (a replica whose shutdown caught the call in
+            transit), as the C++ SDK retries; a call cancelled by the caller or past its
+            deadline is never retried (1 disables retries; gRPC caps it at 5). Default 3.
     """
 
     def __init__(self, target: str, tls: Union[None, bool, Tls] = None,
@@ -358,149 +368,132 @@ class Client:
 
         Cuts x (and grad_output) into chunks of at most ``chunk_bytes`` bytes of input,
         sends them pipelined (gRPC sends from a background thread while this one reads the
-        replies), and joins the results into arrays of x's shape. How it cuts, as the C++
-        SDK's ComputeChunked: elementwise activations (and PReLU with one weight) in flat
-        runs of elements, whatever the shape; PReLU with one weight per channel
-        (dimension 1) by rows when a row fits a chunk, otherwise by runs of channel planes
-        of one row, or runs within a plane, each sent with its channels' weights;
-        softmax / log_softmax by rows when ``dim`` is not 0. Arguments and results are
-        ``compute``'s, and so are the values, with two exceptions: softmax / log_softmax
-        along dimension 0 needs every row at once and is sent whole (one message); a
-        PReLU grad_weight is the sum of the chunks' grad_weights, added in float64 and
-        rounded once to the dtype (each chunk's sum was already rounded, so float16 /
-        bfloat16 results may differ from one ``compute`` in the last place).
+        replies), and joins the results into arrays of x's shape. It cuts exactly as the
+        C++ SDK's ComputeChunked (``actserve.chunks.plan_chunks``): elementwise
+        activations (and PReLU with one weight) in flat runs of elements, whatever the
+        shape; PReLU with one weight per channel (dimension 1) by rows when a row fits a
+        chunk, otherwise by runs of channel planes of one row, or runs within a plane,
+        each sent with its channels' weights; softmax / log_softmax by rows when ``dim``
+        is not 0, and in blocks of columns of the ``[shape[0], rest]`` view when it is
+        (each column is its own reduction; a 1-D one is one chunk). When the plan is a
+        single chunk, the item goes as one Compute call instead of a one-message stream.
+        Arguments and results are ``compute``'s, and so are the values, with one
+        exception: a PReLU grad_weight is the sum of the chunks' grad_weights, added in
+        float64 and rounded once to the dtype (each chunk's sum was already rounded, so
+        float16 / bfloat16 results may differ from one ``compute`` in the last place).
         """
         if not isinstance(chunk_bytes, int) or chunk_bytes <= 0:
             raise invalid_argument(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
         prepared = self._prepare(Item(x, activation, mode, grad_output, weight, dtype), "")
         array = prepared.host.array
-        cut = self._plan_chunks(prepared, chunk_bytes)
-        if cut is None:
+        weight_count = 0 if prepared.weight is None else prepared.weight.size
+        plan = chunks_module.plan_chunks(array.shape, array.itemsize, prepared.spec,
+                                         weight_count, chunk_bytes)
+        if len(plan) == 1:
             response = self._call(self._stub.Compute,
                                   pb.ComputeRequest(items=[prepared.proto]))
             self._check_count(len(response.results), 1)
             return self._decode(prepared, response.results[0], "results[0]")
+        if any(chunk.weights is not None for chunk in plan):
+            channels = array.shape[1]
+            if weight_count != channels:
+                raise invalid_argument(
+                    f"weight: {weight_count} values, but x has shape "
+                    f"{list(array.shape)}, {channels} channels (dimension 1); expected 1 or "
+                    f"{channels}")
 
-        view_shape, pieces = cut
-        # Row-major throughout, so that every reshape below is a view.
-        x_view = np.ascontiguousarray(array).reshape(view_shape)
-        dy_view = (None if prepared.grad_output is None
-                   else np.ascontiguousarray(prepared.grad_output).reshape(view_shape))
+        # Row-major throughout, so that every reshape below is a view: a contiguous chunk
+        # is a slice of the flat view, a block of columns a slice of the [rows, rest] view.
+        columns_shape = (array.shape[0], array.size // array.shape[0]) if array.ndim else ()
+        x_flat = np.ascontiguousarray(array).reshape(-1)
+        dy_flat = (None if prepared.grad_output is None
+                   else np.ascontiguousarray(prepared.grad_output).reshape(-1))
+        weight_flat = None if prepared.weight is None else prepared.weight.reshape(-1)
         activation_proto = prepared.proto.activation
+        # A block of columns is a 2-D tensor whatever the input's rank: its reduction
+        # runs along dimension 0, which a `dim` counted from the end of a higher rank
+        # would not name.
+        column_activation = None
+        if any(chunk.columns is not None for chunk in plan):
+            column_activation = prepared.spec.with_params(dim=0).to_proto()
         wire_mode = prepared.proto.mode
         dtype_name = prepared.host.dtype
 
-        def activation_for(channels):
-            if channels is None:
+        def part_of(flat, chunk):
+            if chunk.columns is None:
+                return flat[chunk.offset:chunk.offset + math.prod(chunk.shape)].reshape(
+                    chunk.shape)
+            first, count = chunk.columns
+            return flat.reshape(columns_shape)[:, first:first + count]
+
+        def activation_for(chunk):
+            if chunk.columns is not None:
+                return column_activation
+            if chunk.weights is None:
                 return activation_proto
             # Only this chunk's channels, and their weights.
+            first, count = chunk.weights
             sliced = pb.Activation()
             sliced.CopyFrom(activation_proto)
-            sliced.prelu.weight.CopyFrom(tensors.to_proto(prepared.weight[channels], dtype_name))
+            sliced.prelu.weight.CopyFrom(
+                tensors.to_proto(weight_flat[first:first + count], dtype_name))
             return sliced
 
         def requests():
-            for index, channels in pieces:
-                item = pb.ComputeItem(input=tensors.to_proto(x_view[index], dtype_name),
-                                      activation=activation_for(channels), mode=wire_mode)
-                if dy_view is not None:
-                    item.grad_output.CopyFrom(tensors.to_proto(dy_view[index], dtype_name))
+            for chunk in plan:
+                item = pb.ComputeItem(input=tensors.to_proto(part_of(x_flat, chunk), dtype_name),
+                                      activation=activation_for(chunk), mode=wire_mode)
+                if dy_flat is not None:
+                    item.grad_output.CopyFrom(
+                        tensors.to_proto(part_of(dy_flat, chunk), dtype_name))
                 yield pb.ComputeRequest(items=[item])
 
         wants_output = prepared.mode != "backward"
         wants_grad = prepared.mode != "forward"
-        output = np.empty(array.shape, array.dtype) if wants_output else None
-        grad_input = np.empty(array.shape, array.dtype) if wants_grad else None
-        output_view = None if output is None else output.reshape(view_shape)
-        grad_view = None if grad_input is None else grad_input.reshape(view_shape)
+        output = np.empty(array.size, array.dtype) if wants_output else None
+        grad_input = np.empty(array.size, array.dtype) if wants_grad else None
         grad_weight_sum = None
         received = 0
         try:
             responses = self._stub.ComputeStream(requests(), timeout=self._timeout,
                                                  metadata=self._metadata)
             for response in responses:
-                if received >= len(pieces):
+                if received >= len(plan):
                     raise Error(grpc.StatusCode.INTERNAL,
-                                f"ComputeStream: more than {len(pieces)} replies")
+                                f"ComputeStream: more than {len(plan)} replies")
                 self._check_count(len(response.results), 1)
-                index, channels = pieces[received]
-                weight_shape = (None if channels is None
-                                else (channels.stop - channels.start,))
+                chunk = plan[received]
+                weight_shape = None if chunk.weights is None else (chunk.weights[1],)
                 part = self._decode_arrays(prepared, response.results[0],
                                            f"chunk {received} results[0]",
-                                           x_view[index].shape, weight_shape)
+                                           tuple(chunk.shape), weight_shape)
                 if wants_output:
-                    output_view[index] = part.output
+                    part_of(output, chunk)[...] = part.output
                 if wants_grad:
-                    grad_view[index] = part.grad_input
+                    part_of(grad_input, chunk)[...] = part.grad_input
                 if part.grad_weight is not None:
                     widened = _to_float64(part.grad_weight, dtype_name)
-                    if channels is not None:
+                    if chunk.weights is not None:
                         if grad_weight_sum is None:
                             grad_weight_sum = np.zeros(prepared.weight.shape, np.float64)
-                        grad_weight_sum[channels] += widened
+                        first, count = chunk.weights
+                        grad_weight_sum.reshape(-1)[first:first + count] += widened
                     else:
                         grad_weight_sum = widened if grad_weight_sum is None else (
                             grad_weight_sum + widened)
                 received += 1
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
-        if received != len(pieces):
+        if received != len(plan):
             raise Error(grpc.StatusCode.INTERNAL,
-                        f"ComputeStream: {received} replies for {len(pieces)} chunks")
+                        f"ComputeStream: {received} replies for {len(plan)} chunks")
         grad_weight = None
         if grad_weight_sum is not None:
             grad_weight = _from_float64(grad_weight_sum, dtype_name)
         restore = prepared.host.restore
-        return Result(None if output is None else restore(output),
-                      None if grad_input is None else restore(grad_input),
+        return Result(None if output is None else restore(output.reshape(array.shape)),
+                      None if grad_input is None else restore(grad_input.reshape(array.shape)),
                       None if grad_weight is None else restore(grad_weight))
-
-    def _plan_chunks(self, prepared: _Prepared, chunk_bytes: int):
-        """How compute_large cuts: None for one Compute, else (view_shape, pieces) where
-        each piece is (index into x viewed as view_shape, the slice of PReLU weights the
-        piece is sent with, or None for the item's own activation)."""
-        array = prepared.host.array
-        if array.ndim == 0 or array.size == 0 or array.nbytes <= chunk_bytes:
-            return None
-        per_chunk = max(1, chunk_bytes // array.itemsize)
-        per_channel = (prepared.spec.name == "prelu" and prepared.weight is not None
-                       and prepared.weight.size > 1)
-        if prepared.spec.elementwise and not per_channel:
-            return ((array.size,),
-                    [((slice(start, start + per_chunk),), None)
-                     for start in range(0, array.size, per_chunk)])
-        if self._reduces_dim0(prepared):
-            return None
-        rows = array.shape[0]
-        row_elements = array.size // rows
-        if row_elements <= per_chunk or not per_channel:
-            step = max(1, per_chunk // row_elements)
-            return (array.shape,
-                    [((slice(start, start + step),), None) for start in range(0, rows, step)])
-        # PReLU rows larger than a chunk: runs of channel planes [n, c0:c1, :], or runs
-        # within one plane [n, c, p0:p1], each with the weights of its channels.
-        channels = array.shape[1] if array.ndim >= 2 else 1
-        if prepared.weight.size != channels:
-            raise invalid_argument(
-                f"weight: {prepared.weight.size} values, but x has shape "
-                f"{list(array.shape)}, {channels} channels (dimension 1); expected 1 or "
-                f"{channels}")
-        plane = row_elements // channels
-        pieces = []
-        if plane <= per_chunk:
-            step = per_chunk // plane
-            for n in range(rows):
-                for c in range(0, channels, step):
-                    c_end = min(c + step, channels)
-                    pieces.append(((slice(n, n + 1), slice(c, c_end)), slice(c, c_end)))
-        else:
-            for n in range(rows):
-                for c in range(channels):
-                    for p in range(0, plane, per_chunk):
-                        pieces.append(((slice(n, n + 1), slice(c, c + 1),
-                                        slice(p, p + per_chunk)), slice(c, c + 1)))
-        return (rows, channels, plane), pieces
 
     # ----------------------------------------------------------------------------------
     # Discovery and health.
@@ -559,16 +552,16 @@ class Client:
                         f"the reply has {got} results for {expected} items")
 
     @staticmethod
-    def _reduces_dim0(prepared: _Prepared) -> bool:
-        if prepared.spec.elementwise:
-            return False
-        dim = prepared.spec.params.get("dim", -1)
-        rank = prepared.host.array.ndim
-        return (dim + rank if dim < 0 else dim) == 0
-
-    @staticmethod
     def _prepare(item: Item, place: str) -> _Prepared:
-        spec = parse_activation(item.activation) if isinstance(item.activation, str) else None
+        spec = None
+        if isinstance(item.activation, str):
+            try:
+                spec = parse_activation(item.activation)
+            except Error as error:
+                if not place:
+                    raise
+                # A batch names the item, as the C++ SDK's Batch does.
+                raise invalid_argument(f"{place}activation: {error.message}") from None
         if spec is None:
             raise invalid_argument(
                 f"{place}activation must be text such as 'relu' or 'elu(alpha=0.5)', got "

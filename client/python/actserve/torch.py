@@ -91,7 +91,8 @@ class RemoteActivation(torch.nn.Module):
         spec = parse_activation(activation)
         self.client = client if isinstance(client, Client) else Client(client)
         if spec.name == "prelu":
-            value = spec.params.get("weight", 0.25) if init is None else init
+            # Without a weight= value, the catalogue's default (nn.PReLU's 0.25).
+            value = spec.value("weight") if init is None else init
             self.weight = torch.nn.Parameter(
                 torch.full((num_parameters,), float(value), dtype=dtype or torch.float32))
             # The weight travels as a tensor; the text form's value only initialises it.
