@@ -86,11 +86,14 @@ fuzz: fuzz-build
 BENCH_BUILD_DIR := build/bench
 ACTIVATIONS ?=
 
-.PHONY: bench-build bench accuracy
+.PHONY: bench-configure bench-build bench accuracy
 
-bench-build: deps
+# The bench build (build/bench): Release with -DACTSERVE_BUILD_BENCH=ON, tests off.
+bench-configure: deps
 	cmake -S . -B $(BENCH_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release \
 	  -DACTSERVE_BUILD_BENCH=ON -DACTSERVE_BUILD_TESTS=OFF >/dev/null
+
+bench-build: bench-configure
 	cmake --build $(BENCH_BUILD_DIR) -j $(JOBS) --target kernels_bench accuracy_sweep
 
 bench: bench-build
@@ -121,18 +124,21 @@ test-deploy: configure
 #                        flags (a free loopback port for --address and --metrics_address),
 #                        against actserve_echo, a bare gRPC echo of the same bytes in
 #                        another process (GLIBC_TUNABLES at their best for it), both driven
-#                        by the same client code in bench/service's service_bench,
-#                        interleaved; throughput, p50/p99 and each server's page faults
-#                        per call -> bench/results/service.csv; 15-25 minutes on 2 cores.
-#                        BENCH_SERVICE_FLAGS adds --bench_* flags (`service_bench --help`).
-#                        `actctl bench` without --target runs the servers in its own
-#                        process instead: a profiling aid, not what users run.
+#                        by the same client code (actctl bench's, client/actctl/bench/) in
+#                        bench/service's service_bench, interleaved; throughput, p50/p99
+#                        and each server's page faults per call ->
+#                        bench/results/service.csv; 15-25 minutes on 2 cores. Built in the
+#                        bench build (build/bench, -DACTSERVE_BUILD_BENCH=ON).
+#                        BENCH_SERVICE_FLAGS adds --bench_* flags (`service_bench --help`);
+#                        --in_process runs the servers inside service_bench instead: a
+#                        profiling aid, not what users run.
 BENCH_SERVICE_FLAGS ?=
 
 .PHONY: bench-service
 
-bench-service: configure
-	cmake --build --preset $(PRESET) -j $(JOBS) --target actserve actserve_echo service_bench
-	$(BUILD_DIR)/bench/service/service_bench --actserve_binary=$(BUILD_DIR)/server/actserve \
-	  --echo_binary=$(BUILD_DIR)/bench/service/actserve_echo \
+bench-service: bench-configure
+	cmake --build $(BENCH_BUILD_DIR) -j $(JOBS) --target actserve actserve_echo service_bench
+	$(BENCH_BUILD_DIR)/bench/service/service_bench \
+	  --actserve_binary=$(BENCH_BUILD_DIR)/server/actserve \
+	  --echo_binary=$(BENCH_BUILD_DIR)/bench/service/actserve_echo \
 	  --bench_csv=bench/results/service.csv $(BENCH_SERVICE_FLAGS)

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstddef>
+#include <iterator>
 #include <string>
 #include <type_traits>
 
@@ -31,6 +32,55 @@ using ProtoShapeElement =
 static_assert(std::is_same_v<ProtoShapeElement, int64_t>,
               "protobuf's repeated int64 must store int64_t for zero-copy shape views");
 
+// ActivationKind's value is its oneof field number in `Activation.kind` minus one
+// (actserve/types.h): ActivationFromProto and FieldTable rely on it. Checked here at
+// compile time, so that a renumbered field or a reordered enum does not build.
+struct KindAndField {
+  ActivationKind kind;
+  int field_number;
+};
+constexpr KindAndField kKindFields[] = {
+    {ActivationKind::kRelu, v1::Activation::kReluFieldNumber},
+    {ActivationKind::kRelu6, v1::Activation::kRelu6FieldNumber},
+    {ActivationKind::kLeakyRelu, v1::Activation::kLeakyReluFieldNumber},
+    {ActivationKind::kPrelu, v1::Activation::kPreluFieldNumber},
+    {ActivationKind::kElu, v1::Activation::kEluFieldNumber},
+    {ActivationKind::kCelu, v1::Activation::kCeluFieldNumber},
+    {ActivationKind::kSelu, v1::Activation::kSeluFieldNumber},
+    {ActivationKind::kGelu, v1::Activation::kGeluFieldNumber},
+    {ActivationKind::kSilu, v1::Activation::kSiluFieldNumber},
+    {ActivationKind::kMish, v1::Activation::kMishFieldNumber},
+    {ActivationKind::kSoftplus, v1::Activation::kSoftplusFieldNumber},
+    {ActivationKind::kHardtanh, v1::Activation::kHardtanhFieldNumber},
+    {ActivationKind::kHardsigmoid, v1::Activation::kHardsigmoidFieldNumber},
+    {ActivationKind::kHardswish, v1::Activation::kHardswishFieldNumber},
+    {ActivationKind::kSigmoid, v1::Activation::kSigmoidFieldNumber},
+    {ActivationKind::kTanh, v1::Activation::kTanhFieldNumber},
+    {ActivationKind::kLogsigmoid, v1::Activation::kLogsigmoidFieldNumber},
+    {ActivationKind::kSoftsign, v1::Activation::kSoftsignFieldNumber},
+    {ActivationKind::kTanhshrink, v1::Activation::kTanhshrinkFieldNumber},
+    {ActivationKind::kSoftshrink, v1::Activation::kSoftshrinkFieldNumber},
+    {ActivationKind::kHardshrink, v1::Activation::kHardshrinkFieldNumber},
+    {ActivationKind::kThreshold, v1::Activation::kThresholdFieldNumber},
+    {ActivationKind::kSoftmax, v1::Activation::kSoftmaxFieldNumber},
+    {ActivationKind::kLogSoftmax, v1::Activation::kLogSoftmaxFieldNumber},
+};
+// Also in ActivationKind order, so that FieldTable can index it by kind.
+constexpr bool KindIsFieldNumberMinusOne() {
+  int index = 0;
+  for (const KindAndField& entry : kKindFields) {
+    if (static_cast<int>(entry.kind) != index++ ||
+        static_cast<int>(entry.kind) + 1 != entry.field_number) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(KindIsFieldNumberMinusOne(),
+              "ActivationKind must equal the Activation.kind oneof field number minus one");
+static_assert(std::size(kKindFields) == kNumActivations,
+              "every ActivationKind has its Activation.kind field");
+
 // For one activation: its field in `Activation.kind`, and the field of each catalogue
 // parameter in the activation's own message (nullptr for the PReLU weight tensor, which
 // is data, not a spec parameter).
@@ -39,9 +89,10 @@ struct KindFields {
   std::array<const FieldDescriptor*, kMaxParams> params = {};
 };
 
-// Built once from the catalogue and the descriptors; a mismatch between the two (a
-// programming error that tests/server/convert_test.cc guards against) leaves null
-// entries, reported as Internal errors rather than crashing a server.
+// Built once from the catalogue and the descriptors; a mismatch of names or parameter
+// fields between the two (a programming error that tests/server/convert_test.cc guards
+// against) leaves null entries, reported as Internal errors rather than crashing a
+// server. Field numbers need no check here: kKindFields is checked at compile time.
 const std::array<KindFields, kNumActivations>& FieldTable() {
   static const std::array<KindFields, kNumActivations>* const table = [] {
     auto* fields = new std::array<KindFields, kNumActivations>();
@@ -49,7 +100,8 @@ const std::array<KindFields, kNumActivations>& FieldTable() {
     for (const ActivationInfo& info : Catalogue()) {
       const int index = static_cast<int>(info.kind);
       if (index < 0 || index >= kNumActivations) continue;
-      const FieldDescriptor* kind_field = activation->FindFieldByNumber(index + 1);
+      const FieldDescriptor* kind_field =
+          activation->FindFieldByNumber(kKindFields[index].field_number);
       if (kind_field == nullptr || kind_field->name() != info.name ||
           kind_field->message_type() == nullptr) {
         continue;
@@ -153,6 +205,7 @@ absl::StatusOr<ActivationSpec> ActivationFromProto(const v1::Activation& proto,
     }
     return absl::InvalidArgumentError(absl::StrCat(path, ": no activation set"));
   }
+  // The oneof case is the field number; ActivationKind is that minus one (kKindFields).
   const int index = static_cast<int>(proto.kind_case()) - 1;
   if (index < 0 || index >= kNumActivations) {
     return absl::InvalidArgumentError(

@@ -33,7 +33,7 @@
 #include "src/activation_spec.h"
 #include "src/catalogue.h"
 #include "src/dtype.h"
-#include "src/engine.h"
+#include "src/compute_item.h"
 #include "src/tensor.h"
 
 namespace actserve {

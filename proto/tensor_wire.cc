@@ -30,6 +30,31 @@ constexpr uint32_t Tag(int field, uint32_t wire_type) {
   return (static_cast<uint32_t>(field) << 3) | wire_type;
 }
 
+// The field numbers this codec reads and writes, from the generated code, so that a
+// renumbered field in activation.proto changes the codec with it.
+constexpr int kTensorDType = v1::Tensor::kDtypeFieldNumber;
+constexpr int kTensorShape = v1::Tensor::kShapeFieldNumber;
+constexpr int kTensorData = v1::Tensor::kDataFieldNumber;
+constexpr int kRequestItems = v1::ComputeRequest::kItemsFieldNumber;
+constexpr int kItemInput = v1::ComputeItem::kInputFieldNumber;
+constexpr int kItemActivation = v1::ComputeItem::kActivationFieldNumber;
+constexpr int kItemMode = v1::ComputeItem::kModeFieldNumber;
+constexpr int kItemGradOutput = v1::ComputeItem::kGradOutputFieldNumber;
+constexpr int kResponseResults = v1::ComputeResponse::kResultsFieldNumber;
+constexpr int kResultOutput = v1::ComputeResult::kOutputFieldNumber;
+constexpr int kResultGradInput = v1::ComputeResult::kGradInputFieldNumber;
+constexpr int kResultGradWeight = v1::ComputeResult::kGradWeightFieldNumber;
+// The encoder's sizes (FieldSize, TensorSize, the mode) count one byte per tag, which
+// holds for field numbers 1..15.
+constexpr bool HasOneByteTag(int field) { return field >= 1 && field <= 15; }
+static_assert(HasOneByteTag(kTensorDType) && HasOneByteTag(kTensorShape) &&
+                  HasOneByteTag(kTensorData) && HasOneByteTag(kRequestItems) &&
+                  HasOneByteTag(kItemInput) && HasOneByteTag(kItemActivation) &&
+                  HasOneByteTag(kItemMode) && HasOneByteTag(kItemGradOutput) &&
+                  HasOneByteTag(kResponseResults) && HasOneByteTag(kResultOutput) &&
+                  HasOneByteTag(kResultGradInput) && HasOneByteTag(kResultGradWeight),
+              "the encoder's size arithmetic assumes 1-byte tags");
+
 // ---------------------------------------------------------------------------------------
 // Parsing.
 //
@@ -361,15 +386,15 @@ class Parser {
     return SubMessage(parent, [&](const Scope& scope) {
       return ForEachField(scope, [&](uint32_t tag) {
         switch (tag) {
-          case Tag(1, kVarint): {
+          case Tag(kTensorDType, kVarint): {
             int dtype = 0;
             if (!ReadEnum(scope.end, &dtype)) return false;
             tensor->set_dtype(static_cast<v1::DType>(dtype));
             return true;
           }
-          case Tag(2, kVarint):
+          case Tag(kTensorShape, kVarint):
             return ShapeEntry(scope.end, index, field, tensor);
-          case Tag(2, kLengthDelimited): {
+          case Tag(kTensorShape, kLengthDelimited): {
             int64_t length = 0;
             if (!ReadLength(scope.end, &length)) return false;
             const int64_t packed_end = in_.position() + length;
@@ -378,7 +403,7 @@ class Parser {
             }
             return true;
           }
-          case Tag(3, kLengthDelimited): {
+          case Tag(kTensorData, kLengthDelimited): {
             int64_t size = 0;
             // Checked before the destination is asked for memory: the data is all there.
             if (!ReadLength(scope.end, &size)) return false;
@@ -564,15 +589,15 @@ class SliceWriter {
   void Tensor(int field, TensorToEncode tensor) {
     FieldHeader(field, TensorSize(tensor.shape, tensor.dtype, tensor.data.size()));
     if (tensor.dtype != v1::DTYPE_UNSPECIFIED) {
-      Varint(Tag(1, kVarint));
+      Varint(Tag(kTensorDType, kVarint));
       Varint(static_cast<uint64_t>(tensor.dtype));
     }
     if (!tensor.shape.empty()) {
-      FieldHeader(2, PackedShapeSize(tensor.shape));
+      FieldHeader(kTensorShape, PackedShapeSize(tensor.shape));
       for (int64_t dimension : tensor.shape) Varint(static_cast<uint64_t>(dimension));
     }
     if (tensor.data.size() > 0) {
-      FieldHeader(3, tensor.data.size());
+      FieldHeader(kTensorData, tensor.data.size());
       Data(std::move(tensor.data));
     }
   }
@@ -614,7 +639,7 @@ absl::Status ParseComputeRequest(grpc::ByteBuffer* bytes, v1::ComputeRequest* he
       bytes, destination, limits, "ComputeRequest", "items",
       [&](Parser& parser, const Scope& request) {
         return parser.ForEachField(request, [&](uint32_t tag) {
-          if (tag != Tag(1, kLengthDelimited)) return parser.Skip(tag, request);
+          if (tag != Tag(kRequestItems, kLengthDelimited)) return parser.Skip(tag, request);
           const int index = header->items_size();
           if (parser.limits().max_items > 0 && index >= parser.limits().max_items) {
             return parser.Exhausted(absl::StrCat(
@@ -625,15 +650,15 @@ absl::Status ParseComputeRequest(grpc::ByteBuffer* bytes, v1::ComputeRequest* he
           return parser.SubMessage(request, [&](const Scope& scope) {
             return parser.ForEachField(scope, [&](uint32_t item_tag) {
               switch (item_tag) {
-                case Tag(1, kLengthDelimited):
+                case Tag(kItemInput, kLengthDelimited):
                   return parser.Tensor(scope, index, TensorField::kInput,
                                        item->mutable_input());
-                case Tag(4, kLengthDelimited):
+                case Tag(kItemGradOutput, kLengthDelimited):
                   return parser.Tensor(scope, index, TensorField::kGradOutput,
                                        item->mutable_grad_output());
-                case Tag(2, kLengthDelimited):
+                case Tag(kItemActivation, kLengthDelimited):
                   return parser.MergeActivation(scope, index, item->mutable_activation());
-                case Tag(3, kVarint): {
+                case Tag(kItemMode, kVarint): {
                   int mode = 0;
                   if (!parser.ReadEnum(scope.end, &mode)) return false;
                   item->set_mode(static_cast<v1::Mode>(mode));
@@ -655,19 +680,19 @@ absl::Status ParseComputeResponse(grpc::ByteBuffer* bytes, v1::ComputeResponse* 
       bytes, destination, ParseLimits{}, "ComputeResponse", "results",
       [&](Parser& parser, const Scope& response) {
         return parser.ForEachField(response, [&](uint32_t tag) {
-          if (tag != Tag(1, kLengthDelimited)) return parser.Skip(tag, response);
+          if (tag != Tag(kResponseResults, kLengthDelimited)) return parser.Skip(tag, response);
           const int index = header->results_size();
           v1::ComputeResult* result = header->add_results();
           return parser.SubMessage(response, [&](const Scope& scope) {
             return parser.ForEachField(scope, [&](uint32_t result_tag) {
               switch (result_tag) {
-                case Tag(1, kLengthDelimited):
+                case Tag(kResultOutput, kLengthDelimited):
                   return parser.Tensor(scope, index, TensorField::kOutput,
                                        result->mutable_output());
-                case Tag(2, kLengthDelimited):
+                case Tag(kResultGradInput, kLengthDelimited):
                   return parser.Tensor(scope, index, TensorField::kGradInput,
                                        result->mutable_grad_input());
-                case Tag(3, kLengthDelimited):
+                case Tag(kResultGradWeight, kLengthDelimited):
                   return parser.Tensor(scope, index, TensorField::kGradWeight,
                                        result->mutable_grad_weight());
                 default:
@@ -702,12 +727,16 @@ grpc::ByteBuffer EncodeComputeResponse(std::vector<ResultToEncode> results) {
   }
   SliceWriter writer(size);
   for (ResultToEncode& result : results) {
-    writer.FieldHeader(1, OptionalTensorFieldSize(result.output) +
+    writer.FieldHeader(kResponseResults, OptionalTensorFieldSize(result.output) +
                               OptionalTensorFieldSize(result.grad_input) +
                               OptionalTensorFieldSize(result.grad_weight));
-    if (result.output.has_value()) writer.Tensor(1, std::move(*result.output));
-    if (result.grad_input.has_value()) writer.Tensor(2, std::move(*result.grad_input));
-    if (result.grad_weight.has_value()) writer.Tensor(3, std::move(*result.grad_weight));
+    if (result.output.has_value()) writer.Tensor(kResultOutput, std::move(*result.output));
+    if (result.grad_input.has_value()) {
+      writer.Tensor(kResultGradInput, std::move(*result.grad_input));
+    }
+    if (result.grad_weight.has_value()) {
+      writer.Tensor(kResultGradWeight, std::move(*result.grad_weight));
+    }
   }
   return writer.Finish();
 }
@@ -719,18 +748,18 @@ grpc::ByteBuffer EncodeComputeRequest(std::vector<ItemToEncode> items) {
     const size_t mode_size =
         item.mode == v1::MODE_UNSPECIFIED ? 0 : 1 + VarintSize(static_cast<uint64_t>(item.mode));
     const std::optional<TensorToEncode>& grad_output = item.grad_output;
-    writer.FieldHeader(1, FieldSize(TensorSize(item.input.shape, item.input.dtype,
+    writer.FieldHeader(kRequestItems, FieldSize(TensorSize(item.input.shape, item.input.dtype,
                                                item.input.data.size())) +
                               FieldSize(activation.size()) + mode_size +
                               OptionalTensorFieldSize(grad_output));
-    writer.Tensor(1, std::move(item.input));
-    writer.FieldHeader(2, activation.size());
+    writer.Tensor(kItemInput, std::move(item.input));
+    writer.FieldHeader(kItemActivation, activation.size());
     writer.Bytes(activation);
     if (item.mode != v1::MODE_UNSPECIFIED) {
-      writer.Varint(Tag(3, kVarint));
+      writer.Varint(Tag(kItemMode, kVarint));
       writer.Varint(static_cast<uint64_t>(item.mode));
     }
-    if (item.grad_output.has_value()) writer.Tensor(4, std::move(*item.grad_output));
+    if (item.grad_output.has_value()) writer.Tensor(kItemGradOutput, std::move(*item.grad_output));
   }
   return writer.Finish();
 }

@@ -18,9 +18,9 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/arena.h"
 #include "proto/convert.h"
+#include "proto/grpc_status.h"
 #include "proto/tensor_wire.h"
 #include "server/logging.h"
-#include "server/status_util.h"
 #include "src/catalogue.h"
 #include "src/dtype.h"
 #include "src/kernels/activation_kernels.h"
@@ -302,7 +302,7 @@ class PooledComputeReactor final : public grpc::ServerUnaryReactor {
     // Release before Finish: once the client sees the status, its slot is free again, so
     // a client that waits for one call before starting the next is never refused.
     service_.ReleaseSlot(CallKind::kUnary);
-    Finish(ToGrpcStatus(status));  // `this` may be deleted from here on
+    Finish(wire::ToGrpcStatus(status));  // `this` may be deleted from here on
   }
 
   ActivationServiceImpl& service_;
@@ -327,7 +327,7 @@ class ComputeStreamReactor final
     if (absl::Status admitted = service_.AdmitCall(context_, CallKind::kStream);
         !admitted.ok()) {
       service_.RecordCall("ComputeStream", context_, start_, stats_, admitted);
-      Finish(ToGrpcStatus(admitted));
+      Finish(wire::ToGrpcStatus(admitted));
       return;
     }
     {
@@ -480,7 +480,7 @@ class ComputeStreamReactor final
       service_.RecordCall("ComputeStream", context_, start_, stats_, status);
     }
     service_.ReleaseSlot(CallKind::kStream);  // before Finish, as in PooledComputeReactor
-    Finish(ToGrpcStatus(status));
+    Finish(wire::ToGrpcStatus(status));
   }
 
   ActivationServiceImpl& service_;
@@ -737,7 +737,7 @@ grpc::ServerUnaryReactor* ActivationServiceImpl::Compute(
   RecordCall("Compute", *context, start, stats, status);
   if (admitted) ReleaseSlot(CallKind::kUnary);  // before Finish, as in PooledComputeReactor
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
+  reactor->Finish(wire::ToGrpcStatus(status));
   return reactor;
 }
 
@@ -759,7 +759,7 @@ grpc::ServerUnaryReactor* ActivationServiceImpl::ListActivations(
   }
   RecordCall("ListActivations", *context, start, stats, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
+  reactor->Finish(wire::ToGrpcStatus(status));
   return reactor;
 }
 

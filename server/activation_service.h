@@ -39,7 +39,7 @@
 //
 // Every call, admitted or not, ends in exactly one log line (info when OK, warning
 // otherwise: method, status, items, elements, bytes, latency, peer; never metadata) and
-// one RecordCall on the metrics. All errors go through ToGrpcStatus (status_util.h).
+// one RecordCall on the metrics. All errors go through wire::ToGrpcStatus (proto/grpc_status.h).
 #ifndef ACTSERVE_SERVER_ACTIVATION_SERVICE_H_
 #define ACTSERVE_SERVER_ACTIVATION_SERVICE_H_
 

@@ -14,40 +14,9 @@
 #include "absl/strings/string_view.h"
 
 #include "absl/types/span.h"
+#include "actserve/types.h"
 
 namespace actserve {
-
-// Every activation, in wire order (the proto's oneof field numbers minus one).
-enum class ActivationKind : int {
-  kRelu,
-  kRelu6,
-  kLeakyRelu,
-  kPrelu,
-  kElu,
-  kCelu,
-  kSelu,
-  kGelu,
-  kSilu,
-  kMish,
-  kSoftplus,
-  kHardtanh,
-  kHardsigmoid,
-  kHardswish,
-  kSigmoid,
-  kTanh,
-  kLogsigmoid,
-  kSoftsign,
-  kTanhshrink,
-  kSoftshrink,
-  kHardshrink,
-  kThreshold,
-  kSoftmax,
-  kLogSoftmax,
-};
-inline constexpr int kNumActivations = 24;
-
-// The most parameters any activation has (softplus, hardtanh, threshold: two).
-inline constexpr int kMaxParams = 2;
 
 enum class ParamType {
   kReal,     // a finite double

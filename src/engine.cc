@@ -135,15 +135,10 @@ absl::StatusOr<int64_t> ValidateTensor(const ConstTensorView& tensor, size_t ind
         path(), ".dtype: ", DTypeName(tensor.dtype),
         "; expected one of float32, float64, float16, bfloat16"));
   }
-  absl::StatusOr<int64_t> elements = NumElements(tensor.shape);
+  absl::StatusOr<int64_t> elements =
+      CheckTensorBytes(tensor.dtype, tensor.shape, tensor.data.size());
   if (!elements.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path(), ": ", elements.status().message()));
-  }
-  const int64_t needed = *elements * static_cast<int64_t>(DTypeSize(tensor.dtype));
-  if (static_cast<int64_t>(tensor.data.size()) != needed) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path(), ": ", tensor.data.size(), " bytes of data, but shape ",
-        ShapeToString(tensor.shape), " ", DTypeName(tensor.dtype), " needs ", needed));
   }
   return elements;
 }
@@ -471,18 +466,6 @@ absl::Status CheckBuffer(absl::Span<char> buffer, size_t expected, size_t index,
 }
 
 }  // namespace
-
-absl::string_view ModeName(Mode mode) {
-  switch (mode) {
-    case Mode::kForward:
-      return "forward";
-    case Mode::kBackward:
-      return "backward";
-    case Mode::kForwardBackward:
-      break;
-  }
-  return "forward_backward";
-}
 
 Engine::Engine(EngineOptions options) : options_(options) {}
 

@@ -31,31 +31,11 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "src/activation_spec.h"
+#include "src/compute_item.h"
 #include "src/tensor.h"
 #include "src/thread_pool.h"
 
 namespace actserve {
-
-enum class Mode {
-  kForward,          // output only
-  kBackward,         // grad_input (and grad_weight) only
-  kForwardBackward,  // both, in one pass
-};
-inline bool ComputesOutput(Mode mode) { return mode != Mode::kBackward; }
-inline bool ComputesGradient(Mode mode) { return mode != Mode::kForward; }
-absl::string_view ModeName(Mode mode);  // "forward", "backward", "forward_backward"
-
-// One tensor to run through one activation.
-struct ComputeItem {
-  ConstTensorView input;
-  ActivationSpec activation;
-  Mode mode = Mode::kForwardBackward;
-  // dy: the input's shape and dtype. Absent: dy = 1 everywhere. Ignored for kForward.
-  std::optional<ConstTensorView> grad_output;
-  // PReLU only: 1 value, or C = input.shape[1] values, in the input's dtype. Absent: one
-  // weight equal to activation.Param("weight").
-  std::optional<ConstTensorView> prelu_weight;
-};
 
 // The byte sizes an item's results need; 0 for a result its mode does not produce.
 struct ResultSizes {

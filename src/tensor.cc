@@ -32,6 +32,24 @@ absl::StatusOr<int64_t> NumElements(absl::Span<const int64_t> shape) {
   return elements;
 }
 
+absl::StatusOr<int64_t> CheckTensorBytes(DType dtype, absl::Span<const int64_t> shape,
+                                         size_t data_bytes) {
+  if (DTypeSize(dtype) == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dtype ", DTypeName(dtype), " is not a tensor element type"));
+  }
+  absl::StatusOr<int64_t> elements = NumElements(shape);
+  if (!elements.ok()) return elements.status();
+  // NumElements bounds the count so that this product fits int64 for every dtype.
+  const int64_t needed = *elements * static_cast<int64_t>(DTypeSize(dtype));
+  if (static_cast<int64_t>(data_bytes) != needed) {
+    return absl::InvalidArgumentError(absl::StrCat(data_bytes, " bytes of data, but shape ",
+                                                   ShapeToString(shape), " ", DTypeName(dtype),
+                                                   " needs ", needed));
+  }
+  return elements;
+}
+
 std::string ShapeToString(absl::Span<const int64_t> shape) {
   // Error messages cross the wire: a hostile shape with a million dimensions must not
   // make a message of a million numbers.

@@ -1,4 +1,6 @@
 // A bare gRPC echo server, the reference of the service benchmark (bench/README.md).
+// Part of the benchmark harness (built with ACTSERVE_BUILD_BENCH); the requests a client
+// sends it are made by client/actctl/bench/echo_request.h.
 //
 // It is what any protobuf service built on gRPC's callback API pays to move the same
 // bytes as actserve: the request is parsed by the generated protobuf code, the response's
@@ -22,6 +24,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "client/actctl/bench/echo_request.h"  // EchoSizes, MakeEchoRequest
 #include "server/server_options.h"
 
 namespace actserve {
@@ -58,18 +61,6 @@ class EchoServer {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };
-
-// The payload sizes for an echo whose messages are exactly `request_bytes` and
-// `response_bytes` long on the wire (an EchoRequest's own fields take a few bytes).
-struct EchoSizes {
-  size_t request_payload = 0;
-  size_t response_payload = 0;
-};
-EchoSizes EchoSizesFor(size_t request_bytes, size_t response_bytes);
-
-// A serialized EchoRequest with `sizes.request_payload` bytes of payload (filled from
-// `fill`, repeated) that asks for `sizes.response_payload` bytes back.
-std::string MakeEchoRequest(const EchoSizes& sizes, const std::string& fill);
 
 }  // namespace bench
 }  // namespace actserve

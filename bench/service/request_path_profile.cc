@@ -24,6 +24,7 @@
 #include "actserve/batch.h"
 #include "actserve/tensor.h"
 #include "actserve/v1/activation.pb.h"
+#include "client/sdk/batch_internal.h"
 #include "proto/convert.h"
 #include "proto/tensor_wire.h"
 #include "server/buffer_pool.h"
@@ -112,7 +113,7 @@ int Run() {
   std::optional<TensorView> grad_output;
   if (ComputesGradient(mode)) grad_output = MakeTensorView(dy, shape);
   batch.Add(MakeTensorView(x, shape), "gelu", mode, grad_output);
-  const std::string wire_bytes = batch.request().SerializeAsString();
+  const std::string wire_bytes = client_internal::BatchWire::Request(batch).SerializeAsString();
 
   ThreadPool pool(ThreadPoolOptions{0, 1024});
   EngineOptions engine_options;

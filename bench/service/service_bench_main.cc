@@ -6,15 +6,24 @@
 // `make run`, deploy/Dockerfile and the Kubernetes manifests start it. Starts
 // actserve_echo, the bare gRPC echo of the same bytes, as another process, with glibc's
 // allocator at its best for it (--echo_glibc_tunables). Then drives both from this process
-// with the same client code (service_bench.h), and reports each server's minor page
-// faults per call next to its throughput and latency.
+// with the same client code (client/actctl/bench/service_bench.h, what `actctl bench`
+// runs against servers that are already up), and reports each server's minor page faults
+// per call next to its throughput and latency.
+//
+// With --in_process it starts actserve (server::Server) and two echo servers (actserve's
+// transport settings, gRPC's defaults) inside this process on loopback ports instead,
+// sharing its allocator and flags: a profiling aid (one process to perf), not what users
+// run.
 //
 //   service_bench --bench_csv=bench/results/service.csv
 //   service_bench --bench_payloads=1048576 --bench_concurrency=1,4,16 --bench_activation=relu
 //   service_bench --actserve_binary=/tmp/old/actserve    # another build, same harness
 //   service_bench -- --threads=2                         # extra actserve flags after --
+//   service_bench --in_process --bench_payloads=1048576  # servers in this process
 //
-// The --bench_* flags are those of `actctl bench` (bench_command.h).
+// The --bench_* flags are those of `actctl bench` (client/actctl/bench/bench_command.h).
+// Part of the benchmark harness: built with -DACTSERVE_BUILD_BENCH=ON only.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -28,8 +37,11 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "bench/service/bench_command.h"
+#include "client/actctl/bench/bench_command.h"
+#include "bench/service/echo_server.h"
 #include "bench/service/server_process.h"
+#include "server/logging.h"
+#include "server/server.h"
 
 ABSL_FLAG(std::string, actserve_binary, "",
           "the actserve binary to measure; default: server/actserve of this build tree");
@@ -45,11 +57,17 @@ ABSL_FLAG(std::string, echo_glibc_tunables,
           "glibc.malloc.hugetlb=1:glibc.malloc.trim_threshold=1073741824:"
           "glibc.malloc.mmap_threshold=33554432",
           "GLIBC_TUNABLES for actserve_echo (empty: unset)");
+ABSL_FLAG(bool, in_process, false,
+          "start actserve and both echo servers inside this process instead of the "
+          "binaries (a profiling aid; --actserve_binary and --echo_binary are not used)");
 
 namespace {
 
+using actserve::bench::EchoServer;
+using actserve::bench::EchoServerOptions;
 using actserve::bench::ServerProcess;
 using actserve::bench::ServerProcessOptions;
+using actserve::bench::ServiceBenchOptions;
 
 std::string ThisProgramsDirectory() {
   char path[4096];
@@ -87,6 +105,65 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> StartOnFreePort(ServerProcessOpti
   return last;
 }
 
+// While it exists, the in-process server's log (server/logging.h) goes to `fd`, which it
+// owns.
+class ServerLogFile {
+ public:
+  explicit ServerLogFile(int fd) : fd_(fd) { actserve::server::SetLogFd(fd_); }
+  ~ServerLogFile() {
+    actserve::server::SetLogFd(STDERR_FILENO);
+    ::close(fd_);
+  }
+  ServerLogFile(const ServerLogFile&) = delete;
+  ServerLogFile& operator=(const ServerLogFile&) = delete;
+
+ private:
+  const int fd_;
+};
+
+std::string LocalTarget(int port) { return absl::StrCat("127.0.0.1:", port); }
+
+// --in_process: actserve and both echo servers in this process, loaded by the same client
+// code. actserve logs at its default level (info: one line per call, as in production)
+// into options.server_log rather than among the benchmark's output.
+int RunInProcess(ServiceBenchOptions options) {
+  const int fd = ::open(options.server_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                        0644);
+  if (fd < 0) {
+    std::fprintf(stderr, "service_bench: cannot open the server log '%s'\n",
+                 options.server_log.c_str());
+    return 1;
+  }
+  // Declared first, so that the log goes back to stderr only once the server is gone.
+  const ServerLogFile server_log(fd);
+  actserve::server::ServerOptions server_options;
+  server_options.address = "127.0.0.1:0";
+  server_options.max_message_bytes = 0;  // unlimited: 64 MiB forward_backward is 128 MiB
+  server_options.max_elements = 0;
+  absl::StatusOr<std::unique_ptr<actserve::server::Server>> actserve =
+      actserve::server::Server::Start(server_options);
+  if (!actserve.ok()) {
+    std::fprintf(stderr, "service_bench: actserve: %s\n", actserve.status().ToString().c_str());
+    return 1;
+  }
+  EchoServerOptions echo_options;
+  echo_options.transport = server_options;
+  absl::StatusOr<std::unique_ptr<EchoServer>> echo = EchoServer::Start(echo_options);
+  echo_options.actserve_settings = false;
+  absl::StatusOr<std::unique_ptr<EchoServer>> echo_default = EchoServer::Start(echo_options);
+  for (const absl::StatusOr<std::unique_ptr<EchoServer>>* started : {&echo, &echo_default}) {
+    if (!started->ok()) {
+      std::fprintf(stderr, "service_bench: echo: %s\n", started->status().ToString().c_str());
+      return 1;
+    }
+  }
+  options.targets = {LocalTarget((*actserve)->port())};
+  options.echo_targets = {LocalTarget((*echo)->port())};
+  options.echo_default_targets = {LocalTarget((*echo_default)->port())};
+  options.servers_in_process = true;
+  return actserve::bench::RunBenchAndWriteResults(options, "service_bench");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,6 +186,7 @@ int main(int argc, char** argv) {
                  "`actctl bench --target=... --echo_target=...`\n");
     return 2;
   }
+  if (absl::GetFlag(FLAGS_in_process)) return RunInProcess(*std::move(options));
   const std::string here = ThisProgramsDirectory();
   std::string actserve_binary = absl::GetFlag(FLAGS_actserve_binary);
   if (actserve_binary.empty()) actserve_binary = here + "/../../server/actserve";

@@ -42,7 +42,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "actserve/client.h"
-#include "client/channel.h"
+#include "client/sdk/channel.h"
 #include "gtest/gtest.h"
 #include "tests/integration/subprocess.h"
 

@@ -32,12 +32,12 @@
 #include "actserve/batch.h"
 #include "actserve/client.h"
 #include "actserve/tensor.h"
-#include "client/channel.h"
-#include "client/npy.h"
+#include "client/sdk/channel.h"
+#include "client/actctl/npy.h"
 #include "gmock/gmock.h"
 #include "grpcpp/channel.h"
 #include "gtest/gtest.h"
-#include "tests/client/svg_reader.h"
+#include "tests/client/actctl/svg_reader.h"
 #include "tests/integration/subprocess.h"
 
 namespace actserve {

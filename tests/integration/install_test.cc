@@ -1,8 +1,11 @@
-// The SDK as a user gets it: `cmake --install` this build tree into a fresh prefix, build
-// a separate project that does find_package(actserve) and links actserve::client, and run
-// that program against the real server.
+// The SDK as a user gets it: `cmake --install` this build tree into a fresh prefix, check
+// that the installed headers are the public API only (the SDK's and the one public types
+// header: nothing of the engine, the pool, the kernels or the generated code), build a
+// separate project that does find_package(actserve), links actserve::client and uses the
+// public types, and run that program against the real server.
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -30,7 +33,9 @@ constexpr char kConsumerMain[] = R"source(
 #include <cstdio>
 #include <vector>
 
+#include "actserve/batch.h"
 #include "actserve/client.h"
+#include "actserve/types.h"
 
 int main(int argc, char** argv) {
   if (argc != 2) return 2;
@@ -44,6 +49,22 @@ int main(int argc, char** argv) {
   for (float v : r->output) std::printf("%g ", v);
   for (float v : r->grad_input) std::printf("%g ", v);
   std::printf("\n");
+  // The public types: a spec built from text, a dtype by name, a mode, a Batch of a view.
+  absl::StatusOr<actserve::ActivationSpec> spec =
+      actserve::ParseActivationSpec("leaky_relu(negative_slope=0.5)");
+  actserve::DType dtype = actserve::DType::kUnspecified;
+  if (!spec.ok() || !actserve::ParseDType("f64", &dtype)) return 1;
+  const std::vector<double> y = {-2, 4};
+  const int64_t shape[] = {2};
+  actserve::Batch batch;
+  batch.Add(actserve::MakeTensorView(y, shape), *spec, actserve::Mode::kForward);
+  absl::StatusOr<std::vector<actserve::ItemOutput>> items = client.Compute(batch);
+  if (!items.ok() || !(*items)[0].output.has_value()) return 1;
+  std::printf("%s %s %s:", actserve::FormatActivationSpec(*spec).c_str(),
+              std::string(actserve::DTypeName(dtype)).c_str(),
+              std::string(actserve::ModeName(actserve::Mode::kForward)).c_str());
+  for (double v : (*items)[0].output->ToDoubles()) std::printf(" %g", v);
+  std::printf("\n");
   return 0;
 }
 )source";
@@ -56,6 +77,20 @@ TEST(InstallTest, FindPackageGivesAWorkingClient) {
   const ProcessResult install =
       RunProcess({CMAKE_COMMAND, "--install", ACTSERVE_BUILD_DIR, "--prefix", prefix}, dir);
   ASSERT_EQ(install.exit_code, 0) << install.out << install.err;
+
+  // The public API and nothing else: every installed header, and no library of the engine.
+  std::set<std::string> headers;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(prefix + "/include")) {
+    if (entry.is_regular_file()) {
+      headers.insert(std::filesystem::relative(entry.path(), prefix + "/include").string());
+    }
+  }
+  EXPECT_EQ(headers, (std::set<std::string>{"actserve/batch.h", "actserve/client.h",
+                                            "actserve/tensor.h", "actserve/types.h"}));
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(prefix)) {
+    EXPECT_EQ(entry.path().filename().string().find("actserve_core"), std::string::npos)
+        << entry.path();
+  }
 
   const std::string source = dir + "/consumer";
   ASSERT_EQ(RunProcess({"/bin/mkdir", "-p", source}, dir).exit_code, 0);
@@ -75,8 +110,8 @@ TEST(InstallTest, FindPackageGivesAWorkingClient) {
   ASSERT_TRUE(server.ok()) << server.status();
   const ProcessResult run = RunProcess({dir + "/build/consumer", (*server)->target()}, dir);
   EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
-  // relu(-1, 0, 2) and its gradient.
-  EXPECT_EQ(run.out, "0 0 2 0 0 1 \n");
+  // relu(-1, 0, 2) and its gradient; leaky_relu with slope 0.5 of (-2, 4) in float64.
+  EXPECT_EQ(run.out, "0 0 2 0 0 1 \nleaky_relu(negative_slope=0.5) float64 forward: -1 4\n");
   EXPECT_EQ((*server)->Stop(), 0);
   std::filesystem::remove_all(dir);
 }

@@ -1,4 +1,5 @@
-// src/tensor.h: element counts with their errors, and shape formatting.
+// src/tensor.h: element counts with their errors, the byte-count check, and shape
+// formatting.
 #include "src/tensor.h"
 
 #include <cstdint>
@@ -35,6 +36,26 @@ TEST(TensorTest, NumElementsErrorsNameTheDimension) {
   // A negative dimension after a zero one is still an error.
   n = NumElements(std::vector<int64_t>{0, -3});
   EXPECT_EQ(n.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TensorTest, CheckTensorBytesGivesTheElementCountOfAnExactTensor) {
+  EXPECT_EQ(*CheckTensorBytes(DType::kFloat32, std::vector<int64_t>{2, 3}, 24), 6);
+  EXPECT_EQ(*CheckTensorBytes(DType::kBFloat16, {}, 2), 1);  // a scalar
+  EXPECT_EQ(*CheckTensorBytes(DType::kFloat64, std::vector<int64_t>{4, 0}, 0), 0);
+}
+
+TEST(TensorTest, CheckTensorBytesNamesWhatIsWrong) {
+  absl::StatusOr<int64_t> short_data =
+      CheckTensorBytes(DType::kFloat32, std::vector<int64_t>{2, 2}, 12);
+  EXPECT_EQ(short_data.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(short_data.status().message(), "12 bytes of data, but shape [2,2] float32 needs 16");
+  EXPECT_EQ(CheckTensorBytes(DType::kFloat16, std::vector<int64_t>{3}, 8).status().message(),
+            "8 bytes of data, but shape [3] float16 needs 6");
+  EXPECT_EQ(CheckTensorBytes(DType::kUnspecified, std::vector<int64_t>{1}, 0).status().message(),
+            "dtype unspecified is not a tensor element type");
+  EXPECT_THAT(
+      CheckTensorBytes(DType::kFloat64, std::vector<int64_t>{2, -1}, 0).status().message(),
+      HasSubstr("dimension 1 is negative"));
 }
 
 TEST(TensorTest, ShapeToString) {

@@ -21,13 +21,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "actserve/tensor.h"
-#include "src/activation_spec.h"
-#include "src/engine.h"
+#include "actserve/types.h"
 
 namespace actserve {
-namespace v1 {
-class ComputeRequest;
-}  // namespace v1
+namespace client_internal {
+class BatchWire;  // client/sdk/batch_internal.h: the SDK's access to the wire request
+}  // namespace client_internal
 
 // An activation given either as text (`"leaky_relu(negative_slope=0.2)"`, parsed with
 // ParseActivationSpec when the argument is made) or as an already built ActivationSpec.
@@ -79,12 +78,12 @@ class Batch {
   // OK, or the first error recorded by Add.
   const absl::Status& status() const { return status_; }
 
-  // The wire request built so far. To read it, include "actserve/v1/activation.pb.h"
-  // (the generated code, a build-tree header of actserve). Valid while the batch lives.
-  const v1::ComputeRequest& request() const { return *request_; }
-
  private:
-  std::unique_ptr<v1::ComputeRequest> request_;
+  friend class client_internal::BatchWire;
+  // The wire request built so far; its type is the SDK's own (batch_internal.h), so that
+  // no generated protobuf code is part of the public API.
+  struct Request;
+  std::unique_ptr<Request> request_;
   absl::Status status_;
 };
 

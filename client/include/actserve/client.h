@@ -34,8 +34,7 @@
 #include "absl/types/span.h"
 #include "actserve/batch.h"
 #include "actserve/tensor.h"
-#include "src/dtype.h"
-#include "src/engine.h"
+#include "actserve/types.h"
 
 namespace grpc {
 class Channel;
@@ -44,7 +43,7 @@ class ChannelCredentials;
 
 namespace actserve {
 namespace client_internal {
-struct CallStart;  // client/call_start.h
+struct CallStart;  // client/sdk/call_start.h
 }  // namespace client_internal
 
 // TLS settings of a channel. Each PEM item is given either inline (`*_pem`) or as a
@@ -263,8 +262,9 @@ class Client {
   // results or a malformed tensor (a server bug).
   absl::StatusOr<std::vector<ItemOutput>> Compute(const Batch& batch) const;
 
-  // Sends every batch on one ComputeStream call, pipelined (a writer thread sends while
-  // this thread reads), and returns their outputs in the same order. All or nothing: the
+  // Sends every batch on one ComputeStream call, pipelined (requests are written while
+  // responses are read, as ComputeChunked does), and returns their outputs in the same
+  // order. All or nothing: the
   // first invalid batch is reported unsent; the first failed batch fails the call (its
   // status is the stream's). The deadline covers the whole stream.
   absl::StatusOr<std::vector<std::vector<ItemOutput>>> ComputeStream(

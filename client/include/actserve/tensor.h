@@ -22,8 +22,7 @@
 #include "absl/base/config.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "src/dtype.h"
-#include "src/tensor.h"
+#include "actserve/types.h"
 
 // Views hand the host's bytes to the wire as they are, and the wire is little-endian.
 #ifndef ABSL_IS_LITTLE_ENDIAN
