@@ -131,6 +131,12 @@ absl::StatusOr<std::optional<Tensor>> ComputeChunkedOn(
     }
   }
   const ChunkPlan plan = PlanChunks(input.dtype, input.shape, spec, weight_count, chunk_bytes);
+  if (plan.cut == ChunkPlan::Cut::kColumns) {
+    // Each chunk is a [rows, columns] block reduced along its dimension 0, whatever the
+    // caller's rank and however it named that dimension (dim=-3 of a 3-d tensor).
+    if (activation_proto.has_softmax()) activation_proto.mutable_softmax()->set_dim(0);
+    if (activation_proto.has_log_softmax()) activation_proto.mutable_log_softmax()->set_dim(0);
+  }
   const v1::DType dtype = wire::DTypeToProto(input.dtype);
   std::vector<double> grad_weight_sum;
   std::vector<int64_t> grad_weight_shape;

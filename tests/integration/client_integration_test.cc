@@ -656,6 +656,22 @@ TEST_F(ClientIntegrationTest, SdkComputeChunkedEqualsOneRequest) {
     EXPECT_FALSE(chunked->grad_weight.has_value());
   }
 
+  // Softmax along dimension 0 of a 3-dimensional tensor, named from the end: the chunks
+  // are [rows, columns] blocks, which must be sent with dim 0, not the caller's -3.
+  const int64_t shape3[] = {kRows, kCols / 37, kCols};
+  const TensorView x3 = MakeTensorView(x, shape3), dy3 = MakeTensorView(dy, shape3);
+  for (const char* activation : {"softmax(dim=-3)", "log_softmax(dim=-3)"}) {
+    Batch whole;
+    whole.Add(x3, activation, Mode::kForwardBackward, dy3);
+    absl::StatusOr<std::vector<ItemOutput>> expected = client.Compute(whole);
+    ASSERT_TRUE(expected.ok()) << expected.status();
+    absl::StatusOr<ItemOutput> chunked =
+        client.ComputeChunked(x3, activation, Mode::kForwardBackward, dy3, std::nullopt, 10000);
+    ASSERT_TRUE(chunked.ok()) << activation << ": " << chunked.status();
+    EXPECT_EQ(*chunked->output, *(*expected)[0].output) << activation;
+    EXPECT_EQ(*chunked->grad_input, *(*expected)[0].grad_input) << activation;
+  }
+
   // PReLU with one weight per channel (dim 1): the weight gradient is summed over chunks.
   const std::vector<float> w = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f, 0.9f, 1.0f,
                                 1.1f, 1.2f, 1.3f, 1.4f, 1.5f, 1.6f, 1.7f, 1.8f, 1.9f, 2.0f,
