@@ -25,6 +25,9 @@ ABSL_FLAG(absl::Duration, bench_min_time, absl::Milliseconds(300),
           "bench: least time per server per round");
 ABSL_FLAG(std::string, bench_payloads, "1024,65536,1048576,16777216,67108864",
           "bench: unary payloads, bytes of float32 input");
+ABSL_FLAG(std::string, bench_items, "1",
+          "bench: items per unary request, comma-separated; each payload is split into that "
+          "many equal items (a row per count)");
 ABSL_FLAG(std::string, bench_concurrency, "1,4", "bench: calls in flight, comma-separated");
 ABSL_FLAG(int64_t, bench_stream_chunk, int64_t{16} << 20,
           "bench: bytes of input per stream message; 0: no streaming rows");
@@ -66,10 +69,11 @@ absl::StatusOr<ServiceBenchOptions> BenchOptionsFromFlags(int argc, char** argv)
   const int64_t chunk = absl::GetFlag(FLAGS_bench_stream_chunk);
   if (options.rounds < 1 || chunk < 0 ||
       !ParseList(absl::GetFlag(FLAGS_bench_payloads), &options.payload_bytes) ||
-      !ParseList(absl::GetFlag(FLAGS_bench_concurrency), &options.concurrency)) {
+      !ParseList(absl::GetFlag(FLAGS_bench_concurrency), &options.concurrency) ||
+      !ParseList(absl::GetFlag(FLAGS_bench_items), &options.items_per_request)) {
     return absl::InvalidArgumentError(
-        "--bench_rounds must be >= 1, --bench_stream_chunk >= 0, --bench_payloads and "
-        "--bench_concurrency lists of positive numbers");
+        "--bench_rounds must be >= 1, --bench_stream_chunk >= 0, --bench_payloads, "
+        "--bench_concurrency and --bench_items lists of positive numbers");
   }
   if (options.activations.empty()) {
     return absl::InvalidArgumentError("--bench_activation: give at least one activation");

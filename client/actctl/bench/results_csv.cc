@@ -18,17 +18,17 @@ std::string FaultsPerCall(double value) {
 }
 
 std::string RowKey(const ServiceBenchRow& row) {
-  return absl::StrCat(row.rpc, ",", row.activation, ",", row.payload_bytes, ",", row.mode, ",",
-                      row.concurrency);
+  return absl::StrCat(row.rpc, ",", row.activation, ",", row.payload_bytes, ",", row.items, ",",
+                      row.mode, ",", row.concurrency);
 }
 
 }  // namespace
 
 const char kServiceCsvHeader[] =
-    "rpc,activation,payload_bytes,mode,concurrency,actserve_mb_s,echo_mb_s,actserve_p50_us,"
+    "rpc,activation,payload_bytes,items,mode,concurrency,actserve_mb_s,echo_mb_s,actserve_p50_us,"
     "echo_p50_us,actserve_p99_us,echo_p99_us,actserve_faults_per_call,echo_faults_per_call";
 const char kEchoDefaultCsvHeader[] =
-    "rpc,activation,payload_bytes,mode,concurrency,echo_default_mb_s,echo_default_p50_us,"
+    "rpc,activation,payload_bytes,items,mode,concurrency,echo_default_mb_s,echo_default_p50_us,"
     "echo_default_p99_us,echo_mb_s";
 
 std::string FormatServiceCsv(const std::vector<ServiceBenchRow>& rows) {

@@ -36,6 +36,7 @@ struct ServiceBenchRow {
   std::string rpc;   // "unary" or "stream"
   std::string activation;
   size_t payload_bytes = 0;
+  int items = 1;     // items the payload is split into, each its own tensor
   std::string mode;  // "forward" or "forward_backward"
   int concurrency = 1;
   ServerFigures actserve;

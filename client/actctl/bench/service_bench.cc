@@ -47,10 +47,11 @@ grpc::ByteBuffer ToByteBuffer(const std::string& bytes) {
 }
 
 // A serialized ComputeRequest: `payload_bytes` of float32 input (and as much grad_output
-// in forward_backward mode) through `activation`.
-absl::StatusOr<std::string> MakeComputeRequest(size_t payload_bytes, Mode mode,
+// in forward_backward mode) through `activation`, as `items` items of equal size.
+absl::StatusOr<std::string> MakeComputeRequest(size_t payload_bytes, int items, Mode mode,
                                                const std::string& activation) {
-  const size_t elements = std::max<size_t>(1, payload_bytes / sizeof(float));
+  const size_t per_item = std::max<size_t>(1, payload_bytes / sizeof(float) / items);
+  const size_t elements = per_item * static_cast<size_t>(items);
   std::vector<float> x(elements), dy(elements);
   uint32_t state = 12345;
   for (size_t i = 0; i < elements; ++i) {
@@ -58,11 +59,17 @@ absl::StatusOr<std::string> MakeComputeRequest(size_t payload_bytes, Mode mode,
     x[i] = static_cast<float>(state >> 8) / static_cast<float>(1u << 24) * 8.0f - 4.0f;
     dy[i] = 1.0f - x[i] / 8.0f;
   }
-  const int64_t shape[] = {static_cast<int64_t>(elements)};
+  const int64_t shape[] = {static_cast<int64_t>(per_item)};
   Batch batch;
-  std::optional<TensorView> grad_output;
-  if (ComputesGradient(mode)) grad_output = MakeTensorView(dy, shape);
-  batch.Add(MakeTensorView(x, shape), activation, mode, grad_output);
+  for (int i = 0; i < items; ++i) {
+    const size_t first = static_cast<size_t>(i) * per_item;
+    std::optional<TensorView> grad_output;
+    if (ComputesGradient(mode)) {
+      grad_output = MakeTensorView(absl::MakeConstSpan(dy).subspan(first, per_item), shape);
+    }
+    batch.Add(MakeTensorView(absl::MakeConstSpan(x).subspan(first, per_item), shape),
+              activation, mode, grad_output);
+  }
   if (!batch.status().ok()) return batch.status();
   return client_internal::BatchWire::Request(batch).SerializeAsString();
 }
@@ -151,8 +158,8 @@ std::string FormatServiceTable(const std::vector<ServiceBenchRow>& rows) {
       std::any_of(rows.begin(), rows.end(),
                   [](const ServiceBenchRow& row) { return row.echo_default.mb_s > 0; });
   std::string text = absl::StrFormat(
-      "%-6s %-5s %9s %-16s %2s | %9s %9s %5s | %9s %9s %5s | %9s %9s | %9s %9s", "rpc", "act",
-      "bytes", "mode", "c", "act MB/s", "echo MB/s", "ratio", "act p50", "echo p50", "ratio",
+      "%-6s %-5s %9s %5s %-16s %2s | %9s %9s %5s | %9s %9s %5s | %9s %9s | %9s %9s", "rpc",
+      "act", "bytes", "items", "mode", "c", "act MB/s", "echo MB/s", "ratio", "act p50", "echo p50", "ratio",
       "act p99", "echo p99", "act flt/c", "echo flt/c");
   if (with_default_echo) {
     absl::StrAppend(&text, absl::StrFormat(" | %9s %9s", "dflt MB/s", "dflt p50"));
@@ -161,9 +168,10 @@ std::string FormatServiceTable(const std::vector<ServiceBenchRow>& rows) {
   for (const ServiceBenchRow& row : rows) {
     absl::StrAppend(
         &text,
-        absl::StrFormat("%-6s %-5s %9d %-16s %2d | %9.1f %9.1f %5s | %9.0f %9.0f %5s | %9.0f "
-                        "%9.0f | %9s %9s",
-                        row.rpc, row.activation, row.payload_bytes, row.mode, row.concurrency,
+        absl::StrFormat("%-6s %-5s %9d %5d %-16s %2d | %9.1f %9.1f %5s | %9.0f %9.0f %5s | "
+                        "%9.0f %9.0f | %9s %9s",
+                        row.rpc, row.activation, row.payload_bytes, row.items, row.mode,
+                        row.concurrency,
                         row.actserve.mb_s, row.echo.mb_s, Ratio(row.actserve.mb_s, row.echo.mb_s),
                         row.actserve.p50_us, row.echo.p50_us,
                         Ratio(row.actserve.p50_us, row.echo.p50_us), row.actserve.p99_us,
@@ -230,12 +238,17 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
     std::string activation;
     std::string rpc;
     size_t payload_bytes;
+    int items;
   };
   std::vector<Config> configs;
   for (const std::string& activation : options.activations) {
-    for (size_t bytes : options.payload_bytes) configs.push_back({activation, "unary", bytes});
+    for (size_t bytes : options.payload_bytes) {
+      for (int items : options.items_per_request) {
+        configs.push_back({activation, "unary", bytes, items});
+      }
+    }
     if (options.stream_chunk_bytes > 0) {
-      configs.push_back({activation, "stream", options.stream_chunk_bytes});
+      configs.push_back({activation, "stream", options.stream_chunk_bytes, 1});
     }
   }
 
@@ -244,7 +257,7 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
     for (const std::string& mode_name : options.modes) {
       const Mode mode = mode_name == "forward" ? Mode::kForward : Mode::kForwardBackward;
       absl::StatusOr<std::string> request =
-          MakeComputeRequest(config.payload_bytes, mode, config.activation);
+          MakeComputeRequest(config.payload_bytes, config.items, mode, config.activation);
       if (!request.ok()) return request.status();
       contenders[0].request = ToByteBuffer(*request);
       // The size actserve answers with, which the echo servers are asked to return; this
@@ -304,6 +317,7 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
         row.rpc = config.rpc;
         row.activation = config.activation;
         row.payload_bytes = config.payload_bytes;
+        row.items = config.items;
         row.mode = mode_name;
         row.concurrency = concurrency;
         row.actserve = contenders[0].rounds.Figures();

@@ -50,6 +50,9 @@ struct ServiceBenchOptions {
   // 64 MiB.
   std::vector<size_t> payload_bytes = {size_t{1} << 10, size_t{64} << 10, size_t{1} << 20,
                                        size_t{16} << 20, size_t{64} << 20};
+  // Items per unary request: each payload is also sent split into this many items of
+  // equal size (a row per count), to show what a request's item count costs. Default 1.
+  std::vector<int> items_per_request = {1};
   // Streaming: bytes of input per message (0: no streaming rows). Default 16 MiB.
   size_t stream_chunk_bytes = size_t{16} << 20;
   int stream_messages = 6;

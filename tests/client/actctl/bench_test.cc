@@ -47,14 +47,14 @@ TEST(ResultsCsvTest, HeaderAndRowsInTheAgreedFormat) {
   row.echo = {400.5, 150.0, 1000.0, 16.254};
   row.echo_default = {300.125, 170.2, 1200.7};
   EXPECT_EQ(FormatServiceCsv({row}),
-            "rpc,activation,payload_bytes,mode,concurrency,actserve_mb_s,echo_mb_s,"
+            "rpc,activation,payload_bytes,items,mode,concurrency,actserve_mb_s,echo_mb_s,"
             "actserve_p50_us,echo_p50_us,actserve_p99_us,echo_p99_us,"
             "actserve_faults_per_call,echo_faults_per_call\n"
-            "unary,gelu,65536,forward_backward,4,512.250,400.500,120,150,981,1000,0.00,16.25\n");
+            "unary,gelu,65536,1,forward_backward,4,512.250,400.500,120,150,981,1000,0.00,16.25\n");
   EXPECT_EQ(FormatEchoDefaultCsv({row}),
-            "rpc,activation,payload_bytes,mode,concurrency,echo_default_mb_s,"
+            "rpc,activation,payload_bytes,items,mode,concurrency,echo_default_mb_s,"
             "echo_default_p50_us,echo_default_p99_us,echo_mb_s\n"
-            "unary,gelu,65536,forward_backward,4,300.125,170,1201,400.500\n");
+            "unary,gelu,65536,1,forward_backward,4,300.125,170,1201,400.500\n");
 }
 
 TEST(ResultsCsvTest, FaultsNotMeasuredAreEmpty) {
@@ -66,7 +66,7 @@ TEST(ResultsCsvTest, FaultsNotMeasuredAreEmpty) {
   row.actserve = {1, 2, 3};
   row.echo = {4, 5, 6};
   EXPECT_EQ(FormatServiceCsv({row}).substr(std::string(kServiceCsvHeader).size() + 1),
-            "stream,relu,1024,forward,1,1.000,4.000,2,5,3,6,,\n");
+            "stream,relu,1024,1,forward,1,1.000,4.000,2,5,3,6,,\n");
 }
 
 // A first touch of each page of a fresh private mapping is a minor fault; the count read
