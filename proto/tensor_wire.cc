@@ -560,11 +560,9 @@ size_t TensorSize(absl::Span<const int64_t> shape, v1::DType dtype, size_t data_
 // each large data slice goes in as it is.
 class SliceWriter {
  public:
-  // `expected_inline_bytes`: about how many bytes will be gathered into one slice, so
-  // that the pending string grows once rather than by doubling.
-  explicit SliceWriter(size_t expected_inline_bytes) {
-    pending_.reserve(std::min(expected_inline_bytes, kMaxReserve));
-  }
+  // `expected_inline_bytes`: how many bytes will be gathered (headers and small data),
+  // reserved at once so that the pending string never regrows and recopies them.
+  explicit SliceWriter(size_t expected_inline_bytes) { pending_.reserve(expected_inline_bytes); }
 
   void Bytes(absl::string_view bytes) { pending_.append(bytes.data(), bytes.size()); }
   void Varint(uint64_t value) {
@@ -607,14 +605,21 @@ class SliceWriter {
   }
 
  private:
+  // The gathered bytes become a slice: copied when few (a small slice is cheaper than an
+  // owner), else handed over with the string that holds them, so that a message of many
+  // small tensors is not copied once more.
   void Flush() {
     if (pending_.empty()) return;
-    slices_.emplace_back(pending_);
-    pending_.clear();
+    if (pending_.size() < kInlineDataBytes) {
+      slices_.emplace_back(pending_);
+      pending_.clear();
+      return;
+    }
+    auto* owner = new std::string(std::move(pending_));
+    slices_.emplace_back(owner->data(), owner->size(),
+                         [](void* string) { delete static_cast<std::string*>(string); }, owner);
+    pending_ = std::string();
   }
-
-  // Headers of large tensors are small; only a message of small tensors gets this big.
-  static constexpr size_t kMaxReserve = 64 * 1024;
 
   std::string pending_;
   std::vector<grpc::Slice> slices_;
@@ -719,13 +724,21 @@ size_t EncodedResponseSize(absl::Span<const ResultSizeInfo> results) {
 }
 
 grpc::ByteBuffer EncodeComputeResponse(std::vector<ResultToEncode> results) {
-  size_t size = 0;
+  // Everything but the data that goes in as slices of its own.
+  size_t inline_bytes = 0;
+  auto add_tensor = [&inline_bytes](const std::optional<TensorToEncode>& tensor) {
+    if (!tensor.has_value()) return size_t{0};
+    const size_t size = OptionalTensorFieldSize(tensor);
+    const size_t data = tensor->data.size();
+    inline_bytes += data > kInlineDataBytes ? size - data : size;
+    return size;
+  };
   for (const ResultToEncode& result : results) {
-    size += FieldSize(OptionalTensorFieldSize(result.output) +
-                      OptionalTensorFieldSize(result.grad_input) +
-                      OptionalTensorFieldSize(result.grad_weight));
+    const size_t result_size =
+        add_tensor(result.output) + add_tensor(result.grad_input) + add_tensor(result.grad_weight);
+    inline_bytes += FieldSize(result_size) - result_size;
   }
-  SliceWriter writer(size);
+  SliceWriter writer(inline_bytes);
   for (ResultToEncode& result : results) {
     writer.FieldHeader(kResponseResults, OptionalTensorFieldSize(result.output) +
                               OptionalTensorFieldSize(result.grad_input) +
