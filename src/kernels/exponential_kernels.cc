@@ -6,8 +6,8 @@
 // reduction and polynomial (1 ULP), extended so that products like x * exp(x) apply 2^q
 // last and stay accurate in the subnormal range; expm1 comes from the same parts as
 // 2^q * p + (2^q - 1) (about 1 ULP, no cancellation); sigmoid uses exp(-|x|) only, so
-// nothing overflows. Valid range: every input, including +-Inf (the limits of
-// activation_math.cc, exactly) and NaN (restored by the loop).
+// nothing overflows. Valid range: every input, including +-Inf (the limits of the oracle,
+// tests/oracle/activation_math.cc, exactly) and NaN (restored by the loop).
 //
 // Measured maximum errors (float32 forward, ULP; tests/kernels and bench/results/
 // accuracy.md have the full table): elu, selu, celu <= 2; sigmoid <= 3; silu <= 3;
@@ -20,7 +20,6 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
 #include "hwy/highway.h"
-#include "src/activation_math.h"
 #include "src/kernels/kernel_families.h"
 #include "src/kernels/kernel_ops-inl.h"
 
@@ -29,6 +28,10 @@ namespace actserve {
 namespace kernels {
 namespace HWY_NAMESPACE {
 namespace {
+
+// PyTorch's SELU constants (torch/nn/functional.py, ATen's Activation.cpp).
+constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
+constexpr double kSeluScale = 1.0507009873554804934193349852946;
 
 // Below this, exp(x) is 0 in T and x * exp(x) too: clamping multipliers here keeps
 // -Inf * 0 from making NaN.
@@ -468,10 +471,10 @@ void RunExponentialTyped(const ElementwiseCall& call) {
       // alpha as the lane type holds it (parameters are rounded to the lane type).
       return RunOp<EluOp<T>, Storage>(EluOp<T>(1.0L, static_cast<T>(p0)), call);
     case ActivationKind::kSelu:
-      // The oracle's constants (PyTorch's, as doubles), their product in long double.
+      // PyTorch's constants (as doubles), their product in long double.
       return RunOp<EluOp<T>, Storage>(
-          EluOp<T>(static_cast<long double>(math::kSeluScale),
-                   static_cast<long double>(math::kSeluScale) * math::kSeluAlpha),
+          EluOp<T>(static_cast<long double>(kSeluScale),
+                   static_cast<long double>(kSeluScale) * kSeluAlpha),
           call);
     case ActivationKind::kCelu:
       return RunOp<CeluOp<T>, Storage>(CeluOp<T>(p0), call);

@@ -21,7 +21,7 @@
 //     lane * 2^-53 (float) or 2^-100 (double), negligible against one ULP of the output;
 //   - the sum excludes the entries equal to the maximum (each contributes exactly 1,
 //     counted apart), so log_softmax keeps the digits of -log1p(rest) at the maximum when
-//     the other entries are tiny, as the scalar oracle (src/activation_math.cc) does;
+//     the other entries are tiny, as the scalar oracle (tests/oracle/activation_math.cc) does;
 //   - softmax is exp(x - max) * (1 / sum), with the exponential of the sum pass kept in
 //     an output buffer (float32, float64), so each element costs one exponential.
 // Measured against the long-double reference on every target (tests/kernels/

@@ -1,6 +1,6 @@
 // Every SIMD kernel (src/kernels) on every Highway target this CPU supports, against the
 // long-double oracle math::Forward<long double> / math::Backward<long double>
-// (src/activation_math.cc, checked against PyTorch in float64), for every dtype, in the
+// (tests/oracle/activation_math.cc, checked against PyTorch in float64), for every dtype, in the
 // three modes (forward, backward, fused) with and without dy, over inputs that reach
 // every branch: a dense sweep of [-20, 20], random values over every binade from the
 // smallest subnormal to the largest finite, +-0, +-Inf, NaN and each kink with its
@@ -31,7 +31,7 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "hwy/targets.h"
-#include "src/activation_math.h"
+#include "tests/oracle/activation_math.h"
 #include "src/activation_spec.h"
 #include "src/dtype.h"
 #include "src/kernels/activation_kernels.h"

@@ -7,10 +7,9 @@
 // without the max subtraction would overflow, all equal, and one entry far above the
 // rest (log_softmax's -log1p(rest) at the maximum).
 //
-// Oracles: the long-double reference ref::Softmax (tests/src/reference.cc, independent of
-// src/) for the values; the scalar oracle math::SoftmaxForward / SoftmaxBackward
-// (src/activation_math.cc) for the special values, which must match exactly (NaN where
-// it is NaN, the same infinities and zeros).
+// Oracles (tests/oracle, independent of src/): the long-double ref::Softmax for the
+// values; math::SoftmaxForward / SoftmaxBackward for the special values, which must match
+// exactly (NaN where it is NaN, the same infinities and zeros).
 //
 // Bounds, in ULP of the output dtype against the exact reference: y <= 2.5 ULP for
 // float32 and float64, <= 1 ULP for float16 / bfloat16 (computed in float, rounded once).
@@ -34,11 +33,11 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "hwy/targets.h"
-#include "src/activation_math.h"
+#include "tests/oracle/activation_math.h"
 #include "src/activation_spec.h"
 #include "src/dtype.h"
 #include "src/kernels/activation_kernels.h"
-#include "tests/src/reference.h"
+#include "tests/oracle/reference.h"
 
 namespace actserve {
 namespace {

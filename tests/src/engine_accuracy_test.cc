@@ -1,4 +1,4 @@
-// The engine against the long-double reference (tests/src/reference.h): every activation
+// The engine against the long-double reference (tests/oracle/reference.h): every activation
 // of the catalogue x every dtype x every mode, with and without grad_output, over inputs
 // that reach every branch (a dense sweep, every binade of the dtype from the smallest
 // subnormal to the largest finite, +-0, +-Inf, NaN, and each kink and its neighbours).
@@ -31,7 +31,7 @@
 #include "src/catalogue.h"
 #include "src/engine.h"
 #include "tests/src/engine_test_util.h"
-#include "tests/src/reference.h"
+#include "tests/oracle/reference.h"
 
 namespace actserve {
 namespace {
