@@ -9,11 +9,12 @@
 // nothing overflows. Valid range: every input, including +-Inf (the limits of the oracle,
 // tests/oracle/activation_math.cc, exactly) and NaN (restored by the loop).
 //
-// Measured maximum errors (float32 forward, ULP; tests/kernels and bench/results/
-// accuracy.md have the full table): elu, selu, celu <= 2; sigmoid <= 3; silu <= 3;
-// tanh <= 3; softplus, logsigmoid <= 3; mish <= 4; tanhshrink <= 1 (computed in double
-// lanes: x - tanh(x) cancels). float64: tanhshrink uses the Taylor series (20 terms) for
-// |x| < 0.6 and x - tanh(x) beyond, where the cancellation costs up to ~8x tanh's error.
+// Accuracy: the bounds are those of src/kernels/accuracy_bounds.h (the one table the tests
+// assert and README shows), the measured maxima over every float32 input are in
+// bench/results/accuracy.md. tanhshrink cancels in x - tanh(x): float lanes use a
+// polynomial below |x| = 1.5 and (|x| - 1) + (1 - tanh|x|) above (TanhshrinkFloat);
+// float64 the Taylor series (20 terms) for |x| < 0.6 and x - tanh(x) beyond, where the
+// cancellation costs up to ~8x tanh's error.
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "src/kernels/exponential_kernels.cc"

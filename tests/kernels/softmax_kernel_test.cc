@@ -36,6 +36,7 @@
 #include "tests/oracle/activation_math.h"
 #include "src/activation_spec.h"
 #include "src/dtype.h"
+#include "src/kernels/accuracy_bounds.h"
 #include "src/kernels/activation_kernels.h"
 #include "tests/oracle/reference.h"
 
@@ -44,10 +45,16 @@ namespace {
 
 using LD = long double;
 
-constexpr double kForwardUlp = 2.5;
-constexpr double kBackwardUlp = 7.5;
-constexpr double kHalfUlp = 1.0;       // float16 / bfloat16, y and dx
-constexpr double kBackwardAbsEps = 2;  // in eps * scale
+// The bounds of src/kernels/accuracy_bounds.h (float32 / float64; float16 / bfloat16
+// have 1 ULP there, for y and dx).
+constexpr kernels::AccuracyBound kBound =
+    kernels::AccuracyBoundFor(ActivationSpec{ActivationKind::kSoftmax, {}}, DType::kFloat32);
+constexpr double kForwardUlp = kBound.forward_ulp;
+constexpr double kBackwardUlp = kBound.backward_ulp;
+constexpr double kHalfUlp =
+    kernels::AccuracyBoundFor(ActivationSpec{ActivationKind::kSoftmax, {}}, DType::kFloat16)
+        .forward_ulp;
+constexpr double kBackwardAbsEps = kBound.abs_eps;  // in eps * scale
 
 const DType kDTypes[] = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16};
 
