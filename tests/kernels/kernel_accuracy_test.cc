@@ -198,6 +198,8 @@ std::vector<LD> SweepMaxima(const ActivationSpec& spec) {
       return {1.37149787L, 0.500000596L};
     case ActivationKind::kSoftsign:
       return {2047.37488L, 0.0030978322L};
+    case ActivationKind::kTanhshrink:
+      return {1.37591684L, 1.48556185L};
     default:
       return {};
   }
