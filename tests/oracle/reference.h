@@ -1,6 +1,6 @@
 // The long-double oracle as the engine's tests use it: every activation at one element
 // (the formulas of tests/oracle/activation_math.h, with a per-channel PReLU weight),
-// softmax / log_softmax along any dimension of a tensor, and exact helpers for the
+// softmax / log_softmax along any dimension of a tensor, and exact functions for the
 // storage formats (rounding, ULP distances, 16-bit encodings). Test-only, and
 // independent of src/ (it never calls the engine or the kernels).
 //
