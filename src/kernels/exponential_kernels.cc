@@ -357,9 +357,10 @@ HWY_INLINE void TanhshrinkDouble(DD dd, V<DD> x, V<DD>& y, V<DD>& t) {
 //     by 2^40 for the a^3 part (and the result by 2^-120, one rounding), so that a result
 //     in the subnormal range is rounded once.
 //   a >= 1.5: (a - 1) + q with q = 1 - tanh(a) = 2E / (1 + E), E = exp(-2a) <= e^-3;
-//     a - 1 is exact and q < 0.1 (a - 1) + ..., so q's few ULP are a quarter ULP of the
-//     result at most. q = 2E (1 - E + E^2 - ... + E^6) (truncation 1.5e-8 relative to q)
-//     instead of a division.
+//     a - 1 is exact (Sterbenz, or an integer step below 2^24) and q <= 0.095 is at most
+//     a sixth of the result, so q's two ULP are a quarter ULP of the result at most.
+//     q = 2E (1 - E + E^2 - ... + E^6) (truncation 1.5e-8 relative to q) instead of a
+//     division.
 // The gradient g tanh(a)^2 (when `g` is given, into *dx): a < 1.5: g (a - f)^2 with a - f
 // carried as hi + lo; a >= 1.5: g (1 - q (2 - q)); below 2^-20 (g a) a, so that a
 // subnormal tanh(a)^2 is not rounded before the product (2.6-3.2 ULP on the targets
