@@ -1,6 +1,6 @@
 // `make accuracy`: every float32 input (all 2^32 bit patterns) through every elementwise
 // kernel, forward and backward with dy = 1, against the long-double oracle
-// (math::Forward<long double> / math::Backward<long double>, src/activation_math.cc),
+// (math::Forward<long double> / math::Backward<long double>, tests/oracle/activation_math.cc),
 // on the Highway target the CPU dispatches to. Writes the maximum error table (markdown)
 // to bench/results/accuracy.md.
 //
@@ -32,7 +32,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "src/activation_math.h"
+#include "tests/oracle/activation_math.h"
 #include "src/activation_spec.h"
 #include "src/kernels/activation_kernels.h"
 
@@ -274,7 +274,7 @@ int Main(int argc, char** argv) {
   md << "# actserve kernels: float32 accuracy over every input\n\n"
      << absl::StrFormat(
             "Highway target %s; %s; dy = 1 for the backward column. Error in ULP of "
-            "float32 against the long-double oracle (src/activation_math.cc); where the "
+            "float32 against the long-double oracle (tests/oracle/activation_math.cc); where the "
             "result is small against the terms that cancel (|ref| < scale/8), the "
             "tiny-region column gives the largest absolute error there in eps * scale "
             "instead. Mismatches: NaN/Inf disagreements (must be 0). Every input is "

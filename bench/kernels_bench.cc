@@ -11,12 +11,26 @@
 // `log_softmax_dim0`: a strided lane), against the same limit (the same bytes streamed
 // once) and oneDNN's softmax / logsoftmax primitives (forward_training + backward).
 //
+// Two layouts of the four streams (x, dy, y, dx), each its own 2 MiB-aligned mapping
+// marked MADV_HUGEPAGE, as the server's BufferPool maps them:
+//   staggered  stream k starts k * 1088 bytes into its mapping: the streams sit at
+//              different offsets within a 4 KiB page (0, 1088, 2176, 3264);
+//   aligned    every stream starts at its mapping's start, so x[i], dy[i], y[i] and
+//              dx[i] share their offset mod 4 KiB (and mod 2 MiB): what 2 MiB-aligned
+//              buffers give when nothing staggers them.
+// With the aligned layout, loads of one stream and stores of another alias at 4 KiB and
+// map to the same cache sets, and the plain copy itself runs slower: the staggered limit
+// is the true one, and the README's table is measured against it. float32 runs in both
+// layouts (oneDNN in the staggered one), the other dtypes staggered.
+//
 // Buffers are allocated and touched once before timing (a first touch costs ~12 us per
 // 4 KiB page on the build VMs). Writes bench/results/kernels.csv (medians of the
-// repetitions, Gelem/s) and prints the ratios to the limit and to oneDNN.
+// repetitions, Gelem/s) and prints the ratios to the limit of the same layout and to
+// oneDNN.
 //
 //   kernels_bench [--csv=PATH] [google benchmark flags]
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -100,21 +114,46 @@ const std::vector<SoftmaxRow>& SoftmaxRows() {
   return kRows;
 }
 
-// Pre-touched buffers for one dtype.
+enum class Layout { kStaggered, kAligned };
+
+const char* LayoutName(Layout layout) {
+  return layout == Layout::kStaggered ? "staggered" : "aligned";
+}
+
+// One stream: `bytes` bytes at `offset` into a fresh 2 MiB-aligned mapping (never unmapped:
+// the buffers live as long as the benchmark).
+absl::Span<char> MapStream(size_t bytes, size_t offset) {
+  constexpr size_t kHugePage = size_t{2} << 20;
+  const size_t length = bytes + offset + kHugePage;
+  void* mapped = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapped == MAP_FAILED) {
+    std::fprintf(stderr, "kernels_bench: cannot map %zu bytes\n", length);
+    std::exit(1);
+  }
+  const uintptr_t aligned =
+      (reinterpret_cast<uintptr_t>(mapped) + kHugePage - 1) / kHugePage * kHugePage;
+  madvise(reinterpret_cast<void*>(aligned), bytes + offset, MADV_HUGEPAGE);
+  return {reinterpret_cast<char*>(aligned) + offset, bytes};
+}
+
+// Pre-touched buffers for one dtype and layout.
 struct Buffers {
-  std::vector<char> x, dy, y, dx;
+  absl::Span<char> x, dy, y, dx;
 };
 
-Buffers& BuffersFor(DType dtype) {
-  static std::map<DType, Buffers> buffers;
-  auto it = buffers.find(dtype);
+Buffers& BuffersFor(DType dtype, Layout layout = Layout::kStaggered) {
+  static std::map<std::pair<DType, Layout>, Buffers> buffers;
+  auto it = buffers.find({dtype, layout});
   if (it != buffers.end()) return it->second;
-  Buffers& b = buffers[dtype];
+  Buffers& b = buffers[{dtype, layout}];
   const size_t bytes = static_cast<size_t>(kElements) * DTypeSize(dtype);
-  b.x.resize(bytes);
-  b.dy.resize(bytes);
-  b.y.assign(bytes, 1);
-  b.dx.assign(bytes, 1);
+  const size_t stagger = layout == Layout::kStaggered ? 1088 : 0;
+  b.x = MapStream(bytes, 0);
+  b.dy = MapStream(bytes, stagger);
+  b.y = MapStream(bytes, 2 * stagger);
+  b.dx = MapStream(bytes, 3 * stagger);
+  std::memset(b.y.data(), 1, bytes);
+  std::memset(b.dx.data(), 1, bytes);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> dist(-8, 8);
   for (int64_t i = 0; i < kElements; ++i) {
@@ -155,8 +194,8 @@ ThreadPool* PoolFor(int threads) {
 const std::vector<int64_t> kShape = {kElements};
 
 void BM_Actserve(benchmark::State& state, std::string spec_text, DType dtype, bool backward,
-                 int threads, std::vector<int64_t> shape) {
-  Buffers& b = BuffersFor(dtype);
+                 int threads, std::vector<int64_t> shape, Layout layout) {
+  Buffers& b = BuffersFor(dtype, layout);
   EngineOptions options;
   options.pool = PoolFor(threads);
   options.max_elements = 0;
@@ -167,8 +206,8 @@ void BM_Actserve(benchmark::State& state, std::string spec_text, DType dtype, bo
   item.mode = backward ? Mode::kForwardBackward : Mode::kForward;
   if (backward) item.grad_output = ConstTensorView{dtype, shape, b.dy};
   ItemBuffers out;
-  out.output = absl::MakeSpan(b.y);
-  if (backward) out.grad_input = absl::MakeSpan(b.dx);
+  out.output = b.y;
+  if (backward) out.grad_input = b.dx;
   std::vector<char> grad_weight(DTypeSize(dtype));
   if (item.activation.kind == ActivationKind::kPrelu && backward) {
     out.grad_weight = absl::MakeSpan(grad_weight);
@@ -196,22 +235,21 @@ void StreamCopy(const char* from, char* to, size_t bytes) {
 }
 
 // The memory limit: the same streams, the same chunks and threads, a plain copy.
-void BM_Limit(benchmark::State& state, DType dtype, bool backward, int threads) {
-  Buffers& b = BuffersFor(dtype);
+void BM_Limit(benchmark::State& state, DType dtype, bool backward, int threads, Layout layout) {
+  Buffers& b = BuffersFor(dtype, layout);
   const size_t size = DTypeSize(dtype);
   const int64_t grain = EngineOptions{}.chunk_elements;
   ThreadPool* pool = PoolFor(threads);
   for (auto _ : state) {
-    absl::Status status = ParallelFor(pool, kElements, grain, nullptr,
-                                      [&](int64_t, int64_t begin, int64_t end) {
-                                        const size_t offset = begin * size;
-                                        const size_t bytes = (end - begin) * size;
-                                        StreamCopy(b.x.data() + offset, b.y.data() + offset, bytes);
-                                        if (backward) {
-                                          StreamCopy(b.dy.data() + offset, b.dx.data() + offset,
-                                                     bytes);
-                                        }
-                                      });
+    absl::Status status =
+        ParallelFor(pool, kElements, grain, nullptr, [&](int64_t, int64_t begin, int64_t end) {
+          const size_t offset = begin * size;
+          const size_t bytes = (end - begin) * size;
+          StreamCopy(b.x.data() + offset, b.y.data() + offset, bytes);
+          if (backward) {
+            StreamCopy(b.dy.data() + offset, b.dx.data() + offset, bytes);
+          }
+        });
     benchmark::DoNotOptimize(status);
     benchmark::ClobberMemory();
   }
@@ -227,9 +265,8 @@ void BM_OneDnn(benchmark::State& state, Activation activation, bool backward, in
                               dnnl::memory::format_tag::a);
   dnnl::memory src(md, engine, b.x.data()), dst(md, engine, b.y.data());
   dnnl::memory diff_dst(md, engine, b.dy.data()), diff_src(md, engine, b.dx.data());
-  const dnnl::eltwise_forward::desc fwd_desc(dnnl::prop_kind::forward_training,
-                                             *activation.onednn, md, activation.alpha,
-                                             activation.beta);
+  const dnnl::eltwise_forward::desc fwd_desc(dnnl::prop_kind::forward_training, *activation.onednn,
+                                             md, activation.alpha, activation.beta);
   const dnnl::eltwise_forward::primitive_desc fwd_pd(fwd_desc, engine);
   const dnnl::eltwise_forward fwd(fwd_pd);
   std::optional<dnnl::eltwise_backward> bwd;
@@ -241,8 +278,9 @@ void BM_OneDnn(benchmark::State& state, Activation activation, bool backward, in
   for (auto _ : state) {
     fwd.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
     if (bwd) {
-      bwd->execute(stream,
-                   {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_SRC, diff_src}});
+      bwd->execute(
+          stream,
+          {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_SRC, diff_src}});
     }
     stream.wait();
   }
@@ -285,8 +323,9 @@ void BM_OneDnnSoftmax(benchmark::State& state, SoftmaxRow row, bool backward, in
   for (auto _ : state) {
     fwd->execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
     if (bwd) {
-      bwd->execute(stream,
-                   {{DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_SRC, diff_src}});
+      bwd->execute(
+          stream,
+          {{DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_SRC, diff_src}});
     }
     stream.wait();
   }
@@ -294,49 +333,55 @@ void BM_OneDnnSoftmax(benchmark::State& state, SoftmaxRow row, bool backward, in
   state.SetLabel(impl);
 }
 
-// Benchmark name: "<kind>/<activation>/<dtype>/<direction>/<threads>".
+// Benchmark name: "<kind>/<activation>/<dtype>/<direction>/<threads>/<layout>".
 std::string Name(const char* kind, const std::string& activation, DType dtype, bool backward,
-                 int threads) {
+                 int threads, Layout layout = Layout::kStaggered) {
   return absl::StrCat(kind, "/", activation, "/", DTypeName(dtype), "/",
-                      backward ? "forward_backward" : "forward", "/", threads);
+                      backward ? "forward_backward" : "forward", "/", threads, "/",
+                      LayoutName(layout));
+}
+
+// The layouts a dtype runs in.
+std::vector<Layout> LayoutsFor(DType dtype) {
+  if (dtype == DType::kFloat32) return {Layout::kStaggered, Layout::kAligned};
+  return {Layout::kStaggered};
 }
 
 void RegisterAll() {
+  const auto add = [](const std::string& name, auto&&... args) {
+    benchmark::RegisterBenchmark(name.c_str(), args...)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  };
   for (int threads : {1, 2}) {
     for (bool backward : {false, true}) {
       for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64}) {
-        benchmark::RegisterBenchmark(Name("limit", "copy", dtype, backward, threads).c_str(),
-                                     BM_Limit, dtype, backward, threads)
-            ->UseRealTime()
-            ->Unit(benchmark::kMillisecond);
-        for (const Activation& a : Activations()) {
-          const bool extra_dtypes =
-              std::string(a.name) == "relu" || std::string(a.name) == "gelu";
-          if (dtype != DType::kFloat32 && !extra_dtypes) continue;
-          benchmark::RegisterBenchmark(Name("actserve", a.name, dtype, backward, threads).c_str(),
-                                       BM_Actserve, std::string(a.spec), dtype, backward, threads,
-                                       kShape)
-              ->UseRealTime()
-              ->Unit(benchmark::kMillisecond);
-          if (dtype == DType::kFloat32 && a.onednn.has_value()) {
-            benchmark::RegisterBenchmark(Name("onednn", a.name, dtype, backward, threads).c_str(),
-                                         BM_OneDnn, a, backward, threads)
-                ->UseRealTime()
-                ->Unit(benchmark::kMillisecond);
+        for (Layout layout : LayoutsFor(dtype)) {
+          add(Name("limit", "copy", dtype, backward, threads, layout), BM_Limit, dtype, backward,
+              threads, layout);
+          for (const Activation& a : Activations()) {
+            const bool extra_dtypes =
+                std::string(a.name) == "relu" || std::string(a.name) == "gelu";
+            if (dtype != DType::kFloat32 && !extra_dtypes) continue;
+            add(Name("actserve", a.name, dtype, backward, threads, layout), BM_Actserve,
+                std::string(a.spec), dtype, backward, threads, kShape, layout);
+            if (dtype == DType::kFloat32 && a.onednn.has_value() && layout == Layout::kStaggered) {
+              add(Name("onednn", a.name, dtype, backward, threads), BM_OneDnn, a, backward,
+                  threads);
+            }
           }
         }
       }
       const DType f32 = DType::kFloat32;
-      for (const SoftmaxRow& row : SoftmaxRows()) {
-        benchmark::RegisterBenchmark(Name("actserve", row.name, f32, backward, threads).c_str(),
-                                     BM_Actserve, std::string(row.spec), f32, backward, threads,
-                                     row.shape)
-            ->UseRealTime()
-            ->Unit(benchmark::kMillisecond);
-        benchmark::RegisterBenchmark(Name("onednn", row.name, f32, backward, threads).c_str(),
-                                     BM_OneDnnSoftmax, row, backward, threads)
-            ->UseRealTime()
-            ->Unit(benchmark::kMillisecond);
+      for (Layout layout : LayoutsFor(f32)) {
+        for (const SoftmaxRow& row : SoftmaxRows()) {
+          add(Name("actserve", row.name, f32, backward, threads, layout), BM_Actserve,
+              std::string(row.spec), f32, backward, threads, row.shape, layout);
+          if (layout == Layout::kStaggered) {
+            add(Name("onednn", row.name, f32, backward, threads), BM_OneDnnSoftmax, row, backward,
+                threads);
+          }
+        }
       }
     }
   }
@@ -382,39 +427,45 @@ int Main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks(&collector);
 
   std::ofstream csv(csv_path);
-  csv << "activation,dtype,direction,threads,elements,gelem_s,limit_gelem_s,onednn_gelem_s\n";
-  std::printf("\n%-16s %-9s %-17s %-3s %8s %8s %8s %9s %9s\n", "activation", "dtype",
-              "direction", "thr", "Gelem/s", "limit", "oneDNN", "x limit", "x oneDNN");
+  csv << "activation,dtype,direction,threads,layout,elements,gelem_s,limit_gelem_s,"
+         "onednn_gelem_s\n";
+  std::printf("\n%-16s %-9s %-17s %-3s %-9s %8s %8s %8s %9s %9s\n", "activation", "dtype",
+              "direction", "thr", "layout", "Gelem/s", "limit", "oneDNN", "x limit", "x oneDNN");
   for (int threads : {1, 2}) {
     for (bool backward : {false, true}) {
       for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64}) {
-        const std::string limit_key = Name("limit", "copy", dtype, backward, threads);
-        std::vector<const char*> names;
-        for (const Activation& a : Activations()) names.push_back(a.name);
-        for (const SoftmaxRow& row : SoftmaxRows()) names.push_back(row.name);
-        for (const char* name : names) {
-          const std::string key = Name("actserve", name, dtype, backward, threads);
-          auto own = collector.gelem_s.find(key);
-          if (own == collector.gelem_s.end()) continue;
-          const std::string onednn_key = Name("onednn", name, dtype, backward, threads);
-          csv << name << "," << DTypeName(dtype) << ","
-              << (backward ? "forward_backward" : "forward") << "," << threads << ","
-              << kElements << "," << absl::StrFormat("%.3f", own->second) << ","
-              << Cell(collector.gelem_s, limit_key) << "," << Cell(collector.gelem_s, onednn_key)
-              << "\n";
-          auto limit = collector.gelem_s.find(limit_key);
-          auto onednn = collector.gelem_s.find(onednn_key);
-          std::printf("%-16s %-9s %-17s %-3d %8.3f %8s %8s %9s %9s\n", name,
-                      std::string(DTypeName(dtype)).c_str(),
-                      backward ? "forward_backward" : "forward", threads, own->second,
-                      Cell(collector.gelem_s, limit_key).c_str(),
-                      Cell(collector.gelem_s, onednn_key).c_str(),
-                      limit == collector.gelem_s.end()
-                          ? ""
-                          : absl::StrFormat("%.2f", own->second / limit->second).c_str(),
-                      onednn == collector.gelem_s.end()
-                          ? ""
-                          : absl::StrFormat("%.2f", own->second / onednn->second).c_str());
+        for (Layout layout : LayoutsFor(dtype)) {
+          const std::string limit_key = Name("limit", "copy", dtype, backward, threads, layout);
+          std::vector<const char*> names;
+          for (const Activation& a : Activations()) names.push_back(a.name);
+          for (const SoftmaxRow& row : SoftmaxRows()) names.push_back(row.name);
+          for (const char* name : names) {
+            const std::string key = Name("actserve", name, dtype, backward, threads, layout);
+            auto own = collector.gelem_s.find(key);
+            if (own == collector.gelem_s.end()) continue;
+            // oneDNN runs in the staggered layout only.
+            const std::string onednn_key = layout == Layout::kStaggered
+                                               ? Name("onednn", name, dtype, backward, threads)
+                                               : std::string();
+            csv << name << "," << DTypeName(dtype) << ","
+                << (backward ? "forward_backward" : "forward") << "," << threads << ","
+                << LayoutName(layout) << "," << kElements << ","
+                << absl::StrFormat("%.3f", own->second) << "," << Cell(collector.gelem_s, limit_key)
+                << "," << Cell(collector.gelem_s, onednn_key) << "\n";
+            auto limit = collector.gelem_s.find(limit_key);
+            auto onednn = collector.gelem_s.find(onednn_key);
+            std::printf("%-16s %-9s %-17s %-3d %-9s %8.3f %8s %8s %9s %9s\n", name,
+                        std::string(DTypeName(dtype)).c_str(),
+                        backward ? "forward_backward" : "forward", threads, LayoutName(layout),
+                        own->second, Cell(collector.gelem_s, limit_key).c_str(),
+                        Cell(collector.gelem_s, onednn_key).c_str(),
+                        limit == collector.gelem_s.end()
+                            ? ""
+                            : absl::StrFormat("%.2f", own->second / limit->second).c_str(),
+                        onednn == collector.gelem_s.end()
+                            ? ""
+                            : absl::StrFormat("%.2f", own->second / onednn->second).c_str());
+          }
         }
       }
     }

@@ -15,27 +15,49 @@ namespace {
 // Pooled capacities are multiples of a huge page, so that buffers of nearby sizes share
 // a free list and every pooled buffer can be backed by huge pages.
 constexpr size_t kHugePage = size_t{2} << 20;
+constexpr size_t kPage = 4096;
+constexpr size_t kCacheLine = 64;
+// 17 cache lines: odd, so the offsets run through all 64 lines of a page before repeating.
+constexpr size_t kStaggerStep = 17 * kCacheLine;
 
 size_t RoundUp(size_t size, size_t unit) { return (size + unit - 1) / unit * unit; }
 
-// `capacity` bytes, aligned to kHugePage, freshly mapped (zero pages, not yet touched);
-// nullptr when the system has no address space or memory for them.
-char* MapAligned(size_t capacity, bool huge_pages) {
-  const size_t length = capacity + kHugePage;
-  void* mapped = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+// Where within its mapping the n-th mapped buffer starts: the offsets step by 17 cache
+// lines mod 4 KiB, so consecutive buffers (a request's input and grad_output, the result
+// buffers) start at different offsets within a page -- 64 distinct offsets, 64-byte
+// aligned. When every stream of a fused pass starts at the same offset mod 4 KiB, loads
+// of one stream alias the pending stores of another and all of them compete for the same
+// cache sets: the 2-thread copy ran at ~0.6x of its staggered speed that way
+// (bench/README.md, "Buffer layout").
+size_t StaggerOffset(int64_t sequence) {
+  return static_cast<size_t>(sequence % (kPage / kCacheLine)) * kStaggerStep % kPage;
+}
+
+// `capacity` bytes at `offset` (< kPage) past a kHugePage boundary, freshly mapped (zero
+// pages, not yet touched); nullptr when the system has no address space or memory for
+// them. Unmap with Unmap(data, capacity).
+char* MapAligned(size_t capacity, size_t offset, bool huge_pages) {
+  const size_t length = capacity + kPage;
+  const size_t reserve = length + kHugePage;
+  void* mapped = mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                       -1, 0);
   if (mapped == MAP_FAILED) return nullptr;
   const uintptr_t start = reinterpret_cast<uintptr_t>(mapped);
   const uintptr_t aligned = RoundUp(start, kHugePage);
   if (aligned > start) munmap(mapped, aligned - start);
-  const uintptr_t end = start + length;
-  if (end > aligned + capacity) {
-    munmap(reinterpret_cast<void*>(aligned + capacity), end - (aligned + capacity));
+  const uintptr_t end = start + reserve;
+  if (end > aligned + length) {
+    munmap(reinterpret_cast<void*>(aligned + length), end - (aligned + length));
   }
-  char* data = reinterpret_cast<char*>(aligned);
   // Advice only: without THP support the kernel ignores it, and 4 KiB pages are used.
-  if (huge_pages) madvise(data, capacity, MADV_HUGEPAGE);
-  return data;
+  if (huge_pages) madvise(reinterpret_cast<void*>(aligned), length, MADV_HUGEPAGE);
+  return reinterpret_cast<char*>(aligned) + offset;
+}
+
+// The mapping of a buffer from MapAligned: it starts at the kHugePage boundary below.
+void Unmap(char* data, size_t capacity) {
+  const uintptr_t start = reinterpret_cast<uintptr_t>(data) / kHugePage * kHugePage;
+  munmap(reinterpret_cast<void*>(start), capacity + kPage);
 }
 
 // What a slice made by Buffer::ToSlice carries, to give the memory back.
@@ -124,7 +146,7 @@ std::shared_ptr<BufferPool> BufferPool::Create(const BufferPoolOptions& options)
 
 BufferPool::~BufferPool() {
   // Every Buffer holds a reference, so only free buffers are left.
-  for (const auto& [capacity, data] : free_) munmap(data, capacity);
+  for (const auto& [capacity, data] : free_) Unmap(data, capacity);
 }
 
 absl::Status BufferPool::Charge(size_t bytes, size_t requested) {
@@ -145,6 +167,7 @@ absl::StatusOr<Buffer> BufferPool::Acquire(size_t size) {
   if (size == 0) return Buffer();
   char* data = nullptr;
   size_t capacity = 0;  // 0 marks a malloc'd buffer
+  size_t offset = 0;    // of a new mapping: StaggerOffset
   if (size < options_.min_pooled_bytes) {
     if (absl::Status charged = Charge(size, size); !charged.ok()) return charged;
     data = static_cast<char*>(std::malloc(size));
@@ -167,11 +190,12 @@ absl::StatusOr<Buffer> BufferPool::Acquire(size_t size) {
         ++reused_;
       } else {
         if (absl::Status charged = Charge(capacity, size); !charged.ok()) return charged;
+        offset = StaggerOffset(mapped_);
         ++mapped_;
       }
     }
     if (data == nullptr) {
-      data = MapAligned(capacity, options_.huge_pages);
+      data = MapAligned(capacity, offset, options_.huge_pages);
       if (data == nullptr) {
         live_bytes_.fetch_sub(capacity, std::memory_order_relaxed);
         return OutOfSystemMemory(size);
@@ -203,7 +227,7 @@ void BufferPool::Release(char* data, size_t size, size_t capacity) {
       return;
     }
   }
-  munmap(data, capacity);
+  Unmap(data, capacity);
 }
 
 size_t BufferPool::cached_bytes() const {

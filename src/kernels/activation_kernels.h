@@ -15,13 +15,12 @@
 //   softmax.x = x; softmax.y = y; softmax.outer = rows; softmax.lane = cols;
 //   RunSoftmax(softmax, 0, rows);        // any sub-range of [0, rows) on any thread
 //
-// Semantics are those of src/activation_math.cc (the scalar oracle): the same formulas,
-// kink conventions and limits at +-Inf, exactly; a NaN input gives NaN output and NaN
-// gradient. Accuracy (measured by tests/kernels and `make accuracy`, see README): float32
-// forward within 4 ULP of the long-double reference wherever the result is not tiny,
-// gradients within the bounds tabulated in tests/kernels/kernel_accuracy_test.cc; float16
-// and bfloat16 are computed in float32 and rounded once to nearest-even, so they are
-// within 1 ULP of their dtype. Parameters are rounded to the lane type (float for every
+// Semantics are those of the long-double oracle (tests/oracle/activation_math.cc): the
+// same formulas, kink conventions and limits at +-Inf, exactly; a NaN input gives NaN
+// output and NaN gradient. Accuracy: within the bounds of src/kernels/accuracy_bounds.h
+// (float32 forward within 4 ULP wherever the result is not tiny), measured by
+// tests/kernels and `make accuracy` (see README); float16 and bfloat16 are computed in
+// float32 and rounded once to nearest-even, so they are within 1 ULP of their dtype. Parameters are rounded to the lane type (float for every
 // dtype but float64) before use.
 //
 // Thread-safe: kernels keep no state. Data needs no alignment.
@@ -83,7 +82,7 @@ struct SoftmaxCall {
 // log(sum(exp(x - max))), where `call.y` is set, and dx where `call.dx` is set:
 // softmax y * (dy - sum(dy * y)), log_softmax dy - exp(y) * sum(dy), along the lane. y
 // is recomputed when only dx is asked for. Semantics and special values are those of
-// math::SoftmaxForward / SoftmaxBackward (src/activation_math.h): a lane with a NaN, an
+// math::SoftmaxForward / SoftmaxBackward (tests/oracle/activation_math.h): a lane with a NaN, an
 // +Inf, or only -Inf entries is NaN throughout. Accuracy (tests/kernels/
 // softmax_kernel_test.cc): float32 and float64 y within 2.5 ULP of the long-double
 // reference; float16 / bfloat16 computed in float32, rounded once, within 1 ULP; dx

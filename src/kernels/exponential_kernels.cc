@@ -6,21 +6,21 @@
 // reduction and polynomial (1 ULP), extended so that products like x * exp(x) apply 2^q
 // last and stay accurate in the subnormal range; expm1 comes from the same parts as
 // 2^q * p + (2^q - 1) (about 1 ULP, no cancellation); sigmoid uses exp(-|x|) only, so
-// nothing overflows. Valid range: every input, including +-Inf (the limits of
-// activation_math.cc, exactly) and NaN (restored by the loop).
+// nothing overflows. Valid range: every input, including +-Inf (the limits of the oracle,
+// tests/oracle/activation_math.cc, exactly) and NaN (restored by the loop).
 //
-// Measured maximum errors (float32 forward, ULP; tests/kernels and bench/results/
-// accuracy.md have the full table): elu, selu, celu <= 2; sigmoid <= 3; silu <= 3;
-// tanh <= 3; softplus, logsigmoid <= 3; mish <= 4; tanhshrink <= 1 (computed in double
-// lanes: x - tanh(x) cancels). float64: tanhshrink uses the Taylor series (20 terms) for
-// |x| < 0.6 and x - tanh(x) beyond, where the cancellation costs up to ~8x tanh's error.
+// Accuracy: the bounds are those of src/kernels/accuracy_bounds.h (the one table the tests
+// assert and README shows), the measured maxima over every float32 input are in
+// bench/results/accuracy.md. tanhshrink cancels in x - tanh(x): float lanes use a
+// polynomial below |x| = 1.5 and (|x| - 1) + (1 - tanh|x|) above (TanhshrinkFloat);
+// float64 the Taylor series (20 terms) for |x| < 0.6 and x - tanh(x) beyond, where the
+// cancellation costs up to ~8x tanh's error.
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "src/kernels/exponential_kernels.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
 #include "hwy/highway.h"
-#include "src/activation_math.h"
 #include "src/kernels/kernel_families.h"
 #include "src/kernels/kernel_ops-inl.h"
 
@@ -29,6 +29,10 @@ namespace actserve {
 namespace kernels {
 namespace HWY_NAMESPACE {
 namespace {
+
+// PyTorch's SELU constants (torch/nn/functional.py, ATen's Activation.cpp).
+constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
+constexpr double kSeluScale = 1.0507009873554804934193349852946;
 
 // Below this, exp(x) is 0 in T and x * exp(x) too: clamping multipliers here keeps
 // -Inf * 0 from making NaN.
@@ -343,35 +347,119 @@ HWY_INLINE void TanhshrinkDouble(DD dd, V<DD> x, V<DD>& y, V<DD>& t) {
   y = hn::IfThenElse(hn::Lt(hn::Abs(x), hn::Set(dd, 0.6)), series, hn::Sub(x, t));
 }
 
+// x - tanh(x) in float lanes, |x| = a:
+//   a < 1.5: a^3 P(a^2), P a degree-10 polynomial in w = a^2 - 9/8 (weighted least
+//     squares against mpmath, relative error 3.6e-9; in w rather than a^2 so that the
+//     Horner sum is well conditioned up to the edge, where the series in a^2 is not).
+//     a^2, w, the last two Horner steps and a^3 are carried as hi + lo (TwoProduct), so
+//     the only error of size is the final rounding: each float rounding of P alone cost
+//     up to 0.5 ULP, and the plain evaluation measured 2 ULP. Below 2^-20, a is scaled
+//     by 2^40 for the a^3 part (and the result by 2^-120, one rounding), so that a result
+//     in the subnormal range is rounded once.
+//   a >= 1.5: (a - 1) + q with q = 1 - tanh(a) = 2E / (1 + E), E = exp(-2a) <= e^-3;
+//     a - 1 is exact (Sterbenz, or an integer step below 2^24) and q <= 0.095 is at most
+//     a sixth of the result, so q's two ULP are a quarter ULP of the result at most.
+//     q = 2E (1 - E + E^2 - ... + E^6) (truncation 1.5e-8 relative to q) instead of a
+//     division.
+// The gradient g tanh(a)^2 (when `g` is given, into *dx): a < 1.5: g (a - f)^2 with a - f
+// carried as hi + lo; a >= 1.5: g (1 - q (2 - q)); below 2^-20 (g a) a, so that a
+// subnormal tanh(a)^2 is not rounded before the product (2.6-3.2 ULP on the targets
+// without FMA). Measured (every float32 input, bench/results/accuracy.md): within the
+// bounds of src/kernels/accuracy_bounds.h.
+template <class D>
+HWY_INLINE void TanhshrinkFloat(D d, V<D> x, V<D>& y, const V<D>* g, V<D>* dx) {
+  using T = hn::TFromD<D>;
+  const V<D> a = hn::Abs(x);
+  const auto tiny = hn::Lt(a, hn::Set(d, T(9.5367431640625e-07)));  // 2^-20
+  const auto series = hn::Lt(a, hn::Set(d, T(1.5)));
+  // a^2 = u + u_lo (exact) and, for the a^3 part, the scaled s^2.
+  const V<D> s = hn::IfThenElse(tiny, hn::Mul(a, hn::Set(d, T(1099511627776.0))), a);  // 2^40
+  V<D> u, u_lo;
+  TwoProduct(d, s, s, u, u_lo);
+  // w = a^2 - 9/8 as w + w_lo (Fast2Sum: |9/8| >= u, or Sterbenz-exact above 9/8). For
+  // tiny a, w = -9/8: P(0) to 2^-40.
+  const V<D> center = hn::Set(d, T(1.125));
+  V<D> w = hn::Sub(u, center);
+  V<D> w_lo = hn::Add(hn::Sub(u, hn::Add(w, center)), u_lo);
+  w = hn::IfThenElse(tiny, hn::Neg(center), w);
+  w_lo = hn::IfThenElseZero(hn::Not(tiny), w_lo);
+  V<D> r2 = hn::Set(d, T(8.34828199e-07f));
+  r2 = hn::MulAdd(r2, w, hn::Set(d, T(-2.9966518e-06f)));
+  r2 = hn::MulAdd(r2, w, hn::Set(d, T(7.85955399e-06f)));
+  r2 = hn::MulAdd(r2, w, hn::Set(d, T(-2.82422188e-05f)));
+  r2 = hn::MulAdd(r2, w, hn::Set(d, T(0.000105134874f)));
+  r2 = hn::MulAdd(r2, w, hn::Set(d, T(-0.000377678749f)));
+  r2 = hn::MulAdd(r2, w, hn::Set(d, T(0.00135474827f)));
+  r2 = hn::MulAdd(r2, w, hn::Set(d, T(-0.00486706244f)));
+  r2 = hn::MulAdd(r2, w, hn::Set(d, T(0.0174910333f)));
+  // r = c1 + w r2 and v = w r, each as hi + lo; the first-order term of w_lo, with P'
+  // to three terms, joins v's low part.
+  const V<D> c1 = hn::Set(d, T(-0.0629839748f));
+  V<D> p, p_lo;
+  TwoProduct(d, w, r2, p, p_lo);
+  const V<D> r = hn::Add(c1, p);
+  const V<D> r_lo = hn::Add(hn::Add(hn::Sub(c1, r), p), p_lo);
+  V<D> v, v_lo;
+  TwoProduct(d, w, r, v, v_lo);
+  const V<D> derivative = hn::MulAdd(
+      w, hn::MulAdd(w, hn::Set(d, T(-0.0146011878f)), hn::Set(d, T(0.0349820666f))), c1);
+  v_lo = hn::MulAdd(derivative, w_lo, hn::MulAdd(w, r_lo, v_lo));
+  const V<D> c0 = hn::Set(d, T(0.230249703f));
+  const V<D> poly = hn::Add(c0, v);
+  const V<D> poly_lo =
+      hn::Add(hn::Add(hn::Sub(c0, poly), v), hn::Add(v_lo, hn::Set(d, T(-7.87881427e-10f))));
+  // a^3 = cube + cube_lo, then a^3 P rounded once.
+  V<D> cube, cube_lo;
+  TwoProduct(d, u, s, cube, cube_lo);
+  cube_lo = hn::MulAdd(u_lo, s, cube_lo);
+  V<D> f = hn::MulAdd(cube, poly, hn::MulAdd(cube, poly_lo, hn::Mul(cube_lo, poly)));
+  f = hn::Mul(f, hn::IfThenElse(tiny, hn::Set(d, T(7.52316384526264e-37)), hn::Set(d, T(1))));
+
+  // a >= 1.5.
+  const ExpParts<D> parts = SplitExp(d, hn::Mul(hn::Set(d, T(-2)), a));
+  const V<D> e = ExpFromParts(d, parts);
+  const V<D> two = hn::Set(d, T(2));
+  const V<D> minus_e = hn::Neg(e);
+  V<D> sum = two;
+  for (int k = 0; k < 6; ++k) sum = hn::MulAdd(sum, minus_e, two);
+  const V<D> q = hn::Mul(e, sum);
+  const V<D> tail = hn::Add(hn::Sub(a, hn::Set(d, T(1))), q);
+
+  y = hn::CopySign(hn::IfThenElse(series, f, tail), x);
+  if (g != nullptr) {
+    const V<D> t = hn::Sub(a, f);
+    const V<D> t_lo = hn::Sub(hn::Sub(a, t), f);
+    V<D> square, square_lo;
+    TwoProduct(d, t, t, square, square_lo);
+    const V<D> near = hn::Add(square, hn::MulAdd(hn::Add(t, t), t_lo, square_lo));
+    const V<D> far = hn::NegMulAdd(q, hn::Sub(two, q), hn::Set(d, T(1)));
+    const V<D> t2 = hn::IfThenElse(series, near, far);
+    *dx = hn::IfThenElse(tiny, hn::Mul(hn::Mul(*g, a), a), hn::Mul(*g, t2));
+  }
+}
+
 template <typename T>
 struct TanhshrinkOp {
   template <class D>
-  HWY_INLINE void Compute(D d, V<D> x, V<D>& y, V<D>& t) const {
+  HWY_INLINE V<D> Forward(D d, V<D> x) const {
+    V<D> y;
     if constexpr (sizeof(T) == 8) {
+      V<D> t;
       TanhshrinkDouble(d, x, y, t);
     } else {
-      const DoubleHalfTag<D> dd;
-      V<decltype(dd)> x_lo, x_hi, y_lo, t_lo, y_hi, t_hi;
-      PromoteHalves(d, x, x_lo, x_hi);
-      TanhshrinkDouble(dd, x_lo, y_lo, t_lo);
-      TanhshrinkDouble(dd, x_hi, y_hi, t_hi);
-      // (HWY_SCALAR's DemoteTo saturates Inf to the largest float.)
-      y = hn::IfThenElse(hn::IsInf(x), x, DemoteHalves(d, y_lo, y_hi));
-      t = DemoteHalves(d, hn::Mul(t_lo, t_lo), hn::Mul(t_hi, t_hi));
+      TanhshrinkFloat(d, x, y, static_cast<const V<D>*>(nullptr), static_cast<V<D>*>(nullptr));
     }
-  }
-  template <class D>
-  HWY_INLINE V<D> Forward(D d, V<D> x) const {
-    V<D> y, t;
-    Compute(d, x, y, t);
     return y;
   }
   template <class D>
   HWY_INLINE void Both(D d, V<D> x, V<D> g, V<D>& y, V<D>& dx) const {
-    V<D> t;
-    Compute(d, x, y, t);
-    // Float lanes get tanh(x)^2 already squared in double.
-    dx = sizeof(T) == 8 ? hn::Mul(hn::Mul(g, t), t) : hn::Mul(g, t);
+    if constexpr (sizeof(T) == 8) {
+      V<D> t;
+      TanhshrinkDouble(d, x, y, t);
+      dx = hn::Mul(hn::Mul(g, t), t);
+    } else {
+      TanhshrinkFloat(d, x, y, &g, &dx);
+    }
   }
 };
 
@@ -385,10 +473,10 @@ void RunExponentialTyped(const ElementwiseCall& call) {
       // alpha as the lane type holds it (parameters are rounded to the lane type).
       return RunOp<EluOp<T>, Storage>(EluOp<T>(1.0L, static_cast<T>(p0)), call);
     case ActivationKind::kSelu:
-      // The oracle's constants (PyTorch's, as doubles), their product in long double.
+      // PyTorch's constants (as doubles), their product in long double.
       return RunOp<EluOp<T>, Storage>(
-          EluOp<T>(static_cast<long double>(math::kSeluScale),
-                   static_cast<long double>(math::kSeluScale) * math::kSeluAlpha),
+          EluOp<T>(static_cast<long double>(kSeluScale),
+                   static_cast<long double>(kSeluScale) * kSeluAlpha),
           call);
     case ActivationKind::kCelu:
       return RunOp<CeluOp<T>, Storage>(CeluOp<T>(p0), call);

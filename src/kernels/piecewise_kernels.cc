@@ -4,10 +4,10 @@
 // division per vector.
 //
 // Lane types: float (float32, float16, bfloat16 storage) and double (float64).
-// Accuracy: relu, relu6, leaky_relu, prelu, hardtanh, hardshrink, threshold are exact
-// (one rounding of s * x); softshrink is exact up to the rounding of x - lambd;
-// hardsigmoid and hardswish within 2 ULP (two to three roundings); softsign within 1 ULP
-// forward, 2 ULP backward. Comparison constants that the lane type cannot hold are
+// Accuracy (bounds in src/kernels/accuracy_bounds.h): relu, relu6, leaky_relu, prelu,
+// hardtanh, hardshrink, threshold are exact (one rounding of s * x); softshrink is exact
+// up to the rounding of x - lambd; hardsigmoid, hardswish and softsign take a few
+// roundings each. Comparison constants that the lane type cannot hold are
 // rounded in the direction that keeps every comparison exact, so kinks fall exactly
 // where the float64 parameter puts them.
 

@@ -1,13 +1,14 @@
 // Every SIMD kernel (src/kernels) on every Highway target this CPU supports, against the
 // long-double oracle math::Forward<long double> / math::Backward<long double>
-// (src/activation_math.cc, checked against PyTorch in float64), for every dtype, in the
+// (tests/oracle/activation_math.cc, checked against PyTorch in float64), for every dtype, in the
 // three modes (forward, backward, fused) with and without dy, over inputs that reach
 // every branch: a dense sweep of [-20, 20], random values over every binade from the
 // smallest subnormal to the largest finite, +-0, +-Inf, NaN and each kink with its
 // neighbours. Lengths are odd so the tails run.
 //
 // Error metric: |got - ref| / ulp(ref) in the output dtype, ref exact (long double). Per
-// activation (kBounds): `forward` and `backward` ULP bounds, and where the result is
+// activation (src/kernels/accuracy_bounds.h, the one table of bounds): `forward` and
+// `backward` ULP bounds, and where the result is
 // small against the terms that cancel to make it (|ref| < scale / 8, scale as in
 // ForwardScale / BackwardScale), an absolute bound |got - ref| <= abs_eps * eps * scale
 // instead, eps the epsilon of the lane type (float for float32/float16/bfloat16, double
@@ -31,9 +32,10 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "hwy/targets.h"
-#include "src/activation_math.h"
+#include "tests/oracle/activation_math.h"
 #include "src/activation_spec.h"
 #include "src/dtype.h"
+#include "src/kernels/accuracy_bounds.h"
 #include "src/kernels/activation_kernels.h"
 
 namespace actserve {
@@ -129,67 +131,6 @@ LD Unpack(DType dtype, const std::vector<char>& bytes, size_t i) {
 
 // ---- bounds -----------------------------------------------------------------------------
 
-struct Bound {
-  double forward_ulp;
-  double backward_ulp;
-  double abs_eps;  // in eps * scale, where the result is tiny against its terms
-};
-
-// float32 / float64 bounds per activation: the measured maxima over every target here and
-// over every 16th float32 input (bench/results/accuracy.md), rounded up; float32 forward
-// never above DESIGN.md's 4 ULP. float16 and bfloat16: 1 ULP.
-Bound BoundFor(const ActivationSpec& spec, DType dtype) {
-  if (dtype == DType::kFloat16 || dtype == DType::kBFloat16) return {1.0, 1.0, 4.0};
-  const bool f64 = dtype == DType::kFloat64;
-  switch (spec.kind) {
-    case ActivationKind::kLeakyRelu:
-    case ActivationKind::kPrelu:
-      // s * x with s rounded to float: 1 ULP; exact products in float64.
-      return f64 ? Bound{0.5, 0.5, 0} : Bound{1.0, 1.0, 0};
-    case ActivationKind::kRelu:
-    case ActivationKind::kRelu6:
-    case ActivationKind::kHardtanh:
-    case ActivationKind::kHardshrink:
-    case ActivationKind::kThreshold:
-    case ActivationKind::kSoftshrink:
-      return {0.5, 0.5, 0};
-    case ActivationKind::kHardsigmoid:
-    case ActivationKind::kHardswish:
-      return {2.0, 2.0, 1.0};
-    case ActivationKind::kSoftsign:
-      return {2.0, 3.5, 0};
-    case ActivationKind::kElu:
-    case ActivationKind::kCelu:
-    case ActivationKind::kSelu:
-      return {2.0, 2.5, 0};
-    case ActivationKind::kSigmoid:
-    case ActivationKind::kLogsigmoid:
-    case ActivationKind::kSoftplus:
-      return {3.0, 4.0, 1.0};
-    case ActivationKind::kTanh:
-      return {3.0, 5.5, 1.0};
-    case ActivationKind::kSilu:
-      return {4.0, 4.0, 2.0};
-    case ActivationKind::kMish:
-      // float32 over every float: 3.52 forward, 6.13 backward with dy = 1 (at
-      // x = -0.7938); a general dy adds its product's rounding (7.76 seen here).
-      return {4.0, 8.0, 2.0};
-    case ActivationKind::kGelu:
-      if (spec.params[0] == static_cast<double>(GeluApproximate::kTanh)) {
-        // float32 over every float: 3.56 forward, 5.46 backward with dy = 1 (at
-        // x = -1.3758); a general dy adds its product's rounding (6.5 seen here).
-        return {f64 ? 4.5 : 4.0, 7.0, 2.0};
-      }
-      // float32 over every float: 3.40 forward, 3.68 backward.
-      return {f64 ? 4.5 : 3.5, 4.0, 2.0};
-    case ActivationKind::kTanhshrink:
-      // float lanes compute in double; float64 cancels in x - tanh(x) beyond |x| = 0.6.
-      return {f64 ? 12.0 : 1.0, f64 ? 5.5 : 2.5, 4.0};
-    default:
-      return {0.5, 0.5, 0};
-  }
-}
-
 // The size of the terms that cancel in f (or f'), or 0 where nothing cancels.
 LD ForwardScale(ActivationKind kind, LD x) {
   switch (kind) {
@@ -227,7 +168,7 @@ std::vector<LD> Kinks(const ActivationSpec& spec) {
 }
 
 // The float32 inputs where `make accuracy` (every float32 input, bench/results/accuracy.md)
-// found each activation's largest forward and backward errors, so that the bounds above
+// found each activation's largest forward and backward errors, so that the bounds
 // are checked where they are tightest.
 std::vector<LD> SweepMaxima(const ActivationSpec& spec) {
   switch (spec.kind) {
@@ -257,6 +198,8 @@ std::vector<LD> SweepMaxima(const ActivationSpec& spec) {
       return {1.37149787L, 0.500000596L};
     case ActivationKind::kSoftsign:
       return {2047.37488L, 0.0030978322L};
+    case ActivationKind::kTanhshrink:
+      return {1.37591684L, 1.48556185L};
     default:
       return {};
   }
@@ -394,7 +337,7 @@ TEST_P(KernelAccuracyTest, EveryTargetEveryDTypeEveryMode) {
       ref_dx[i] = math::Backward<LD>(*spec, x[i], dy[i]);
       ref_dx1[i] = math::Backward<LD>(*spec, x[i], 1.0L);
     }
-    const Bound bound = BoundFor(*spec, dtype);
+    const kernels::AccuracyBound bound = kernels::AccuracyBoundFor(*spec, dtype);
     for (int64_t target : targets) {
       if ((supported & target) == 0) continue;
       hwy::SetSupportedTargetsForTest(target);

@@ -7,10 +7,9 @@
 // without the max subtraction would overflow, all equal, and one entry far above the
 // rest (log_softmax's -log1p(rest) at the maximum).
 //
-// Oracles: the long-double reference ref::Softmax (tests/src/reference.cc, independent of
-// src/) for the values; the scalar oracle math::SoftmaxForward / SoftmaxBackward
-// (src/activation_math.cc) for the special values, which must match exactly (NaN where
-// it is NaN, the same infinities and zeros).
+// Oracles (tests/oracle, independent of src/): the long-double ref::Softmax for the
+// values; math::SoftmaxForward / SoftmaxBackward for the special values, which must match
+// exactly (NaN where it is NaN, the same infinities and zeros).
 //
 // Bounds, in ULP of the output dtype against the exact reference: y <= 2.5 ULP for
 // float32 and float64, <= 1 ULP for float16 / bfloat16 (computed in float, rounded once).
@@ -34,21 +33,28 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "hwy/targets.h"
-#include "src/activation_math.h"
+#include "tests/oracle/activation_math.h"
 #include "src/activation_spec.h"
 #include "src/dtype.h"
+#include "src/kernels/accuracy_bounds.h"
 #include "src/kernels/activation_kernels.h"
-#include "tests/src/reference.h"
+#include "tests/oracle/reference.h"
 
 namespace actserve {
 namespace {
 
 using LD = long double;
 
-constexpr double kForwardUlp = 2.5;
-constexpr double kBackwardUlp = 7.5;
-constexpr double kHalfUlp = 1.0;       // float16 / bfloat16, y and dx
-constexpr double kBackwardAbsEps = 2;  // in eps * scale
+// The bounds of src/kernels/accuracy_bounds.h (float32 / float64; float16 / bfloat16
+// have 1 ULP there, for y and dx).
+constexpr kernels::AccuracyBound kBound =
+    kernels::AccuracyBoundFor(ActivationSpec{ActivationKind::kSoftmax, {}}, DType::kFloat32);
+constexpr double kForwardUlp = kBound.forward_ulp;
+constexpr double kBackwardUlp = kBound.backward_ulp;
+constexpr double kHalfUlp =
+    kernels::AccuracyBoundFor(ActivationSpec{ActivationKind::kSoftmax, {}}, DType::kFloat16)
+        .forward_ulp;
+constexpr double kBackwardAbsEps = kBound.abs_eps;  // in eps * scale
 
 const DType kDTypes[] = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16};
 

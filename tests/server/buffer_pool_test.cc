@@ -1,14 +1,18 @@
 // BufferPool on its own: buffers and reservations count against max_live_bytes and give
 // their bytes back when they go, a request over the limit is ResourceExhausted naming
-// the flag, freed pooled buffers are reused, and with fill_with_canary every buffer
-// handed out, new or reused, starts as the canary pattern.
+// the flag, freed pooled buffers are reused, with fill_with_canary every buffer
+// handed out, new or reused, starts as the canary pattern, and new pooled buffers start
+// at different offsets within a page (64-byte aligned).
 #include "server/buffer_pool.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstring>
+#include <set>
 #include <string>
+#include <vector>
 
 namespace actserve {
 namespace server {
@@ -95,6 +99,53 @@ TEST(BufferPoolTest, EveryBufferStartsAsTheCanaryWhenAsked) {
     }
   }
   EXPECT_GE(pool->reused(), 1);
+}
+
+// The streams of a fused pass come from consecutive Acquire calls: each new pooled buffer
+// starts at a different offset mod 4 KiB, 64-byte aligned, 64 offsets before one
+// repeats; a reused buffer keeps its address; with nothing cached, each release unmaps
+// its buffer and the next one is mapped afresh, whole and writable.
+TEST(BufferPoolTest, NewBuffersStartAtStaggeredOffsetsWithinAPage) {
+  BufferPoolOptions options;
+  options.huge_pages = false;
+  std::shared_ptr<BufferPool> pool = BufferPool::Create(options);
+  std::vector<Buffer> buffers;
+  std::set<uintptr_t> offsets;
+  for (int i = 0; i < 64; ++i) {
+    absl::StatusOr<Buffer> buffer = pool->Acquire(kMiB);
+    ASSERT_TRUE(buffer.ok()) << buffer.status();
+    const uintptr_t address = reinterpret_cast<uintptr_t>(buffer->data());
+    EXPECT_EQ(address % 64, 0u) << "buffer " << i;
+    offsets.insert(address % 4096);
+    std::memset(buffer->data(), 1, buffer->size());  // the whole buffer is mapped
+    buffers.push_back(*std::move(buffer));
+  }
+  EXPECT_EQ(offsets.size(), 64u);
+  // Four consecutive buffers (x, dy, y, dx) already differ.
+  std::set<uintptr_t> first_four;
+  for (int i = 0; i < 4; ++i) {
+    first_four.insert(reinterpret_cast<uintptr_t>(buffers[i].data()) % 4096);
+  }
+  EXPECT_EQ(first_four.size(), 4u);
+
+  char* const released = buffers.back().data();
+  buffers.pop_back();
+  absl::StatusOr<Buffer> reused = pool->Acquire(kMiB);
+  ASSERT_TRUE(reused.ok()) << reused.status();
+  EXPECT_EQ(reused->data(), released);
+  EXPECT_EQ(pool->reused(), 1);
+  buffers.clear();
+
+  BufferPoolOptions uncached = options;
+  uncached.max_cached_bytes = 0;
+  std::shared_ptr<BufferPool> unmapping = BufferPool::Create(uncached);
+  for (int i = 0; i < 8; ++i) {
+    absl::StatusOr<Buffer> buffer = unmapping->Acquire(3 * kMiB);
+    ASSERT_TRUE(buffer.ok()) << buffer.status();
+    std::memset(buffer->data(), 2, buffer->size());
+  }
+  EXPECT_EQ(unmapping->cached_bytes(), 0u);
+  EXPECT_EQ(unmapping->mapped(), 8);
 }
 
 }  // namespace

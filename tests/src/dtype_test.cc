@@ -1,7 +1,7 @@
 // src/dtype.h: names and sizes, and the half-precision conversions, checked exhaustively
 // over all 65536 bit patterns, at every rounding midpoint, at the overflow thresholds and
 // in the subnormal range, against bit-level decoders and an independent rounding
-// (tests/src/reference.h) and a classic bit-twiddling float -> bfloat16.
+// (tests/oracle/reference.h) and a classic bit-twiddling float -> bfloat16.
 #include "src/dtype.h"
 
 #include <cmath>
@@ -11,7 +11,7 @@
 #include <random>
 
 #include "gtest/gtest.h"
-#include "tests/src/reference.h"
+#include "tests/oracle/reference.h"
 
 namespace actserve {
 namespace {
@@ -189,7 +189,7 @@ TEST(DTypeTest, RoundsOnceFromDouble) {
 }
 
 // Random doubles over the whole exponent range (and near the formats' ranges) against the
-// independent rounding of tests/src/reference.h.
+// independent rounding of tests/oracle/reference.h.
 TEST(DTypeTest, RandomDoublesMatchIndependentRounding) {
   std::mt19937_64 rng(1);
   std::uniform_int_distribution<int> exponent(-160, 140);

@@ -1,4 +1,4 @@
-// The engine against the long-double reference (tests/src/reference.h): every activation
+// The engine against the long-double reference (tests/oracle/reference.h): every activation
 // of the catalogue x every dtype x every mode, with and without grad_output, over inputs
 // that reach every branch (a dense sweep, every binade of the dtype from the smallest
 // subnormal to the largest finite, +-0, +-Inf, NaN, and each kink and its neighbours).
@@ -10,11 +10,10 @@
 // y(1 - y) for large |x|), the ULP bound gives way to an absolute bound,
 // |got - ref| <= abs_eps * eps * scale, with eps the epsilon of the precision the engine
 // computes in (float32 for float32/float16/bfloat16, float64 for float64) and `scale` the
-// size of those terms. The bounds (kBounds below) sit just above what the engine measures
-// (run with ACTSERVE_PRINT_ERRORS=1 to print the measured maxima) and never above what
-// DESIGN.md section 4 allows: float32 forward <= 4 ULP where the result is not tiny;
-// float16 / bfloat16 are computed in float32 and rounded once, so within 1 ULP of the
-// correctly rounded result. Special values are exact: NaN where NaN, +-Inf inputs give
+// size of those terms. The bounds are the kernels' (src/kernels/accuracy_bounds.h), in
+// whole steps (run with ACTSERVE_PRINT_ERRORS=1 to print the measured maxima); float16 /
+// bfloat16 are computed in float32 and rounded once, so within 1 ULP of the correctly
+// rounded result. Special values are exact: NaN where NaN, +-Inf inputs give
 // exactly the limits, and the kinks give exactly the table's values.
 #include <cmath>
 #include <cstdio>
@@ -28,10 +27,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "src/kernels/accuracy_bounds.h"
 #include "src/catalogue.h"
 #include "src/engine.h"
 #include "tests/src/engine_test_util.h"
-#include "tests/src/reference.h"
+#include "tests/oracle/reference.h"
 
 namespace actserve {
 namespace {
@@ -210,40 +210,12 @@ struct Bound {
   double abs_eps;  // absolute bound in the tiny region, in eps * scale
 };
 
-// The bounds, per activation, dtype and direction. Unlisted: kDefaultBound.
-// float16/bfloat16 are always {1, ...}: computed in float32, rounded once.
-Bound BoundFor(ActivationKind kind, DType dtype, bool backward) {
-  // Elementwise activations run through the SIMD kernels (src/kernels), which evaluate in
-  // the lane type (float for float32/float16/bfloat16, double for float64) with Highway's
-  // exp (1 ULP), our erfc and log1p; softmax / log_softmax stay on the long-double path.
-  // Measured (ACTSERVE_PRINT_ERRORS=1; per target in tests/kernels, over every float32
-  // input in bench/results/accuracy.md): float16/bfloat16 at most 1 ULP; float32 and
-  // float64 forward at most 2 ULP but mish 3 and float64 tanhshrink 9 (x - tanh(x)
-  // cancels just above |x| = 0.6, where the series hands over); backward at most 2 ULP
-  // for the piecewise activations and elu/celu, up to 5 for the transcendental ones
-  // (products of a few 1-2 ULP factors), at most 0.46 eps * scale in the tiny regions.
-  // DESIGN.md section 4 asks float32 forward <= 4 ULP where the result is not tiny.
-  if (dtype == DType::kFloat16 || dtype == DType::kBFloat16) return {1, 4};
-  const bool f64 = dtype == DType::kFloat64;
-  switch (kind) {
-    case ActivationKind::kSelu:
-    case ActivationKind::kGelu:
-    case ActivationKind::kSilu:
-    case ActivationKind::kMish:
-    case ActivationKind::kSoftplus:
-    case ActivationKind::kSigmoid:
-    case ActivationKind::kTanh:
-    case ActivationKind::kLogsigmoid:
-    case ActivationKind::kSoftsign:
-      if (backward) return {6, 0.6};
-      return {kind == ActivationKind::kMish ? 4 : 3, 0.25};
-    case ActivationKind::kTanhshrink:
-      if (f64) return backward ? Bound{6, 0.25} : Bound{10, 1.0};
-      break;
-    default:
-      break;
-  }
-  return {2, 0.25};
+// The kernels' bounds (src/kernels/accuracy_bounds.h, the table every accuracy test and
+// README take from) in whole steps against the rounded reference: the engine runs the
+// best target here, the kernel tests every target.
+Bound BoundFor(const ActivationSpec& spec, DType dtype, bool backward) {
+  const kernels::AccuracyBound bound = kernels::AccuracyBoundFor(spec, dtype);
+  return {kernels::StepBound(backward ? bound.backward_ulp : bound.forward_ulp), bound.abs_eps};
 }
 
 struct ErrStats {
@@ -355,8 +327,8 @@ TEST_P(ElementwiseAccuracyTest, MatchesReferenceEverywhere) {
     const std::string label = FormatActivationSpec(spec);
     const std::vector<LD> x = Inputs(dtype, spec);
     const std::vector<LD> g_values = GradOutputs(dtype, x.size());
-    const Bound fwd_bound = BoundFor(kind, dtype, false);
-    const Bound bwd_bound = BoundFor(kind, dtype, true);
+    const Bound fwd_bound = BoundFor(spec, dtype, false);
+    const Bound bwd_bound = BoundFor(spec, dtype, true);
     ErrStats fwd_stats, bwd_stats;
     for (Mode mode : kModes) {
       for (bool with_g : {false, true}) {
@@ -574,7 +546,8 @@ TEST_P(SoftmaxAccuracyTest, MatchesReferenceAlongEveryDim) {
       {{3, 5, 7}, -3, 10}, {{3, 5, 7}, -2, 30}, {{1023}, 0, 5},     {{1}, -1, 1},
       {{}, 0, 3},          {{2, 1, 9}, 1, 3},
   };
-  const Bound bound = {dtype == DType::kFloat16 || dtype == DType::kBFloat16 ? 1 : 4, 8};
+  const Bound y_bound = BoundFor(MakeSpec(kind), dtype, false);
+  const Bound dx_bound = BoundFor(MakeSpec(kind), dtype, true);
   ErrStats fwd_stats, bwd_stats;
   for (const Case& c : cases) {
     int64_t n = 1;
@@ -600,11 +573,11 @@ TEST_P(SoftmaxAccuracyTest, MatchesReferenceAlongEveryDim) {
         const LD gi = with_g ? (*t.g)[i] : 1;
         const LD y_scale = log_form ? 1 + fabsl(t.x[i]) + c.range : 1;
         CheckValue(dtype, what + " y", t.x[i], gi, want.y[i], (*r)[0].y[i], y_scale, false,
-                   bound, &fwd_stats);
+                   y_bound, &fwd_stats);
         // dx = y (g - sum(g y)) or g - exp(y) sum(g): terms of size |g| + sum|g|.
         const LD dx_scale = 4 * (c.shape.empty() ? 1 : c.shape[dim]) + 4;
         CheckValue(dtype, what + " dx", t.x[i], gi, want.dx[i], (*r)[0].dx[i],
-                   log_form ? dx_scale : fabsl(want.y[i]) * dx_scale, false, bound,
+                   log_form ? dx_scale : fabsl(want.y[i]) * dx_scale, false, dx_bound,
                    &bwd_stats);
       }
     }
@@ -635,7 +608,8 @@ TEST_P(SoftmaxAccuracyTest, InfinityAndNaNEntries) {
   absl::StatusOr<std::vector<TestResult>> r = RunBatch(engine, {t});
   ASSERT_TRUE(r.ok()) << r.status();
   const ref::SoftmaxResult want = ref::Softmax(t.spec, t.shape, 1, t.x, *t.g);
-  const Bound bound = {dtype == DType::kFloat16 || dtype == DType::kBFloat16 ? 1 : 4, 8};
+  const Bound y_bound = BoundFor(t.spec, dtype, false);
+  const Bound dx_bound = BoundFor(t.spec, dtype, true);
   ErrStats stats;
   for (int i = 0; i < 20; ++i) {
     const LD y = (*r)[0].y[i], dx = (*r)[0].dx[i];
@@ -649,9 +623,9 @@ TEST_P(SoftmaxAccuracyTest, InfinityAndNaNEntries) {
       EXPECT_EQ(dx, log_form ? (*t.g)[i] : 0) << "masked element " << i;
       continue;
     }
-    CheckValue(dtype, "y", t.x[i], (*t.g)[i], want.y[i], y, 1 + 4 * log_form, false, bound,
+    CheckValue(dtype, "y", t.x[i], (*t.g)[i], want.y[i], y, 1 + 4 * log_form, false, y_bound,
                &stats);
-    CheckValue(dtype, "dx", t.x[i], (*t.g)[i], want.dx[i], dx, 24, false, bound, &stats);
+    CheckValue(dtype, "dx", t.x[i], (*t.g)[i], want.dx[i], dx, 24, false, dx_bound, &stats);
   }
 }
 

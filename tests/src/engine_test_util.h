@@ -12,7 +12,7 @@
 #include "absl/types/span.h"
 #include "src/activation_spec.h"
 #include "src/engine.h"
-#include "tests/src/reference.h"
+#include "tests/oracle/reference.h"
 
 namespace actserve {
 namespace testing_util {

@@ -1,11 +1,13 @@
-// The mathematics of every activation and its gradient, on one element (or one softmax
-// lane): the one place where each activation's semantics live.
+// The oracle: the mathematics of every activation and its gradient, on one element (or
+// one softmax lane), in long double, the one statement of each activation's semantics
+// that the kernels (src/kernels) are tested against. Test-only (tests/oracle/
+// CMakeLists.txt): nothing that ships links it; the kernels implement the same
+// formulas in their lane types.
 //
-// `Real` is the working precision, double or long double. The engine uses double for
-// float32, float16 and bfloat16 (29 or more spare bits, so the result rounded once to the
-// dtype is correctly rounded or within 1 ULP) and long double (x86's 64-bit significand)
-// for float64, so that formulas such as erfc(-x / sqrt(2)), whose relative error grows
-// with x^2 times the argument's, keep float64 results within a few ULP. Formulas are
+// `Real` is the working precision, double or long double: long double (x86's 64-bit
+// significand) is the oracle of every bound; double is a fast first pass for the accuracy
+// sweep, which measures again in long double wherever the double measurement comes near
+// a maximum (bench/accuracy_sweep.cc). Formulas are
 // arranged to avoid cancellation and overflow (e.g. log1p(exp(x)) as
 // max(x, 0) + log1p(exp(-|x|)), sigmoid's derivative as sigmoid(x) * sigmoid(-x)); near
 // the zeros of a function (gelu' at x = -0.75) the error is a few ULP of the terms that
@@ -13,8 +15,8 @@
 //
 // Conventions (DESIGN.md section 3): PyTorch's formulas and kink values; a NaN input
 // gives NaN output and NaN gradient; +-Inf gives the mathematical limits.
-#ifndef ACTSERVE_SRC_ACTIVATION_MATH_H_
-#define ACTSERVE_SRC_ACTIVATION_MATH_H_
+#ifndef ACTSERVE_TESTS_ORACLE_ACTIVATION_MATH_H_
+#define ACTSERVE_TESTS_ORACLE_ACTIVATION_MATH_H_
 
 #include <cstdint>
 
@@ -23,7 +25,8 @@
 namespace actserve {
 namespace math {
 
-// PyTorch's SELU constants (torch/nn/functional.py, ATen's Activation.cpp).
+// PyTorch's SELU constants (torch/nn/functional.py, ATen's Activation.cpp), typed in here
+// again rather than taken from the kernels, so that a wrong digit there shows.
 inline constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
 inline constexpr double kSeluScale = 1.0507009873554804934193349852946;
 
@@ -53,4 +56,4 @@ void SoftmaxBackward(bool log, const double* y, const double* dy, int64_t n, dou
 }  // namespace math
 }  // namespace actserve
 
-#endif  // ACTSERVE_SRC_ACTIVATION_MATH_H_
+#endif  // ACTSERVE_TESTS_ORACLE_ACTIVATION_MATH_H_

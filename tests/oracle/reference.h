@@ -1,6 +1,8 @@
-// A long-double scalar reference for every activation, written from DESIGN.md section 3
-// independently of src/ (it never calls the engine's math), plus exact helpers for the
-// storage formats. It is the oracle of the engine's accuracy tests.
+// The long-double oracle as the engine's tests use it: every activation at one element
+// (the formulas of tests/oracle/activation_math.h, with a per-channel PReLU weight),
+// softmax / log_softmax along any dimension of a tensor, and exact functions for the
+// storage formats (rounding, ULP distances, 16-bit encodings). Test-only, and
+// independent of src/ (it never calls the engine or the kernels).
 //
 //   actserve::ref::Forward(spec, 0.5L);        // the activation's value at 0.5
 //   actserve::ref::Backward(spec, 0.5L, 2.0L); // dx = 2 * f'(0.5)
@@ -8,8 +10,8 @@
 // Conventions (DESIGN.md section 3): kinks take the table's value; +-Inf gives the
 // mathematical limit of f and f'; a NaN input gives NaN in both, for every activation.
 // Nothing here is thread-unsafe; nothing allocates except the softmax reference.
-#ifndef ACTSERVE_TESTS_SRC_REFERENCE_H_
-#define ACTSERVE_TESTS_SRC_REFERENCE_H_
+#ifndef ACTSERVE_TESTS_ORACLE_REFERENCE_H_
+#define ACTSERVE_TESTS_ORACLE_REFERENCE_H_
 
 #include <cstdint>
 #include <vector>
@@ -77,4 +79,4 @@ std::vector<long double> Unpack(DType dtype, absl::Span<const char> bytes);
 }  // namespace ref
 }  // namespace actserve
 
-#endif  // ACTSERVE_TESTS_SRC_REFERENCE_H_
+#endif  // ACTSERVE_TESTS_ORACLE_REFERENCE_H_

@@ -1,4 +1,4 @@
-#include "src/activation_math.h"
+#include "tests/oracle/activation_math.h"
 
 #include <cmath>
 #include <limits>

@@ -1,9 +1,11 @@
-#include "tests/src/reference.h"
+#include "tests/oracle/reference.h"
 
 #include <cassert>
 #include <cmath>
 #include <cstring>
 #include <limits>
+
+#include "tests/oracle/activation_math.h"
 
 namespace actserve {
 namespace ref {
@@ -13,80 +15,12 @@ using LD = long double;
 
 constexpr LD kNaN = std::numeric_limits<LD>::quiet_NaN();
 constexpr LD kInf = std::numeric_limits<LD>::infinity();
-constexpr LD kSqrt2 = 1.41421356237309504880168872420969808L;
-constexpr LD kSqrt2Pi = 2.50662827463100050241576528481104525L;
-constexpr LD kPi = 3.14159265358979323846264338327950288L;
-// torch.nn.SELU's constants.
-constexpr LD kSeluAlpha = 1.6732632423543772848170429916717L;
-constexpr LD kSeluScale = 1.0507009873554804934193349852946L;
 
-// sigmoid(x) without cancellation or overflow on either side.
-LD Sigmoid(LD x) {
-  if (x >= 0) return 1 / (1 + expl(-x));
-  const LD e = expl(x);
-  return e / (1 + e);
-}
-
-// log(1 + exp(x)) without overflow.
-LD Softplus1(LD x) {
-  if (x > 0) return x + log1pl(expl(-x));
-  return log1pl(expl(x));
-}
-
-// 1 - tanh(t)^2 = 1 / cosh(t)^2, without the cancellation of 1 - t^2.
-LD Sech2(LD t) {
-  const LD c = coshl(t);
-  return 1 / (c * c);
-}
-
-// x - tanh(x). Near 0 the subtraction cancels (x - tanh x ~ x^3/3), so below 1/4 the
-// Taylor series of tanh is summed instead; its coefficients come from t' = 1 - t^2.
-LD Tanhshrink(LD x) {
-  if (fabsl(x) >= 0.25L) return x - tanhl(x);
-  constexpr int kTerms = 24;  // ratio of terms ~ (2x/pi)^2 <= 0.026: 1e-38 after 24
-  static const auto* coef = [] {
-    // a[k] is the coefficient of x^(2k+1); (2k+1) a[k] = -sum_{i+j=k-1} a[i] a[j].
-    auto* a = new LD[kTerms];
-    a[0] = 1;
-    for (int k = 1; k < kTerms; ++k) {
-      LD s = 0;
-      for (int i = 0; i < k; ++i) s += a[i] * a[k - 1 - i];
-      a[k] = -s / (2 * k + 1);
-    }
-    return a;
-  }();
-  const LD x2 = x * x;
-  LD sum = 0;
-  for (int k = kTerms - 1; k >= 1; --k) sum = sum * x2 + coef[k];
-  // x - tanh(x) = -(sum_{k>=1} a_k x^(2k+1)).
-  return -(sum * x2 * x);
-}
-
-LD GeluForward(LD x, bool tanh_form) {
-  if (std::isinf(x)) return x > 0 ? x : 0;
-  if (!tanh_form) return 0.5L * x * erfcl(-x / kSqrt2);
-  const LD k = sqrtl(2 / kPi);
-  const LD u = k * (x + 0.044715L * x * x * x);
-  // 0.5 * (1 + tanh(u)) = sigmoid(2u), without cancellation for negative u.
-  return x * Sigmoid(2 * u);
-}
-
-LD GeluDerivative(LD x, bool tanh_form) {
-  if (std::isinf(x)) return x > 0 ? 1 : 0;
-  if (!tanh_form) {
-    const LD cdf = 0.5L * erfcl(-x / kSqrt2);
-    const LD pdf = expl(-0.5L * x * x) / kSqrt2Pi;
-    return cdf + x * pdf;
-  }
-  const LD k = sqrtl(2 / kPi);
-  const LD c = 0.044715L;
-  const LD u = k * (x + c * x * x * x);
-  const LD s = Sigmoid(2 * u);    // 0.5 * (1 + tanh(u))
-  const LD s_neg = Sigmoid(-2 * u);
-  const LD sech2 = 4 * s * s_neg;  // 1 - tanh(u)^2
-  // d/dx [0.5 x (1 + tanh u)] = 0.5 (1 + tanh u) + 0.5 x sech^2(u) k (1 + 3 c x^2).
-  if (sech2 == 0) return s;
-  return s + 0.5L * x * sech2 * k * (1 + 3 * c * x * x);
+// The spec with PReLU's weight set to that of x's channel (the formulas read params[0]).
+ActivationSpec WithPreluWeight(const ActivationSpec& spec, LD prelu_weight) {
+  ActivationSpec with_weight = spec;
+  if (spec.kind == ActivationKind::kPrelu) with_weight.params[0] = static_cast<double>(prelu_weight);
+  return with_weight;
 }
 
 }  // namespace
@@ -102,151 +36,14 @@ long double Backward(const ActivationSpec& spec, long double x, long double g) {
 }
 
 long double Forward(const ActivationSpec& spec, long double x, long double prelu_weight) {
-  if (std::isnan(x)) return kNaN;
-  switch (spec.kind) {
-    case ActivationKind::kRelu:
-      return x > 0 ? x : 0;
-    case ActivationKind::kRelu6:
-      return x <= 0 ? 0 : x >= 6 ? 6 : x;
-    case ActivationKind::kLeakyRelu: {
-      const LD s = spec.Param("negative_slope");
-      return x > 0 ? x : (s == 0 ? 0 : s * x);
-    }
-    case ActivationKind::kPrelu:
-      return x > 0 ? x : (prelu_weight == 0 ? 0 : prelu_weight * x);
-    case ActivationKind::kElu: {
-      const LD a = spec.Param("alpha");
-      return x > 0 ? x : a * expm1l(x);
-    }
-    case ActivationKind::kCelu: {
-      const LD a = spec.Param("alpha");
-      return x > 0 ? x : a * expm1l(x / a);
-    }
-    case ActivationKind::kSelu:
-      return kSeluScale * (x > 0 ? x : kSeluAlpha * expm1l(x));
-    case ActivationKind::kGelu:
-      return GeluForward(x, spec.Param("approximate") == 1);
-    case ActivationKind::kSilu:
-      if (std::isinf(x)) return x > 0 ? x : 0;
-      return x * Sigmoid(x);
-    case ActivationKind::kMish:
-      if (std::isinf(x)) return x > 0 ? x : 0;
-      return x * tanhl(Softplus1(x));
-    case ActivationKind::kSoftplus: {
-      const LD b = spec.Param("beta");
-      const LD thr = spec.Param("threshold");
-      if (b * x > thr) return x;
-      return Softplus1(b * x) / b;
-    }
-    case ActivationKind::kHardtanh: {
-      const LD lo = spec.Param("min_val");
-      const LD hi = spec.Param("max_val");
-      return x < lo ? lo : x > hi ? hi : x;
-    }
-    case ActivationKind::kHardsigmoid:
-      return x <= -3 ? 0 : x >= 3 ? 1 : x / 6 + 0.5L;
-    case ActivationKind::kHardswish:
-      return x <= -3 ? 0 : x >= 3 ? x : x * (x + 3) / 6;
-    case ActivationKind::kSigmoid:
-      return Sigmoid(x);
-    case ActivationKind::kTanh:
-      return tanhl(x);
-    case ActivationKind::kLogsigmoid:
-      if (x == -kInf) return x;
-      return fminl(x, 0) - log1pl(expl(-fabsl(x)));
-    case ActivationKind::kSoftsign:
-      if (std::isinf(x)) return x > 0 ? 1 : -1;
-      return x / (1 + fabsl(x));
-    case ActivationKind::kTanhshrink:
-      if (std::isinf(x)) return x;
-      return Tanhshrink(x);
-    case ActivationKind::kSoftshrink: {
-      const LD l = spec.Param("lambd");
-      return x > l ? x - l : x < -l ? x + l : 0;
-    }
-    case ActivationKind::kHardshrink: {
-      const LD l = spec.Param("lambd");
-      return fabsl(x) <= l ? 0 : x;
-    }
-    case ActivationKind::kThreshold:
-      return x <= static_cast<LD>(spec.Param("threshold")) ? spec.Param("value") : x;
-    case ActivationKind::kSoftmax:
-    case ActivationKind::kLogSoftmax:
-      break;
-  }
-  assert(false && "not elementwise");
-  return kNaN;
+  assert(spec.kind != ActivationKind::kSoftmax && spec.kind != ActivationKind::kLogSoftmax);
+  return math::Forward<long double>(WithPreluWeight(spec, prelu_weight), x);
 }
 
 long double Backward(const ActivationSpec& spec, long double x, long double g,
                      long double prelu_weight) {
-  if (std::isnan(x)) return kNaN;
-  switch (spec.kind) {
-    case ActivationKind::kRelu:
-      return x > 0 ? g : 0;
-    case ActivationKind::kRelu6:
-      return x > 0 && x < 6 ? g : 0;
-    case ActivationKind::kLeakyRelu:
-      return x > 0 ? g : static_cast<LD>(spec.Param("negative_slope")) * g;
-    case ActivationKind::kPrelu:
-      return x > 0 ? g : prelu_weight * g;
-    case ActivationKind::kElu:
-      return x > 0 ? g : g * static_cast<LD>(spec.Param("alpha")) * expl(x);
-    case ActivationKind::kCelu:
-      return x > 0 ? g : g * expl(x / static_cast<LD>(spec.Param("alpha")));
-    case ActivationKind::kSelu:
-      return x > 0 ? kSeluScale * g : g * kSeluScale * kSeluAlpha * expl(x);
-    case ActivationKind::kGelu:
-      return g * GeluDerivative(x, spec.Param("approximate") == 1);
-    case ActivationKind::kSilu: {
-      if (std::isinf(x)) return x > 0 ? g : 0;
-      const LD s = Sigmoid(x);
-      return g * s * (1 + x * Sigmoid(-x));
-    }
-    case ActivationKind::kMish: {
-      if (std::isinf(x)) return x > 0 ? g : 0;
-      const LD sp = Softplus1(x);
-      return g * (tanhl(sp) + x * Sigmoid(x) * Sech2(sp));
-    }
-    case ActivationKind::kSoftplus: {
-      const LD b = spec.Param("beta");
-      const LD thr = spec.Param("threshold");
-      return b * x > thr ? g : g * Sigmoid(b * x);
-    }
-    case ActivationKind::kHardtanh:
-      return x > static_cast<LD>(spec.Param("min_val")) &&
-                     x < static_cast<LD>(spec.Param("max_val"))
-                 ? g
-                 : 0;
-    case ActivationKind::kHardsigmoid:
-      return x > -3 && x < 3 ? g / 6 : 0;
-    case ActivationKind::kHardswish:
-      return x < -3 ? 0 : x <= 3 ? g * (x / 3 + 0.5L) : g;
-    case ActivationKind::kSigmoid:
-      return g * Sigmoid(x) * Sigmoid(-x);
-    case ActivationKind::kTanh:
-      return g * Sech2(x);
-    case ActivationKind::kLogsigmoid:
-      return g * Sigmoid(-x);
-    case ActivationKind::kSoftsign: {
-      const LD d = 1 + fabsl(x);
-      return g / (d * d);
-    }
-    case ActivationKind::kTanhshrink: {
-      const LD t = tanhl(x);
-      return g * t * t;
-    }
-    case ActivationKind::kSoftshrink:
-    case ActivationKind::kHardshrink:
-      return fabsl(x) <= static_cast<LD>(spec.Param("lambd")) ? 0 : g;
-    case ActivationKind::kThreshold:
-      return x <= static_cast<LD>(spec.Param("threshold")) ? 0 : g;
-    case ActivationKind::kSoftmax:
-    case ActivationKind::kLogSoftmax:
-      break;
-  }
-  assert(false && "not elementwise");
-  return kNaN;
+  assert(spec.kind != ActivationKind::kSoftmax && spec.kind != ActivationKind::kLogSoftmax);
+  return math::Backward<long double>(WithPreluWeight(spec, prelu_weight), x, g);
 }
 
 SoftmaxResult Softmax(const ActivationSpec& spec, absl::Span<const int64_t> shape, int dim,
