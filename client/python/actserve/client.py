@@ -34,6 +34,12 @@ _MODE_TO_WIRE = {"forward": pb.MODE_FORWARD, "backward": pb.MODE_BACKWARD,
 DEFAULT_MAX_MESSAGE_BYTES = 256 << 20  # 256 MiB, the server's default limit too
 DEFAULT_CHUNK_BYTES = 4 << 20  # 4 MiB of input per streamed chunk
 
+# Text forms already parsed, with their serialized Activation (without a weight tensor):
+# parsing and serializing a spec costs more than the rest of a small call's client work.
+# Specs are never changed once made; a full cache starts over.
+_SPEC_CACHE = {}
+_SPEC_CACHE_SIZE = 256
+
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 _COMPUTE = "/actserve.v1.ActivationService/Compute"
 _COMPUTE_STREAM = "/actserve.v1.ActivationService/ComputeStream"
@@ -127,7 +133,7 @@ class _Prepared:
     result."""
 
     parts: wire.ItemParts               # the request's item, its tensors views of the arrays
-    activation: Any                     # pb.Activation, as sent
+    activation: Any                     # pb.Activation, as sent; None for a cached spec
     host: tensors.HostArray             # the input
     mode: str
     spec: ActivationSpec
@@ -563,7 +569,11 @@ class Client:
     @staticmethod
     def _prepare(item: Item, place: str) -> _Prepared:
         spec = None
-        if isinstance(item.activation, str):
+        cached = (_SPEC_CACHE.get(item.activation)
+                  if isinstance(item.activation, str) and item.weight is None else None)
+        if cached is not None:
+            spec = cached[0]
+        elif isinstance(item.activation, str):
             try:
                 spec = parse_activation(item.activation)
             except Error as error:
@@ -605,10 +615,18 @@ class Client:
         if weight is not None:
             weight_shape = weight.shape
             weight_proto = tensors.to_proto(weight, host.dtype)
-        activation = spec.to_proto(weight_proto)
+        if cached is not None and weight is None:
+            activation, activation_bytes = None, cached[1]
+        else:
+            activation = spec.to_proto(weight_proto)
+            activation_bytes = activation.SerializeToString()
+            if weight is None and isinstance(item.activation, str):
+                if len(_SPEC_CACHE) >= _SPEC_CACHE_SIZE:
+                    _SPEC_CACHE.clear()
+                _SPEC_CACHE[item.activation] = (spec, activation_bytes)
         # The tensors go as views of the arrays: the request's join is their one copy.
         parts = wire.ItemParts(
-            tensors.to_wire(host.array, host.dtype), activation.SerializeToString(),
+            tensors.to_wire(host.array, host.dtype), activation_bytes,
             _MODE_TO_WIRE[mode],
             None if grad_output is None else tensors.to_wire(grad_output, host.dtype))
         return _Prepared(parts, activation, host, mode, spec, weight_shape, grad_output,

@@ -13,6 +13,7 @@ gives numpy arrays. torch is imported only when a torch tensor is passed.
 """
 
 import dataclasses
+import math
 from typing import Callable, Optional, Sequence
 
 import grpc
@@ -203,7 +204,7 @@ def from_wire(tensor: WireTensor, dtype: str, shape: Optional[Sequence[int]], wh
         raise Error(grpc.StatusCode.INTERNAL,
                     f"reply {what}: shape {list(reply_shape)}, expected {list(shape)}")
     numpy_dtype = _WIRE[dtype][1]
-    count = int(np.prod(reply_shape, dtype=np.int64))
+    count = math.prod(reply_shape)
     if len(tensor.data) != count * numpy_dtype.itemsize:
         raise Error(grpc.StatusCode.INTERNAL,
                     f"reply {what}: {len(tensor.data)} bytes for shape {list(reply_shape)} "
@@ -211,7 +212,7 @@ def from_wire(tensor: WireTensor, dtype: str, shape: Optional[Sequence[int]], wh
     # A read-only view of the received bytes; the one copy is into the result array.
     received = np.frombuffer(tensor.data, dtype=numpy_dtype).reshape(reply_shape)
     if out is None:
-        out = np.empty(reply_shape, numpy_dtype.newbyteorder("="))
+        return received.astype(numpy_dtype.newbyteorder("="))
     np.copyto(out, received, casting="equiv")
     return out
 

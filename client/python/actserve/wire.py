@@ -160,7 +160,11 @@ def _decode_tensor(view: memoryview, at: int, end: int,
     dtype, shape, data = (0, [], view[at:at]) if merged is None else (
         merged.dtype, list(merged.shape), merged.data)
     while at < end:
-        key, at = read_varint(view, at)
+        key = view[at]  # one byte for every field number below 16
+        if key < 0x80:
+            at += 1
+        else:
+            key, at = read_varint(view, at)
         field, wire_type = key >> 3, key & 7
         if field == 1 and wire_type == _VARINT:
             dtype, at = read_varint(view, at)
@@ -173,8 +177,14 @@ def _decode_tensor(view: memoryview, at: int, end: int,
             if stop > end:
                 raise MalformedMessage("Tensor.shape runs past the end")
             while at < stop:
-                dim, at = read_varint(view, at)
-                shape.append(dim - (1 << 64) if dim >= 1 << 63 else dim)
+                dim = view[at]
+                if dim < 0x80:
+                    at += 1
+                else:
+                    dim, at = read_varint(view, at)
+                    if dim >= 1 << 63:
+                        dim -= 1 << 64
+                shape.append(dim)
             if at != stop:
                 raise MalformedMessage("Tensor.shape: a varint runs past its field")
         elif field == 2 and wire_type == _VARINT:
@@ -196,7 +206,11 @@ def _decode_tensor(view: memoryview, at: int, end: int,
 def _decode_result(view: memoryview, at: int, end: int) -> WireResult:
     tensors = [None, None, None]  # output = 1, grad_input = 2, grad_weight = 3
     while at < end:
-        key, at = read_varint(view, at)
+        key = view[at]  # one byte for every field number below 16
+        if key < 0x80:
+            at += 1
+        else:
+            key, at = read_varint(view, at)
         field, wire_type = key >> 3, key & 7
         if 1 <= field <= 3 and wire_type == _LENGTH_DELIMITED:
             length, at = read_varint(view, at)
@@ -219,7 +233,11 @@ def decode_compute_response(data: bytes) -> List[WireResult]:
     results = []
     at, end = 0, len(view)
     while at < end:
-        key, at = read_varint(view, at)
+        key = view[at]  # one byte for every field number below 16
+        if key < 0x80:
+            at += 1
+        else:
+            key, at = read_varint(view, at)
         field, wire_type = key >> 3, key & 7
         if field == 1 and wire_type == _LENGTH_DELIMITED:
             length, at = read_varint(view, at)
