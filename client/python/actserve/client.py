@@ -324,7 +324,7 @@ class Client:
         Returns a ``Result``. Raises ``actserve.Error``.
         """
         prepared = self._prepare(Item(x, activation, mode, grad_output, weight, dtype), "")
-        outs = self._result_arrays(prepared, out)
+        outs = self._out_arrays(prepared, out)
         results = self._call_compute([prepared.parts])
         self._check_count(len(results), 1)
         return self._decode(prepared, results[0], "results[0]", out, outs)
@@ -383,7 +383,7 @@ class Client:
         if not isinstance(chunk_bytes, int) or chunk_bytes <= 0:
             raise invalid_argument(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
         prepared = self._prepare(Item(x, activation, mode, grad_output, weight, dtype), "")
-        outs = self._result_arrays(prepared, out)
+        outs = self._out_arrays(prepared, out)
         array = prepared.host.array
         weight_count = 0 if prepared.weight is None else prepared.weight.size
         plan = chunks_module.plan_chunks(array.shape, array.itemsize, prepared.spec,
@@ -459,11 +459,11 @@ class Client:
         wants_grad = prepared.mode != "forward"
         output = grad_input = None
         if wants_output:
-            output = (tensors.new_result_array((array.size,), dtype_name) if outs[0] is None
+            output = (np.empty(array.size, array.dtype) if outs[0] is None
                       else outs[0].reshape(-1))
         if wants_grad:
-            grad_input = (tensors.new_result_array((array.size,), dtype_name)
-                          if outs[1] is None else outs[1].reshape(-1))
+            grad_input = (np.empty(array.size, array.dtype) if outs[1] is None
+                          else outs[1].reshape(-1))
         grad_weight_sum = None
         received = 0
         try:
@@ -633,14 +633,11 @@ class Client:
                          weight)
 
     @staticmethod
-    def _result_arrays(prepared: _Prepared, out) -> tuple:
-        """The numpy arrays the results are to be written into, always three entries:
-        those of ``out`` (None, or a Result or tuple of arrays or tensors, None where a
-        new array is wanted), else, for output and grad_input of PREFAULT_BYTES or more,
-        new arrays whose pages are mapped while the call runs
-        (``tensors.new_result_array``), else None (a new array once the reply is there).
-        Raises INVALID_ARGUMENT before any call when an array of ``out`` does not fit
-        the result or the mode gives no such result."""
+    def _out_arrays(prepared: _Prepared, out) -> tuple:
+        """The numpy arrays that ``out`` (None, or a Result or tuple of arrays or
+        tensors, None where a new array is wanted) asks the results to be written into:
+        always three entries. Raises INVALID_ARGUMENT before any call when one does not
+        fit the result or the mode gives no such result."""
         shape, dtype = prepared.host.array.shape, prepared.host.dtype
         gives = (prepared.mode != "backward", prepared.mode != "forward",
                  prepared.mode != "forward" and prepared.spec.name == "prelu")
@@ -651,12 +648,10 @@ class Client:
                                    f"arrays (output, grad_input, grad_weight), got {out!r}")
         else:
             given = tuple(out) + (None,) * (3 - len(out))
-        large = prepared.host.array.nbytes >= tensors.PREFAULT_BYTES
         arrays = []
-        for index, (name, value, given_by_mode) in enumerate(zip(Result._fields, given, gives)):
+        for name, value, given_by_mode in zip(Result._fields, given, gives):
             if value is None:
-                arrays.append(tensors.new_result_array(shape, dtype)
-                              if large and given_by_mode and index < 2 else None)
+                arrays.append(None)
                 continue
             if not given_by_mode:
                 raise invalid_argument(f"out.{name}: {prepared.spec.name} in mode "

@@ -12,11 +12,8 @@ A torch tensor in gives torch tensors out, of the same dtype and device; anythin
 gives numpy arrays. torch is imported only when a torch tensor is passed.
 """
 
-import ctypes
 import dataclasses
 import math
-import sys
-import threading
 from typing import Callable, Optional, Sequence
 
 import grpc
@@ -164,57 +161,6 @@ def like(value, reference: HostArray, what: str) -> np.ndarray:
     if reference.dtype == "bfloat16":
         return to_host(value, what, "bfloat16").array
     return to_host(value, what, reference.dtype).array
-
-
-# Result arrays from this size up have their pages mapped ahead of the reply, off the
-# calling thread (see new_result_array).
-PREFAULT_BYTES = 4 << 20
-_PAGE = 4096
-_PREFAULT_STEP = 4 << 20
-_MADV_POPULATE_WRITE = 23  # Linux 5.14+: fault pages in writable, contents untouched
-
-
-def _load_madvise():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        madvise = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):
-        return None
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    madvise.restype = ctypes.c_int
-    return madvise
-
-
-_madvise = _load_madvise()
-
-
-def _populate(array: np.ndarray) -> None:
-    # The whole pages inside the array, a step at a time; ctypes releases the GIL for each
-    # call. The thread holds `array`, so its memory stays mapped until this returns. Stops
-    # at the first refusal (an older kernel: EINVAL), which changes nothing.
-    first = (array.ctypes.data + _PAGE - 1) & ~(_PAGE - 1)
-    end = (array.ctypes.data + array.nbytes) & ~(_PAGE - 1)
-    while first < end:
-        size = min(_PREFAULT_STEP, end - first)
-        if _madvise(first, size, _MADV_POPULATE_WRITE) != 0:
-            return
-        first += size
-
-
-def new_result_array(shape: Sequence[int], dtype: str) -> np.ndarray:
-    """A new array for a result of ``shape`` and ``dtype`` (native byte order), its
-    contents undefined. From PREFAULT_BYTES up, a background thread asks the kernel to map
-    its pages (``madvise(MADV_POPULATE_WRITE)``, which writes nothing) while the caller
-    waits for the reply: a first touch of a fresh page costs a fault (about 12 us per 4
-    KiB page on a VM), and this way the faults overlap the wait instead of following it.
-    Safe to write at any time; without the call (not Linux, or a kernel before 5.14) it
-    is a plain ``np.empty``."""
-    array = np.empty(tuple(shape), _WIRE[dtype][1].newbyteorder("="))
-    if _madvise is not None and array.nbytes >= PREFAULT_BYTES:
-        threading.Thread(target=_populate, args=(array,), daemon=True,
-                         name="actserve-prefault").start()
-    return array
 
 
 def to_wire(array: np.ndarray, dtype: str) -> WireTensor:
