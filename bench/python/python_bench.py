@@ -6,7 +6,8 @@ addresses on free loopback ports), then, interleaved round by round:
 
 - ``compute``: float32 relu, forward, one call at a time, at each payload, by the Python
   SDK (``Client.compute``; once with new result arrays per call, as a first program
-  writes it, once with ``out=`` arrays reused from call to call) and by ``compute_load``
+  writes it, once with ``out=`` arrays reused from call to call, once in a child process
+  whose glibc keeps freed memory, ``KEEP_FREED_MEMORY``) and by ``compute_load``
   (bench/service/compute_load_main.cc: gRPC's generic stub sending one pre-serialized
   request of the same bytes; the transport's own cost);
 - ``compute_large``: one tensor of ``--large_bytes`` float32, gelu forward_backward with
@@ -39,6 +40,10 @@ import actserve
 
 _SERVE_LIMIT_S = 60.0
 _PYTHON = sys.executable
+# glibc told to keep freed memory for reuse (no mmap for large blocks, no trimming), in
+# the environment of one of the Python clients: what a process making many large calls
+# can choose (client/python/README.md, "Copies, and what they cost").
+KEEP_FREED_MEMORY = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296"
 
 
 def _free_port() -> int:
@@ -106,6 +111,17 @@ def _python_compute(client, x: np.ndarray, min_time: float, reuse: bool):
     if not np.array_equal(result.output, np.maximum(x, 0)):
         raise RuntimeError("the Python SDK's relu is wrong")
     return x.nbytes * len(latencies) / elapsed / 1e6, statistics.median(latencies) * 1e6
+
+
+def _tuned_compute(target: str, nbytes: int, min_time: float):
+    # In a child process: glibc's settings are read at its start.
+    line = subprocess.run(
+        [_PYTHON, __file__, "--compute_child", target, f"--payloads={nbytes}",
+         f"--min_time={min_time}"],
+        check=True, capture_output=True, text=True,
+        env=dict(os.environ, GLIBC_TUNABLES=KEEP_FREED_MEMORY)).stdout
+    fields = dict(re.findall(r"(\w+)=([\d.]+)", line))
+    return float(fields["mb_s"]), float(fields["p50_us"])
 
 
 def _cpp_compute(compute_load: str, target: str, nbytes: int, min_time: float):
@@ -198,7 +214,15 @@ def main() -> int:
     parser.add_argument("--torch_elements", type=int, default=16 << 20)
     parser.add_argument("--large_child", metavar="TARGET", help=argparse.SUPPRESS)
     parser.add_argument("--large_out", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--compute_child", metavar="TARGET", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.compute_child:
+        with actserve.Client(args.compute_child) as client:
+            x = _values(int(args.payloads) // 4)
+            client.compute(x, "relu", mode="forward")
+            mb_s, p50_us = _python_compute(client, x, args.min_time, False)
+        print(f"mb_s={mb_s:.3f} p50_us={p50_us:.3f}")
+        return 0
     if args.large_child:
         _large_child(args.large_child, args.large_bytes, args.chunk_bytes, args.large_out)
         return 0
@@ -211,21 +235,25 @@ def main() -> int:
         for nbytes in (int(p) for p in args.payloads.split(",")):
             x = _values(nbytes // 4)
             client.compute(x, "relu", mode="forward")  # the connection, and the server's pool
-            figures = {"python": [], "python_out": [], "cpp": []}
+            figures = {"python": [], "python_out": [], "python_tuned": [], "cpp": []}
             for round_index in range(args.rounds):
-                order = ["python", "python_out", "cpp"]
-                order = order[round_index % 3:] + order[:round_index % 3]
+                order = list(figures)
+                order = order[round_index % 4:] + order[:round_index % 4]
                 for who in order:
                     if who == "cpp":
                         figures[who].append(_cpp_compute(args.compute_load, server.target,
                                                          nbytes, args.min_time))
+                    elif who == "python_tuned":
+                        figures[who].append(_tuned_compute(server.target, nbytes,
+                                                           args.min_time))
                     else:
                         figures[who].append(_python_compute(client, x, args.min_time,
                                                             who == "python_out"))
             cpp_mb_s = statistics.median(f[0] for f in figures["cpp"])
             cpp_p50 = statistics.median(f[1] for f in figures["cpp"])
             for who, label in (("python", "Client.compute"),
-                               ("python_out", "Client.compute(out=reused)")):
+                               ("python_out", "Client.compute(out=reused)"),
+                               ("python_tuned", "Client.compute, glibc keeping freed memory")):
                 mb_s = statistics.median(f[0] for f in figures[who])
                 p50 = statistics.median(f[1] for f in figures[who])
                 rows.append(["compute", nbytes, label, round(mb_s, 1), round(p50 / 1000, 3),
