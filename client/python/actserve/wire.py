@@ -17,9 +17,8 @@ compares the two byte for byte. The reader accepts anything a protobuf parser ac
 for these messages: fields in any order, unknown fields (skipped), ``shape`` packed or
 not, a field repeated (the last scalar wins, messages merge).
 
-    request = encode_compute_request([
-        ItemParts(WireTensor(pb.DTYPE_FLOAT32, (2,), memoryview(x)), activation_bytes,
-                  pb.MODE_FORWARD, None)])
+    request = encode_compute_request([ItemParts(
+        tensors.to_wire(x, "float32"), activation_bytes, pb.MODE_FORWARD, None)])
     results = decode_compute_response(reply_bytes)   # [WireResult, ...]
 """
 
