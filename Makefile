@@ -142,3 +142,24 @@ bench-service: bench-configure
 	  --actserve_binary=$(BENCH_BUILD_DIR)/server/actserve \
 	  --echo_binary=$(BENCH_BUILD_DIR)/bench/service/actserve_echo \
 	  --bench_csv=bench/results/service.csv $(BENCH_SERVICE_FLAGS)
+
+# The Python SDK's speed (bench/README.md, "The Python SDK"; not a test, not in CI):
+#   make bench-python   the actserve binary as its own process (default flags), driven in
+#                       one run by the Python SDK (/usr/bin/python3) and by plain C++
+#                       clients of the same bytes (compute_load: gRPC's generic stub;
+#                       giant_tensor: the C++ SDK's ComputeChunkedInto): compute at 1 KiB,
+#                       1, 16 and 64 MiB, compute_large of 1 GiB, RemoteActivation forward
+#                       + backward -> bench/results/python.csv; about 5 minutes on 2 cores.
+#                       BENCH_PYTHON_FLAGS adds flags (python_bench.py --help).
+BENCH_PYTHON_FLAGS ?=
+
+.PHONY: bench-python
+
+bench-python: bench-configure
+	cmake --build $(BENCH_BUILD_DIR) -j $(JOBS) --target actserve actserve_python_package \
+	  compute_load giant_tensor
+	PYTHONPATH=$(CURDIR)/client/python:$(CURDIR)/$(BENCH_BUILD_DIR)/python /usr/bin/python3 \
+	  bench/python/python_bench.py --actserve_binary=$(BENCH_BUILD_DIR)/server/actserve \
+	  --compute_load=$(BENCH_BUILD_DIR)/bench/service/compute_load \
+	  --giant_tensor=$(BENCH_BUILD_DIR)/bench/service/giant_tensor \
+	  --csv=bench/results/python.csv $(BENCH_PYTHON_FLAGS)

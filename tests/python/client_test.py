@@ -118,6 +118,55 @@ class ComputeTest(unittest.TestCase):
             self.assertEqual(r.output.dtype, dtype)
             self.assertTrue(torch.equal(r.output, torch.tensor([0.0, 0.0, 2.0], dtype=dtype)))
 
+    def test_results_are_writable_arrays_of_their_own(self):
+        x = np.array([-1.0, 2.0], np.float32)
+        r = CLIENT.compute(x, "relu")
+        for array in (r.output, r.grad_input):
+            self.assertTrue(array.flags.writeable)
+        r.output[0] = 5.0  # the caller's to change; nothing else sees it
+        np.testing.assert_array_equal(CLIENT.compute(x, "relu").output, [0.0, 2.0])
+        np.testing.assert_array_equal(x, [-1.0, 2.0])
+
+    def test_out_arrays_are_filled_and_returned(self):
+        x = np.array([[-1.0, -2.0], [3.0, -4.0]], np.float32)
+        out = actserve.Result(np.full((2, 2), 9, np.float32), np.full((2, 2), 9, np.float32),
+                              np.zeros(2, np.float32))
+        for _ in range(2):  # the same arrays again: reused, not reallocated
+            r = CLIENT.compute(x, "prelu", weight=np.array([0.5, 0.25]), out=out)
+            for mine, returned in zip(out, r):
+                self.assertIs(returned, mine)
+            np.testing.assert_array_equal(out.output, [[-0.5, -0.5], [3.0, -1.0]])
+            np.testing.assert_array_equal(out.grad_input, [[0.5, 0.25], [1.0, 0.25]])
+            np.testing.assert_array_equal(out.grad_weight, [-1.0, -6.0])
+        # Part of the results into the caller's arrays, the rest new; strided and
+        # big-endian arrays too; torch tensors with a torch input.
+        strided = np.zeros((2, 4), ">f4")[:, ::2]
+        r = CLIENT.compute(x, "relu", out=(strided,))
+        self.assertIs(r.output, strided)
+        np.testing.assert_array_equal(strided, [[0.0, 0.0], [3.0, 0.0]])
+        np.testing.assert_array_equal(r.grad_input, [[0.0, 0.0], [1.0, 0.0]])
+        for dtype in (torch.float32, torch.bfloat16):
+            tx = torch.tensor([-1.0, 2.0], dtype=dtype)
+            target = torch.empty(2, dtype=dtype)
+            r = CLIENT.compute(tx, "relu", mode="forward", out=(target,))
+            self.assertIs(r.output, target)
+            self.assertTrue(torch.equal(target, torch.tensor([0.0, 2.0], dtype=dtype)))
+
+    def test_out_arrays_that_do_not_fit_are_refused_before_the_call(self):
+        x = np.array([1.0, 2.0], np.float32)
+        for out, words in (
+                ((np.zeros(3, np.float32),), "out.output: shape [3] float32, expected [2]"),
+                ((np.zeros(2, np.float64),), "out.output: shape [2] float64"),
+                ((None, np.zeros(2, np.float32)), "out.grad_input: relu in mode forward"),
+                ((np.frombuffer(b"\0" * 8, np.float32),), "read-only"),
+                ((None, None, np.zeros(1, np.float32)), "out.grad_weight: relu"),
+                ([np.zeros(2, np.float32)], "out must be an actserve.Result or a tuple"),
+                (([0.0, 0.0],), "out.output: expected a numpy array")):
+            with self.assertRaises(actserve.Error) as caught:
+                CLIENT.compute(x, "relu", mode="forward", out=out)
+            self.assertEqual(caught.exception.code, grpc.StatusCode.INVALID_ARGUMENT, words)
+            self.assertIn(words, caught.exception.message)
+
     def test_grad_output_takes_x_dtype(self):
         x = np.array([1.0, 2.0], np.float32)
         r = CLIENT.compute(x, "relu", grad_output=np.array([0.1, 0.2]))  # float64 dy
@@ -303,6 +352,29 @@ class ComputeLargeTest(unittest.TestCase):
         self.assertLessEqual(np.max(np.abs(large.grad_weight.astype(np.float64)
                                            - whole.grad_weight)
                                     / np.spacing(np.abs(whole.grad_weight))), 1.0)
+
+    def test_out_arrays(self):
+        x = self.rng.standard_normal((37, 5, 3)).astype(np.float32)
+        dy = self.rng.standard_normal(x.shape).astype(np.float32)
+        whole = CLIENT.compute(x, "softmax(dim=0)", grad_output=dy)
+        out = actserve.Result(np.empty_like(x), np.empty_like(x))
+        for chunk_bytes in (60, 10 ** 9):  # columns, and one chunk
+            large = CLIENT.compute_large(x, "softmax(dim=0)", grad_output=dy,
+                                         chunk_bytes=chunk_bytes, out=out)
+            self.assertIs(large.output, out.output)
+            self.assertIs(large.grad_input, out.grad_input)
+            self.assert_same(large, whole)
+        x = self.rng.standard_normal((4, 3, 5)).astype(np.float32)
+        weight = np.array([0.5, 0.25, 0.125], np.float32)
+        grad_weight = np.zeros(3, np.float32)
+        large = CLIENT.compute_large(x, "prelu", weight=weight, chunk_bytes=24,
+                                     out=(None, None, grad_weight))
+        self.assertIs(large.grad_weight, grad_weight)
+        self.assert_same(large, CLIENT.compute(x, "prelu", weight=weight), 1e-6)
+        with self.assertRaises(actserve.Error) as caught:
+            CLIENT.compute_large(x, "relu", chunk_bytes=24,
+                                 out=(np.empty((4, 5, 3), np.float32).transpose(0, 2, 1),))
+        self.assertIn("C-contiguous", caught.exception.message)
 
     def test_scalar_and_empty(self):
         self.assertEqual(float(CLIENT.compute_large(np.float32(-1), "relu").grad_input), 0.0)

@@ -1,6 +1,7 @@
 """Unit tests of the Python SDK that need no server: the text-form parser, the dtype
 conversions (with PyTorch as the oracle for bfloat16 rounding), the health wire codec,
-and the client-side checks that refuse a request before it is sent."""
+the hand-written Compute wire format (with protobuf's own serializer and parser as the
+oracle), and the client-side checks that refuse a request before it is sent."""
 
 import unittest
 
@@ -11,6 +12,7 @@ import torch
 import actserve
 from actserve import client as client_module
 from actserve import tensors
+from actserve import wire
 from actserve._proto import pb
 
 
@@ -199,6 +201,131 @@ class TensorConversionTest(unittest.TestCase):
         self.assertEqual(caught.exception.code, grpc.StatusCode.INTERNAL)
         with self.assertRaises(actserve.Error):
             tensors.from_proto(proto, "float64", None, "output")
+
+
+def _generated_item(item: actserve.Item):
+    """The ComputeItem that the generated classes build for ``item``, independently of
+    actserve.wire."""
+    host = tensors.to_host(item.x, "x", item.dtype)
+    proto = pb.ComputeItem(input=tensors.to_proto(host.array, host.dtype),
+                           mode={"forward": pb.MODE_FORWARD, "backward": pb.MODE_BACKWARD,
+                                 "forward_backward": pb.MODE_FORWARD_BACKWARD}[item.mode])
+    if item.grad_output is not None:
+        proto.grad_output.CopyFrom(tensors.to_proto(
+            tensors.like(item.grad_output, host, "dy"), host.dtype))
+    weight = None
+    if item.weight is not None:
+        weight = tensors.to_proto(tensors.like(item.weight, host, "w"), host.dtype)
+    proto.activation.CopyFrom(actserve.parse_activation(item.activation).to_proto(weight))
+    return proto
+
+
+class WireFormatTest(unittest.TestCase):
+    ITEMS = [
+        actserve.Item(np.linspace(-2, 2, 7, dtype=np.float32), "relu", "forward"),
+        actserve.Item(np.arange(600, dtype=np.float64).reshape(300, 2) - 300.5,
+                      "softmax(dim=0)", "forward_backward",
+                      grad_output=np.ones((300, 2))),
+        actserve.Item(np.float16(1.5), "gelu(approximate=tanh)", "backward"),
+        actserve.Item(np.zeros((0, 3), np.float32), "leaky_relu(negative_slope=0.2)",
+                      "forward"),
+        actserve.Item(torch.linspace(-1, 1, 5, dtype=torch.bfloat16), "silu", "backward",
+                      grad_output=torch.full((5,), 0.5, dtype=torch.bfloat16)),
+        actserve.Item(np.ones((2, 3, 4), np.float32), "prelu", "forward_backward",
+                      weight=np.array([0.1, 0.2, 0.3], np.float32)),
+        actserve.Item(np.array([1.0, -1.0], dtype=">f8"), "elu", "forward"),
+    ]
+
+    def test_requests_are_protobufs_bytes(self):
+        for count in range(len(self.ITEMS) + 1):
+            items = self.ITEMS[:count]
+            ours = wire.encode_compute_request(
+                [client_module.Client._prepare(item, "").parts for item in items])
+            theirs = pb.ComputeRequest(
+                items=[_generated_item(item) for item in items]).SerializeToString()
+            self.assertEqual(ours, theirs, count)
+
+    def test_varints_match_protobuf(self):
+        for value in (0, 1, 127, 128, 300, 2**31, 2**63 - 1, -1, -2**63):
+            ours = wire.encode_varint(value)
+            message = pb.Tensor(shape=[value])
+            # Tensor.shape = [value]: key, length, the varint.
+            self.assertEqual(message.SerializeToString()[2:], ours, value)
+            self.assertEqual(wire.read_varint(ours, 0), (value % 2**64, len(ours)))
+
+    @staticmethod
+    def _responses():
+        tensor = pb.Tensor(dtype=pb.DTYPE_FLOAT32, shape=[2, 3], data=bytes(range(24)))
+        other = pb.Tensor(dtype=pb.DTYPE_FLOAT64, shape=[1], data=b"\x01" * 8)
+        yield pb.ComputeResponse().SerializeToString()
+        yield pb.ComputeResponse(results=[
+            pb.ComputeResult(output=tensor),
+            pb.ComputeResult(grad_input=other, grad_weight=pb.Tensor(dtype=1, shape=[1],
+                                                                     data=b"abcd")),
+            pb.ComputeResult(output=pb.Tensor(dtype=pb.DTYPE_FLOAT16, shape=[0])),
+            pb.ComputeResult()]).SerializeToString()
+        # Fields out of order, repeated (a scalar's last value wins, messages merge),
+        # shape unpacked, and unknown fields of every wire type, as a parser must take.
+        def field(key: bytes, value: bytes) -> bytes:
+            return key + wire.encode_varint(len(value)) + value
+
+        output = (b"\x10\x05\x10\x07"     # shape unpacked: 5, 7
+                  + b"\x08\x02"             # dtype float64 ...
+                  + field(b"\x1a", b"wxyz")  # data
+                  + b"\x08\x01"             # ... then float32: the last wins
+                  + b"\x78\x2a"             # field 15, varint
+                  + b"\x81\x01" + b"\0" * 8  # field 16, fixed64
+                  + field(b"\x8a\x01", b"hi")  # field 17, length-delimited
+                  + b"\x95\x01" + b"\0" * 4)  # field 18, fixed32
+        result = (field(b"\x12", other.SerializeToString())
+                  + field(b"\x0a", output)
+                  + field(b"\x0a", field(b"\x12", b"\x09\x0b")))  # output again: merged
+        yield (field(b"\x0a", result) + b"\x10\x01"  # an unknown varint field
+               + field(b"\x0a", field(b"\x1a", b"")))  # a result with an empty grad_weight
+
+    def _assert_same(self, ours, theirs):
+        self.assertEqual(len(ours), len(theirs.results))
+        for mine, result in zip(ours, theirs.results):
+            for name in ("output", "grad_input", "grad_weight"):
+                tensor = getattr(mine, name)
+                if not result.HasField(name):
+                    self.assertIsNone(tensor, name)
+                    continue
+                expected = getattr(result, name)
+                self.assertEqual((tensor.dtype, tensor.shape, bytes(tensor.data)),
+                                 (expected.dtype, tuple(expected.shape), expected.data))
+
+    def test_replies_read_as_protobuf_parses_them(self):
+        for data in self._responses():
+            self._assert_same(wire.decode_compute_response(data),
+                              pb.ComputeResponse.FromString(data))
+
+    def test_truncated_replies_fail_where_protobuf_fails(self):
+        from google.protobuf.message import DecodeError
+
+        for data in self._responses():
+            for end in range(len(data)):
+                prefix = data[:end]
+                try:
+                    theirs = pb.ComputeResponse.FromString(prefix)
+                except DecodeError:
+                    with self.assertRaises(wire.MalformedMessage, msg=prefix):
+                        wire.decode_compute_response(prefix)
+                    continue
+                self._assert_same(wire.decode_compute_response(prefix), theirs)
+
+    def test_reply_data_are_views_and_results_are_writable_copies(self):
+        data = pb.ComputeResponse(results=[pb.ComputeResult(output=pb.Tensor(
+            dtype=pb.DTYPE_FLOAT32, shape=[2],
+            data=np.array([1.5, -2.0], "<f4").tobytes()))]).SerializeToString()
+        result = wire.decode_compute_response(data)[0]
+        self.assertIs(result.output.data.obj, data)  # no copy of the received bytes
+        array = tensors.from_wire(result.output, "float32", (2,), "output")
+        np.testing.assert_array_equal(array, [1.5, -2.0])
+        self.assertTrue(array.flags.writeable)
+        out = np.zeros(4, ">f4")[::2]  # any byte order and strides
+        self.assertIs(tensors.from_wire(result.output, "float32", (2,), "output", out), out)
+        np.testing.assert_array_equal(out, [1.5, -2.0])
 
 
 def _wire(host):

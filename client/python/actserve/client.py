@@ -22,6 +22,7 @@ import numpy as np
 
 from actserve import chunks as chunks_module
 from actserve import tensors
+from actserve import wire
 from actserve._proto import pb, pb_grpc
 from actserve.errors import Error, from_rpc_error, invalid_argument
 from actserve.spec import ActivationSpec, parse_activation
@@ -33,7 +34,15 @@ _MODE_TO_WIRE = {"forward": pb.MODE_FORWARD, "backward": pb.MODE_BACKWARD,
 DEFAULT_MAX_MESSAGE_BYTES = 256 << 20  # 256 MiB, the server's default limit too
 DEFAULT_CHUNK_BYTES = 4 << 20  # 4 MiB of input per streamed chunk
 
+# Text forms already parsed, with their serialized Activation (without a weight tensor):
+# parsing and serializing a spec costs more than the rest of a small call's client work.
+# Specs are never changed once made; a full cache starts over.
+_SPEC_CACHE = {}
+_SPEC_CACHE_SIZE = 256
+
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+_COMPUTE = "/actserve.v1.ActivationService/Compute"
+_COMPUTE_STREAM = "/actserve.v1.ActivationService/ComputeStream"
 HEALTH_STATUSES = ("UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN")
 
 
@@ -123,7 +132,8 @@ class _Prepared:
     """An item checked and converted for the wire, with what is needed to decode its
     result."""
 
-    proto: Any                          # pb.ComputeItem
+    parts: wire.ItemParts               # the request's item, its tensors views of the arrays
+    activation: Any                     # pb.Activation, as sent; None for a cached spec
     host: tensors.HostArray             # the input
     mode: str
     spec: ActivationSpec
@@ -168,25 +178,13 @@ def _read(path: Optional[str], what: str) -> Optional[bytes]:
         raise invalid_argument(f"tls.{what}: cannot read {path!r}: {error.strerror}") from None
 
 
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def encode_health_request(service: str) -> bytes:
     """grpc.health.v1.HealthCheckRequest { string service = 1; }, serialized by hand:
     Debian's python3-grpcio ships no grpc_health module."""
     data = service.encode("utf-8")
     if not data:
         return b""  # proto3 leaves a default field out
-    return b"\x0a" + _encode_varint(len(data)) + data
+    return b"\x0a" + wire.encode_varint(len(data)) + data
 
 
 def decode_health_response(data: bytes) -> str:
@@ -194,40 +192,18 @@ def decode_health_response(data: bytes) -> str:
     "UNKNOWN" when the field is absent or its number is not one of the four; unknown
     fields are skipped. Raises ``actserve.Error`` (INTERNAL) for malformed bytes."""
 
-    def malformed() -> Error:
-        return Error(grpc.StatusCode.INTERNAL, "malformed grpc.health.v1 HealthCheckResponse")
-
-    def varint(at: int):
-        value, shift = 0, 0
-        while True:
-            if at >= len(data) or shift > 63:
-                raise malformed()
-            byte = data[at]
-            value |= (byte & 0x7F) << shift
-            at += 1
-            shift += 7
-            if not byte & 0x80:
-                return value, at
-
     status, at = 0, 0
-    while at < len(data):
-        key, at = varint(at)
-        field, wire_type = key >> 3, key & 7
-        if wire_type == 0:
-            value, at = varint(at)
-            if field == 1:
-                status = value
-        elif wire_type == 1:
-            at += 8
-        elif wire_type == 2:
-            length, at = varint(at)
-            at += length
-        elif wire_type == 5:
-            at += 4
-        else:
-            raise malformed()
-        if at > len(data):
-            raise malformed()
+    try:
+        while at < len(data):
+            key, at = wire.read_varint(data, at)
+            field, wire_type = key >> 3, key & 7
+            if field == 1 and wire_type == 0:
+                status, at = wire.read_varint(data, at)
+            else:
+                at = wire.skip_field(data, at, wire_type)
+    except wire.MalformedMessage:
+        raise Error(grpc.StatusCode.INTERNAL,
+                    "malformed grpc.health.v1 HealthCheckResponse") from None
     return HEALTH_STATUSES[status] if 0 <= status < len(HEALTH_STATUSES) else "UNKNOWN"
 
 
@@ -290,8 +266,12 @@ class Client:
                 options.append(("grpc.ssl_target_name_override", settings.server_name))
             self._channel = grpc.secure_channel(target, credentials, options=options)
         self._stub = pb_grpc.ActivationServiceStub(self._channel)
-        # No request or response serializer: the call takes and returns raw bytes.
+        # No request or response serializer: these calls take and return raw bytes. The
+        # compute calls write and read the wire format themselves (actserve.wire), so that
+        # tensor data is not copied in and out of generated messages.
         self._health_check = self._channel.unary_unary(_HEALTH_CHECK)
+        self._compute = self._channel.unary_unary(_COMPUTE)
+        self._compute_stream = self._channel.stream_stream(_COMPUTE_STREAM)
 
     @property
     def target(self) -> str:
@@ -311,7 +291,7 @@ class Client:
     # Compute.
 
     def compute(self, x, activation: str, mode: str = "forward_backward", grad_output=None,
-                weight=None, dtype: Optional[str] = None) -> Result:
+                weight=None, dtype: Optional[str] = None, *, out=None) -> Result:
         """Computes ``activation`` on ``x`` in one Compute call.
 
         Args:
@@ -328,13 +308,26 @@ class Client:
             weight: PReLU only: one value, or one per channel (x.shape[1]); converted to
                 x's dtype. None: the spec's ``weight=`` value, else PyTorch's 0.25.
             dtype: see ``actserve.tensors.to_host``; None keeps x's dtype.
+            out: None, or a ``Result`` (or a tuple in its order) of arrays to write the
+                results into, as numpy's ``out=``: for each result the mode gives, a
+                writable numpy array of x's shape and wire dtype (uint16 for bfloat16
+                bit patterns; any strides) or a CPU torch tensor of x's shape and dtype,
+                or None for a new array. The returned ``Result`` holds those same
+                objects. Reusing them from call to call spares mapping and first-touching
+                fresh memory for every reply (about 12 us per 4 KiB page on a VM).
+
+        The data travel with as few copies as Python's gRPC allows: the request is
+        written straight from x's and grad_output's memory (numpy arrays and CPU torch
+        tensors in the wire layout are not copied first), and each result is copied once
+        from the received bytes into its array.
 
         Returns a ``Result``. Raises ``actserve.Error``.
         """
         prepared = self._prepare(Item(x, activation, mode, grad_output, weight, dtype), "")
-        response = self._call(self._stub.Compute, pb.ComputeRequest(items=[prepared.proto]))
-        self._check_count(len(response.results), 1)
-        return self._decode(prepared, response.results[0], "results[0]")
+        outs = self._out_arrays(prepared, out)
+        results = self._call_compute([prepared.parts])
+        self._check_count(len(results), 1)
+        return self._decode(prepared, results[0], "results[0]", out, outs)
 
     def compute_batch(self, items: Iterable[Union[Item, Mapping[str, Any]]]) -> List[Result]:
         """Computes several items in one Compute call (all succeed or the call fails).
@@ -355,15 +348,14 @@ class Client:
                     f"items[{index}]: expected actserve.Item or a mapping, got "
                     f"{type(item).__name__}")
             prepared.append(self._prepare(item, f"items[{index}]."))
-        response = self._call(self._stub.Compute,
-                              pb.ComputeRequest(items=[p.proto for p in prepared]))
-        self._check_count(len(response.results), len(prepared))
+        results = self._call_compute([p.parts for p in prepared])
+        self._check_count(len(results), len(prepared))
         return [self._decode(p, result, f"results[{i}]")
-                for i, (p, result) in enumerate(zip(prepared, response.results))]
+                for i, (p, result) in enumerate(zip(prepared, results))]
 
     def compute_large(self, x, activation: str, mode: str = "forward_backward",
                       grad_output=None, weight=None, dtype: Optional[str] = None,
-                      chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Result:
+                      chunk_bytes: int = DEFAULT_CHUNK_BYTES, *, out=None) -> Result:
         """Computes a tensor of any size on one ComputeStream call.
 
         Cuts x (and grad_output) into chunks of at most ``chunk_bytes`` bytes of input,
@@ -381,19 +373,27 @@ class Client:
         exception: a PReLU grad_weight is the sum of the chunks' grad_weights, added in
         float64 and rounded once to the dtype (each chunk's sum was already rounded, so
         float16 / bfloat16 results may differ from one ``compute`` in the last place).
+        ``out`` is ``compute``'s, with C-contiguous arrays (grad_weight's excepted).
+
+        Each chunk is sent straight from x's and grad_output's memory (a block of
+        columns is gathered first), and each result chunk is copied once, from the
+        received bytes into its place in the result arrays: besides x, grad_output and
+        the results, the client holds about a window of chunks in gRPC's buffers.
         """
         if not isinstance(chunk_bytes, int) or chunk_bytes <= 0:
             raise invalid_argument(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
         prepared = self._prepare(Item(x, activation, mode, grad_output, weight, dtype), "")
+        outs = self._out_arrays(prepared, out)
         array = prepared.host.array
         weight_count = 0 if prepared.weight is None else prepared.weight.size
         plan = chunks_module.plan_chunks(array.shape, array.itemsize, prepared.spec,
                                          weight_count, chunk_bytes)
         if len(plan) == 1:
-            response = self._call(self._stub.Compute,
-                                  pb.ComputeRequest(items=[prepared.proto]))
-            self._check_count(len(response.results), 1)
-            return self._decode(prepared, response.results[0], "results[0]")
+            results = self._call_compute([prepared.parts])
+            self._check_count(len(results), 1)
+            return self._decode(prepared, results[0], "results[0]", out, outs)
+        if any(o is not None and not o.flags.c_contiguous for o in outs[:2]):
+            raise invalid_argument("out: compute_large writes into C-contiguous arrays only")
         if any(chunk.weights is not None for chunk in plan):
             channels = array.shape[1]
             if weight_count != channels:
@@ -409,14 +409,14 @@ class Client:
         dy_flat = (None if prepared.grad_output is None
                    else np.ascontiguousarray(prepared.grad_output).reshape(-1))
         weight_flat = None if prepared.weight is None else prepared.weight.reshape(-1)
-        activation_proto = prepared.proto.activation
+        activation_bytes = prepared.parts.activation
         # A block of columns is a 2-D tensor whatever the input's rank: its reduction
         # runs along dimension 0, which a `dim` counted from the end of a higher rank
         # would not name.
         column_activation = None
         if any(chunk.columns is not None for chunk in plan):
-            column_activation = prepared.spec.with_params(dim=0).to_proto()
-        wire_mode = prepared.proto.mode
+            column_activation = prepared.spec.with_params(dim=0).to_proto().SerializeToString()
+        wire_mode = prepared.parts.mode
         dtype_name = prepared.host.dtype
 
         def part_of(flat, chunk):
@@ -430,47 +430,59 @@ class Client:
             if chunk.columns is not None:
                 return column_activation
             if chunk.weights is None:
-                return activation_proto
+                return activation_bytes
             # Only this chunk's channels, and their weights.
             first, count = chunk.weights
             sliced = pb.Activation()
-            sliced.CopyFrom(activation_proto)
+            sliced.CopyFrom(prepared.activation)
             sliced.prelu.weight.CopyFrom(
                 tensors.to_proto(weight_flat[first:first + count], dtype_name))
-            return sliced
+            return sliced.SerializeToString()
+
+        def tensor_of(flat, chunk):
+            # A block of columns is strided: gathered into a new array. Other chunks are
+            # slices of the caller's memory, sent as they are.
+            part = part_of(flat, chunk)
+            return tensors.to_wire(part if chunk.columns is None
+                                   else np.ascontiguousarray(part), dtype_name)
 
         def requests():
+            # gRPC sends each request from its own thread while this one reads replies;
+            # it asks for the next only when the previous one is written, so at most a
+            # chunk or two of requests exist at once.
             for chunk in plan:
-                item = pb.ComputeItem(input=tensors.to_proto(part_of(x_flat, chunk), dtype_name),
-                                      activation=activation_for(chunk), mode=wire_mode)
-                if dy_flat is not None:
-                    item.grad_output.CopyFrom(
-                        tensors.to_proto(part_of(dy_flat, chunk), dtype_name))
-                yield pb.ComputeRequest(items=[item])
+                yield wire.encode_compute_request([wire.ItemParts(
+                    tensor_of(x_flat, chunk), activation_for(chunk), wire_mode,
+                    None if dy_flat is None else tensor_of(dy_flat, chunk))])
 
         wants_output = prepared.mode != "backward"
         wants_grad = prepared.mode != "forward"
-        output = np.empty(array.size, array.dtype) if wants_output else None
-        grad_input = np.empty(array.size, array.dtype) if wants_grad else None
+        output = grad_input = None
+        if wants_output:
+            output = (np.empty(array.size, array.dtype) if outs[0] is None
+                      else outs[0].reshape(-1))
+        if wants_grad:
+            grad_input = (np.empty(array.size, array.dtype) if outs[1] is None
+                          else outs[1].reshape(-1))
         grad_weight_sum = None
         received = 0
         try:
-            responses = self._stub.ComputeStream(requests(), timeout=self._timeout,
-                                                 metadata=self._metadata)
-            for response in responses:
+            replies = self._compute_stream(requests(), timeout=self._timeout,
+                                           metadata=self._metadata)
+            for reply in replies:
                 if received >= len(plan):
                     raise Error(grpc.StatusCode.INTERNAL,
                                 f"ComputeStream: more than {len(plan)} replies")
-                self._check_count(len(response.results), 1)
+                results = _decode_response(reply)
+                self._check_count(len(results), 1)
                 chunk = plan[received]
                 weight_shape = None if chunk.weights is None else (chunk.weights[1],)
-                part = self._decode_arrays(prepared, response.results[0],
-                                           f"chunk {received} results[0]",
-                                           tuple(chunk.shape), weight_shape)
-                if wants_output:
-                    part_of(output, chunk)[...] = part.output
-                if wants_grad:
-                    part_of(grad_input, chunk)[...] = part.grad_input
+                # Each result chunk is copied once, into its place in the result arrays.
+                part = self._decode_arrays(
+                    prepared, results[0], f"chunk {received} results[0]", tuple(chunk.shape),
+                    weight_shape,
+                    (part_of(output, chunk) if wants_output else None,
+                     part_of(grad_input, chunk) if wants_grad else None, None))
                 if part.grad_weight is not None:
                     widened = _to_float64(part.grad_weight, dtype_name)
                     if chunk.weights is not None:
@@ -490,10 +502,13 @@ class Client:
         grad_weight = None
         if grad_weight_sum is not None:
             grad_weight = _from_float64(grad_weight_sum, dtype_name)
-        restore = prepared.host.restore
-        return Result(None if output is None else restore(output.reshape(array.shape)),
-                      None if grad_input is None else restore(grad_input.reshape(array.shape)),
-                      None if grad_weight is None else restore(grad_weight))
+            if outs[2] is not None:
+                outs[2][...] = grad_weight
+                grad_weight = outs[2]
+        return self._restore(
+            prepared, out,
+            (None if output is None else output.reshape(array.shape),
+             None if grad_input is None else grad_input.reshape(array.shape), grad_weight))
 
     # ----------------------------------------------------------------------------------
     # Discovery and health.
@@ -554,7 +569,11 @@ class Client:
     @staticmethod
     def _prepare(item: Item, place: str) -> _Prepared:
         spec = None
-        if isinstance(item.activation, str):
+        cached = (_SPEC_CACHE.get(item.activation)
+                  if isinstance(item.activation, str) and item.weight is None else None)
+        if cached is not None:
+            spec = cached[0]
+        elif isinstance(item.activation, str):
             try:
                 spec = parse_activation(item.activation)
             except Error as error:
@@ -571,8 +590,6 @@ class Client:
             raise invalid_argument(f"{place}mode must be one of {', '.join(MODES)}, got "
                                    f"{mode!r}")
         host = tensors.to_host(item.x, f"{place}x", item.dtype)
-        proto = pb.ComputeItem(input=tensors.to_proto(host.array, host.dtype),
-                               mode=_MODE_TO_WIRE[mode])
         grad_output = None
         if item.grad_output is not None:
             grad_output = tensors.like(item.grad_output, host, f"{place}grad_output")
@@ -580,7 +597,6 @@ class Client:
                 raise invalid_argument(
                     f"{place}grad_output: shape {list(grad_output.shape)}, but x has shape "
                     f"{list(host.array.shape)}")
-            proto.grad_output.CopyFrom(tensors.to_proto(grad_output, host.dtype))
 
         weight, weight_shape, weight_proto = None, None, None
         if item.weight is not None:
@@ -599,38 +615,108 @@ class Client:
         if weight is not None:
             weight_shape = weight.shape
             weight_proto = tensors.to_proto(weight, host.dtype)
-        proto.activation.CopyFrom(spec.to_proto(weight_proto))
-        return _Prepared(proto, host, mode, spec, weight_shape, grad_output, weight)
+        if cached is not None and weight is None:
+            activation, activation_bytes = None, cached[1]
+        else:
+            activation = spec.to_proto(weight_proto)
+            activation_bytes = activation.SerializeToString()
+            if weight is None and isinstance(item.activation, str):
+                if len(_SPEC_CACHE) >= _SPEC_CACHE_SIZE:
+                    _SPEC_CACHE.clear()
+                _SPEC_CACHE[item.activation] = (spec, activation_bytes)
+        # The tensors go as views of the arrays: the request's join is their one copy.
+        parts = wire.ItemParts(
+            tensors.to_wire(host.array, host.dtype), activation_bytes,
+            _MODE_TO_WIRE[mode],
+            None if grad_output is None else tensors.to_wire(grad_output, host.dtype))
+        return _Prepared(parts, activation, host, mode, spec, weight_shape, grad_output,
+                         weight)
 
     @staticmethod
-    def _decode_arrays(prepared: _Prepared, result, place: str, shape,
-                       weight_shape: Optional[tuple] = None) -> Result:
-        """The arrays of one reply; ``weight_shape`` overrides the item's weight shape for
-        a chunk sent with only some of the weights."""
+    def _out_arrays(prepared: _Prepared, out) -> tuple:
+        """The numpy arrays that ``out`` (None, or a Result or tuple of arrays or
+        tensors, None where a new array is wanted) asks the results to be written into:
+        always three entries. Raises INVALID_ARGUMENT before any call when one does not
+        fit the result or the mode gives no such result."""
+        shape, dtype = prepared.host.array.shape, prepared.host.dtype
+        gives = (prepared.mode != "backward", prepared.mode != "forward",
+                 prepared.mode != "forward" and prepared.spec.name == "prelu")
+        if out is None:
+            given = (None, None, None)
+        elif not isinstance(out, tuple) or len(out) > 3:
+            raise invalid_argument("out must be an actserve.Result or a tuple of up to 3 "
+                                   f"arrays (output, grad_input, grad_weight), got {out!r}")
+        else:
+            given = tuple(out) + (None,) * (3 - len(out))
+        arrays = []
+        for name, value, given_by_mode in zip(Result._fields, given, gives):
+            if value is None:
+                arrays.append(None)
+                continue
+            if not given_by_mode:
+                raise invalid_argument(f"out.{name}: {prepared.spec.name} in mode "
+                                       f"{prepared.mode} gives no {name}")
+            if name == "grad_weight":
+                # Without a weight the server uses its default and the reply says the shape.
+                result_shape = (prepared.weight_shape if prepared.weight_shape is not None
+                                else getattr(value, "shape", ()))
+            else:
+                result_shape = shape
+            arrays.append(tensors.out_array(value, result_shape, dtype, f"out.{name}"))
+        return tuple(arrays)
+
+    def _call_compute(self, items: Sequence[wire.ItemParts]) -> List[wire.WireResult]:
+        return _decode_response(self._call(self._compute, wire.encode_compute_request(items)))
+
+    @staticmethod
+    def _decode_arrays(prepared: _Prepared, result: wire.WireResult, place: str, shape,
+                       weight_shape: Optional[tuple] = None,
+                       outs: tuple = (None, None, None)) -> Result:
+        """The arrays of one reply, each copied once from the received bytes into the
+        array of ``outs`` (``_out_arrays``) or a new one; ``weight_shape`` overrides the
+        item's weight shape for a chunk sent with only some of the weights."""
         dtype = prepared.host.dtype
         output = grad_input = grad_weight = None
         if prepared.mode != "backward":
-            if not result.HasField("output"):
+            if result.output is None:
                 raise Error(grpc.StatusCode.INTERNAL, f"reply {place} has no output")
-            output = tensors.from_proto(result.output, dtype, shape, f"{place}.output")
+            output = tensors.from_wire(result.output, dtype, shape, f"{place}.output",
+                                       outs[0])
         if prepared.mode != "forward":
-            if not result.HasField("grad_input"):
+            if result.grad_input is None:
                 raise Error(grpc.StatusCode.INTERNAL, f"reply {place} has no grad_input")
-            grad_input = tensors.from_proto(result.grad_input, dtype, shape,
-                                            f"{place}.grad_input")
+            grad_input = tensors.from_wire(result.grad_input, dtype, shape,
+                                           f"{place}.grad_input", outs[1])
             if prepared.spec.name == "prelu":
-                if not result.HasField("grad_weight"):
+                if result.grad_weight is None:
                     raise Error(grpc.StatusCode.INTERNAL, f"reply {place} has no grad_weight")
-                grad_weight = tensors.from_proto(
-                    result.grad_weight, dtype,
-                    prepared.weight_shape if weight_shape is None else weight_shape,
-                    f"{place}.grad_weight")
+                expected = prepared.weight_shape if weight_shape is None else weight_shape
+                if outs[2] is not None:
+                    expected = outs[2].shape
+                grad_weight = tensors.from_wire(result.grad_weight, dtype, expected,
+                                                f"{place}.grad_weight", outs[2])
         return Result(output, grad_input, grad_weight)
 
-    def _decode(self, prepared: _Prepared, result, place: str) -> Result:
-        arrays = self._decode_arrays(prepared, result, place, prepared.host.array.shape)
+    def _decode(self, prepared: _Prepared, result: wire.WireResult, place: str,
+                out=None, outs: tuple = (None, None, None)) -> Result:
+        arrays = self._decode_arrays(prepared, result, place, prepared.host.array.shape,
+                                     None, outs)
+        return self._restore(prepared, out, arrays)
+
+    @staticmethod
+    def _restore(prepared: _Prepared, out, arrays) -> Result:
+        # A result written into the caller's array or tensor is returned as that object.
+        given = (None, None, None) if out is None else tuple(out) + (None,) * (3 - len(out))
         restore = prepared.host.restore
-        return Result(*(None if a is None else restore(a) for a in arrays))
+        return Result(*(None if array is None else mine if mine is not None else
+                        restore(array) for array, mine in zip(arrays, given)))
+
+
+def _decode_response(reply: bytes) -> List[wire.WireResult]:
+    try:
+        return wire.decode_compute_response(reply)
+    except wire.MalformedMessage as error:
+        raise Error(grpc.StatusCode.INTERNAL, f"malformed ComputeResponse: {error}") from None
 
 
 def _to_float64(array: np.ndarray, dtype: str) -> np.ndarray:

@@ -13,6 +13,7 @@ gives numpy arrays. torch is imported only when a torch tensor is passed.
 """
 
 import dataclasses
+import math
 from typing import Callable, Optional, Sequence
 
 import grpc
@@ -20,6 +21,7 @@ import numpy as np
 
 from actserve._proto import pb
 from actserve.errors import Error, invalid_argument
+from actserve.wire import WireTensor
 
 # dtype name -> (wire enum, numpy dtype of the wire bytes: little-endian).
 _WIRE = {
@@ -161,15 +163,38 @@ def like(value, reference: HostArray, what: str) -> np.ndarray:
     return to_host(value, what, reference.dtype).array
 
 
+def to_wire(array: np.ndarray, dtype: str) -> WireTensor:
+    """The wire ``Tensor`` of ``array`` (already in the wire layout of ``dtype``: C order,
+    little-endian), its data a view of the array's memory, not a copy: the array must
+    not change until the request is serialized."""
+    return WireTensor(_WIRE[dtype][0], array.shape, _bytes_view(array))
+
+
+def _bytes_view(array: np.ndarray) -> memoryview:
+    # A 1-D view of unsigned bytes (reshape of a C-ordered array is a view), so that the
+    # request's join copies it as it is and len() counts bytes.
+    return memoryview(array.reshape(-1).view(np.uint8))
+
+
 def to_proto(array: np.ndarray, dtype: str):
-    """The wire ``Tensor`` of ``array`` (already in the wire layout of ``dtype``)."""
+    """The wire ``Tensor`` message of ``array`` (already in the wire layout of ``dtype``)."""
     return pb.Tensor(dtype=_WIRE[dtype][0], shape=list(array.shape), data=array.tobytes())
 
 
 def from_proto(tensor, dtype: str, shape: Optional[Sequence[int]], what: str) -> np.ndarray:
+    """``from_wire`` for a ``Tensor`` message."""
+    return from_wire(WireTensor(tensor.dtype, tuple(tensor.shape), tensor.data), dtype,
+                     shape, what)
+
+
+def from_wire(tensor: WireTensor, dtype: str, shape: Optional[Sequence[int]], what: str,
+              out: Optional[np.ndarray] = None) -> np.ndarray:
     """The array of a ``Tensor`` in a reply, checked against the expected ``dtype`` and
-    ``shape`` (None: any shape). Raises ``actserve.Error`` (INTERNAL) when the server's
-    reply is malformed."""
+    ``shape`` (None: any shape), copied once: into ``out`` when given (a writable array
+    of that shape whose dtype is the wire's, any byte order, any strides, as
+    ``out_array`` returns it; reusing one saves mapping fresh memory for every reply),
+    else into a new writable array in native byte order. Raises ``actserve.Error``
+    (INTERNAL) when the server's reply is malformed."""
     wire_dtype = _NAME_OF_WIRE.get(tensor.dtype)
     if wire_dtype != dtype:
         raise Error(grpc.StatusCode.INTERNAL,
@@ -179,11 +204,45 @@ def from_proto(tensor, dtype: str, shape: Optional[Sequence[int]], what: str) ->
         raise Error(grpc.StatusCode.INTERNAL,
                     f"reply {what}: shape {list(reply_shape)}, expected {list(shape)}")
     numpy_dtype = _WIRE[dtype][1]
-    count = int(np.prod(reply_shape, dtype=np.int64))
+    count = math.prod(reply_shape)
     if len(tensor.data) != count * numpy_dtype.itemsize:
         raise Error(grpc.StatusCode.INTERNAL,
                     f"reply {what}: {len(tensor.data)} bytes for shape {list(reply_shape)} "
                     f"{dtype}")
-    # A writable copy in native byte order (frombuffer over bytes is read-only).
-    array = np.frombuffer(tensor.data, dtype=numpy_dtype).astype(numpy_dtype.newbyteorder("="))
-    return array.reshape(reply_shape)
+    # A read-only view of the received bytes; the one copy is into the result array.
+    received = np.frombuffer(tensor.data, dtype=numpy_dtype).reshape(reply_shape)
+    if out is None:
+        return received.astype(numpy_dtype.newbyteorder("="))
+    np.copyto(out, received, casting="equiv")
+    return out
+
+
+def out_array(value, shape: Sequence[int], dtype: str, what: str) -> np.ndarray:
+    """The numpy array that a result of ``shape`` and ``dtype`` is written into for the
+    caller's ``value``: a numpy array of ``dtype``'s wire type (uint16 bit patterns for
+    bfloat16; any byte order and strides), or a CPU torch tensor of the dtype (its
+    memory, viewed). Raises INVALID_ARGUMENT, naming ``what``, when it does not fit or is
+    read-only."""
+    if _is_torch_tensor(value):
+        import torch
+
+        if value.device.type != "cpu" or value.requires_grad:
+            raise invalid_argument(f"{what}: a torch tensor given to write into must be on "
+                                   "the CPU and not require grad")
+        if value.dtype == torch.bfloat16:
+            out = value.view(torch.int16).numpy().view(np.uint16)
+        else:
+            out = value.numpy()
+    elif isinstance(value, np.ndarray):
+        out = value
+    else:
+        raise invalid_argument(f"{what}: expected a numpy array or a CPU torch tensor, got "
+                               f"{type(value).__name__}")
+    expected = _WIRE[dtype][1]
+    if out.dtype.newbyteorder("<") != expected or tuple(out.shape) != tuple(shape):
+        raise invalid_argument(
+            f"{what}: shape {list(out.shape)} {out.dtype}, expected {list(shape)} "
+            f"{expected.newbyteorder('=')}")
+    if not out.flags.writeable:
+        raise invalid_argument(f"{what}: the array is read-only")
+    return out

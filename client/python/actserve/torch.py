@@ -20,6 +20,12 @@ training step per activation: the price of exact gradients for every activation.
 The autograd Function is once-differentiable (no double backward). Tensors on other
 devices are computed on the server and returned to their device.
 
+Copies on the client, for CPU tensors: the forward pass sends x straight from its memory
+(the request's one copy) and its output is a tensor over the one array the reply is
+copied into; the backward pass likewise sends x and dy, and dx is the one copy of the
+reply. Only a dy that is not contiguous (e.g. the expanded ones of ``y.sum().backward()``)
+is made contiguous first, a second copy.
+
 Note for readers: this module is ``actserve.torch``; ``import torch`` below is an
 absolute import (Python 3), so it loads PyTorch, not this module.
 """
