@@ -1,5 +1,5 @@
 """The Python side of the test vectors both SDKs share (tests/vectors/*.json; the C++
-side is tests/client/shared_vectors_test.cc): the text forms of activation specs with
+side is tests/client/sdk/shared_vectors_test.cc): the text forms of activation specs with
 their canonical form or error, how compute_large cuts a tensor (checked on the plan, and
 against a real server for softmax along dimension 0), the retry policy of the default
 channel, and the health codec's bytes."""
