@@ -7,7 +7,7 @@
 //
 // The request is one float32 tensor of --bytes, made with the generated protobuf code and
 // serialized once; the calls go through gRPC's generic stub one at a time
-// (bench/service/load.h, the service benchmark's load generator), so the client does no
+// (client/actctl/bench/load.h, the service benchmark's load generator), so the client does no
 // per-call work on the data: what it costs is the transport's alone. MB/s is 10^6 bytes
 // of input per second.
 #include <cstdio>

@@ -149,7 +149,7 @@ def _service_config(load_balancing_policy: str, max_attempts: int) -> str:
             "name": [{"service": "actserve.v1.ActivationService"},
                      {"service": "grpc.health.v1.Health"}],
             # Every RPC of both services is idempotent, so a retry never applies anything
-            # twice. The C++ SDK's policy (client/channel.cc), code for code
+            # twice. The C++ SDK's policy (client/sdk/channel.cc), code for code
             # (tests/vectors/retry_policy.json): UNAVAILABLE is a server not reachable
             # yet, one that died mid-call or one that is draining; CANCELLED from the
             # server is the rest of a shutdown (a call that reached it after its Shutdown
