@@ -152,6 +152,16 @@ def encode_compute_request(items: Sequence[ItemParts]) -> bytes:
     return b"".join(parts)
 
 
+def _read_key(view: memoryview, at: int) -> Tuple[int, int, int]:
+    """The field number and wire type of the key at ``view[at:]``, and the position
+    after it; one byte for every field number below 16, the common case."""
+    key = view[at]
+    if key < 0x80:
+        return key >> 3, key & 7, at + 1
+    key, at = read_varint(view, at)
+    return key >> 3, key & 7, at
+
+
 def _decode_tensor(view: memoryview, at: int, end: int,
                    merged: Optional[WireTensor]) -> WireTensor:
     # A Tensor in view[at:end]; a second occurrence of the field merges into the first,
@@ -159,12 +169,7 @@ def _decode_tensor(view: memoryview, at: int, end: int,
     dtype, shape, data = (0, [], view[at:at]) if merged is None else (
         merged.dtype, list(merged.shape), merged.data)
     while at < end:
-        key = view[at]  # one byte for every field number below 16
-        if key < 0x80:
-            at += 1
-        else:
-            key, at = read_varint(view, at)
-        field, wire_type = key >> 3, key & 7
+        field, wire_type, at = _read_key(view, at)
         if field == 1 and wire_type == _VARINT:
             dtype, at = read_varint(view, at)
             dtype &= 0xFFFFFFFF  # an enum is an int32 on the wire
@@ -205,12 +210,7 @@ def _decode_tensor(view: memoryview, at: int, end: int,
 def _decode_result(view: memoryview, at: int, end: int) -> WireResult:
     tensors = [None, None, None]  # output = 1, grad_input = 2, grad_weight = 3
     while at < end:
-        key = view[at]  # one byte for every field number below 16
-        if key < 0x80:
-            at += 1
-        else:
-            key, at = read_varint(view, at)
-        field, wire_type = key >> 3, key & 7
+        field, wire_type, at = _read_key(view, at)
         if 1 <= field <= 3 and wire_type == _LENGTH_DELIMITED:
             length, at = read_varint(view, at)
             if at + length > end:
@@ -232,12 +232,7 @@ def decode_compute_response(data: bytes) -> List[WireResult]:
     results = []
     at, end = 0, len(view)
     while at < end:
-        key = view[at]  # one byte for every field number below 16
-        if key < 0x80:
-            at += 1
-        else:
-            key, at = read_varint(view, at)
-        field, wire_type = key >> 3, key & 7
+        field, wire_type, at = _read_key(view, at)
         if field == 1 and wire_type == _LENGTH_DELIMITED:
             length, at = read_varint(view, at)
             if at + length > end:
