@@ -139,6 +139,15 @@ struct ServerOptions {
   // --metrics_address defaults to "0.0.0.0:9464".
   std::string metrics_address;
 
+  // --- The Open Inference Protocol's HTTP/REST routes (server/inference/http_door.h). ---
+
+  // host:port of the KServe v2 REST routes (/v2/...), with the gRPC port's TLS settings
+  // and tokens. Port 0 picks a free port (Server::http_port()). Empty: no REST door (the
+  // protocol's gRPC service is always on the gRPC port).
+  // Default "" here so that embedded and test servers open no second port; the binary's
+  // --http_address defaults to "localhost:8000" (Triton's HTTP port).
+  std::string http_address;
+
   // --- Connections and memory. ---
 
   // Memory gRPC may use for connections and messages in flight (gRPC ResourceQuota);
