@@ -273,16 +273,6 @@ absl::Status ScanModelInferRequest(const grpc::ByteBuffer& request, int max_rank
   });
 }
 
-struct InferenceServiceImpl::Call {
-  google::protobuf::Arena arena;
-  pb::ModelInferRequest* request = nullptr;
-  InferRequest infer;
-  InferencePlan plan;
-  std::vector<Buffer> buffers;  // one per plan.outputs entry
-  Reservation working;          // the engine's own memory, charged to the pool's limit
-  std::string response_head;    // the response without raw_output_contents
-  std::optional<absl::Time> timeout_deadline;
-};
 
 InferenceServiceImpl::InferenceServiceImpl(const Engine* engine, ThreadPool* pool,
                                            std::shared_ptr<BufferPool> buffers,
