@@ -16,7 +16,10 @@ namespace actserve {
 namespace server {
 namespace {
 
-constexpr absl::string_view kMethods[] = {"Compute", "ComputeStream", "ListActivations"};
+constexpr absl::string_view kMethods[] = {"Compute", "ComputeStream", "ListActivations",
+                                          // the Open Inference Protocol's HTTP/REST door
+                                          "REST ServerMetadata", "REST ModelMetadata",
+                                          "REST ModelInfer"};
 
 // The dtype enum's values 0..4 index the per-activation counters.
 constexpr size_t kDTypes = 5;

@@ -38,6 +38,7 @@
 #include "server/auth.h"
 #include "server/call_gate.h"
 #include "server/inference/grpc_service.h"
+#include "server/inference/http_door.h"
 #include "server/metrics.h"
 #include "server/server_options.h"
 #include "src/engine.h"
@@ -76,6 +77,9 @@ class Server {
 
   // The metrics exposer's port; 0 when options.metrics_address is empty.
   int metrics_port() const { return metrics_port_; }
+
+  // The HTTP/REST door's port; 0 when options.http_address is empty.
+  int http_port() const { return http_port_; }
 
   const ServerOptions& options() const { return options_; }
 
@@ -129,7 +133,10 @@ class Server {
   // the grpc::Server's interceptor borrows it.
   std::unique_ptr<server_internal::CallTracker> call_tracker_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  // The protocol's HTTP/REST routes; null when options.http_address is empty.
+  std::unique_ptr<inference::HttpDoor> http_door_;
   int port_ = 0;
+  int http_port_ = 0;
   int metrics_port_ = 0;
   // True until Shutdown begins: health NOT_SERVING, the protocol's ServerReady false.
   std::atomic<bool> serving_{true};
