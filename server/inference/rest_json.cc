@@ -672,7 +672,7 @@ class RequestReader {
       if (!dtype.has_value()) {
         return Fail(absl::InvalidArgumentError(absl::StrCat(
             place, ".datatype: ", Quote(tensor.datatype),
-            " is not a datatype of actserve's models (FP32, FP64, FP16, BF16)")));
+            " is not supported; actserve computes FP32, FP64, FP16 and BF16")));
       }
       const absl::StatusOr<int64_t> elements = NumElements(tensor.shape);
       if (!elements.ok()) {

@@ -193,7 +193,8 @@ TEST(RestJsonTest, RefusesEveryMalformedRequestNamingThePlace) {
        absl::StatusCode::kInvalidArgument, "inputs[0].shape[0]: expected a non-negative integer, got an array"},
       {"datatype unknown", R"({"inputs":[{"name":"x","shape":[1],"datatype":"INT32","data":[1]}]})",
        "", absl::StatusCode::kInvalidArgument,
-       "inputs[0].datatype: 'INT32' is not a datatype of actserve's models (FP32, FP64, FP16, BF16)"},
+       "inputs[0].datatype: 'INT32' is not supported; actserve computes FP32, FP64, FP16 and "
+       "BF16"},
       {"string value", absl::StrCat("{\"inputs\":[{", x, R"(,"data":[1,"2"]}]})"), "",
        absl::StatusCode::kInvalidArgument, "inputs[0].data[1]: a string; tensor data must be numbers"},
       {"boolean value", absl::StrCat("{\"inputs\":[{", x, R"(,"data":[true,1]}]})"), "",
