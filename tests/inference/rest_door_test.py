@@ -486,6 +486,26 @@ class RestDoorTest(unittest.TestCase):
                 self.assertEqual([o["name"] for o in everything.json()["outputs"]],
                                  ["y", "dx"])
 
+    def test_large_inference_on_the_compute_pool(self):
+        # 800 KiB of input: above --inline_bytes' 256 KiB, so it computes on the pool.
+        x = representable(np.random.default_rng(3).standard_normal(200000) * 3, "FP32")
+        dy = representable(np.random.default_rng(4).standard_normal(200000), "FP32")
+        want = reference(MODELS[1], {"x": x}, dy)
+        for client in CLIENTS:
+            with self.subTest(client=client.name):
+                body, headers = infer_body({"x": x, "dy": dy}, "FP32", binary_inputs=True,
+                                           binary_outputs=True,
+                                           parameters={"negative_slope": 0.2})
+                response = client.request("POST", self.url("/v2/models/leaky_relu/infer"),
+                                          body, headers)
+                self.assertEqual(response.status, 200, response)
+                got = read_outputs(response)
+                for name in ("y", "dx"):
+                    # The slope is a float32 (0.2f): within 1 ULP of float64's product.
+                    rounded = representable(want[name], "FP32")
+                    self.assertLessEqual(
+                        np.max(np.abs(got[name]["values"] - rounded) / ulp(rounded, "FP32")), 1)
+
     def bad_requests(self):
         """(what, method, path, body, headers, status, message)."""
         good_x = {"name": "x", "shape": [2], "datatype": "FP32", "data": [1, 2]}
@@ -629,6 +649,25 @@ class RestLimitsTest(unittest.TestCase):
         self.assertEqual(float(ok_count.group(1) or ok_count.group(2)), 4.0)
         self.assertIn('method="REST ModelInfer"', text)
         self.assertIn("REST ModelInfer UNAUTHENTICATED", self.server.log())
+
+
+class RestQueueTest(unittest.TestCase):
+    def test_a_full_compute_queue_refuses_with_429(self):
+        skip_unless_tools()
+        # No queue: a request large enough for the pool is refused, small ones run inline.
+        with Server("--max_queued_batches=0") as server:
+            large, headers = infer_body({"x": np.zeros(100000)}, "FP32", binary_inputs=True,
+                                        binary_outputs=True)
+            small, small_headers = infer_body({"x": np.zeros(4)}, "FP32", binary_inputs=False)
+            for client in CLIENTS:
+                with self.subTest(client=client.name):
+                    refused = client.request("POST", server.base + "/v2/models/relu/infer",
+                                             large, headers)
+                    self.assertEqual(refused.status, 429, refused)
+                    self.assertIn("compute queue full", refused.json()["error"])
+                    served = client.request("POST", server.base + "/v2/models/relu/infer",
+                                            small, small_headers)
+                    self.assertEqual(served.status, 200, served)
 
 
 class RestTlsTest(unittest.TestCase):
