@@ -16,10 +16,11 @@ namespace actserve {
 namespace server {
 namespace {
 
-constexpr absl::string_view kMethods[] = {"Compute", "ComputeStream", "ListActivations",
-                                          // the Open Inference Protocol's HTTP/REST door
-                                          "REST ServerMetadata", "REST ModelMetadata",
-                                          "REST ModelInfer"};
+// actserve.v1's methods, then the Open Inference Protocol's over gRPC and over HTTP/REST.
+constexpr absl::string_view kMethods[] = {"Compute",    "ComputeStream", "ListActivations",
+                                          "ModelInfer", "ModelMetadata", "ServerMetadata",
+                                          "REST ModelInfer", "REST ModelMetadata",
+                                          "REST ServerMetadata"};
 
 // The dtype enum's values 0..4 index the per-activation counters.
 constexpr size_t kDTypes = 5;
