@@ -104,7 +104,8 @@ class Server {
   //  3. closes every client connection, so that calls still on their way fail with
   //     UNAVAILABLE before they reach the server (their clients retry them elsewhere),
   //     instead of being cancelled (CANCELLED, not retried) by the next step;
-  //  4. stops the gRPC server, cancelling whatever is still running.
+  //  4. stops the REST door (it answers the requests it has begun first) and the gRPC
+  //     server, cancelling whatever is still running there.
   // Blocks until every call has finished. Idempotent; safe to call from any thread,
   // concurrently with Wait().
   void Shutdown();
