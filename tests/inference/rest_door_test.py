@@ -140,6 +140,9 @@ class Curl:
                 raise ConnectionError(f"curl exited {done.returncode}: {done.stderr.strip()}")
             with open(head_path, "rb") as f:
                 blocks = f.read().decode("latin-1").strip().split("\r\n\r\n")
+            # An interim "100 Continue" answers curl's "Expect: 100-continue" (bodies
+            # above 1 MiB).
+            self.last_had_continue = any(b.startswith("HTTP/1.1 100") for b in blocks)
             head = [b for b in blocks if not b.startswith("HTTP/1.1 100")][-1].split("\r\n")
             status = int(head[0].split()[1])
             fields = dict(line.split(": ", 1) for line in head[1:] if ": " in line)
@@ -499,6 +502,9 @@ class RestDoorTest(unittest.TestCase):
                 response = client.request("POST", self.url("/v2/models/leaky_relu/infer"),
                                           body, headers)
                 self.assertEqual(response.status, 200, response)
+                if isinstance(client, Curl):
+                    # 1.6 MB: curl asked to continue, and the server said so.
+                    self.assertTrue(client.last_had_continue)
                 got = read_outputs(response)
                 for name in ("y", "dx"):
                     # The slope is a float32 (0.2f): within 1 ULP of float64's product.
