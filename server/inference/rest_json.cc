@@ -75,6 +75,11 @@ enum FieldBit : unsigned {
   kSeenData = 1u << 7,
 };
 
+// Values per chunk of an input's data read before its shape and datatype: 64 KiB, below
+// the buffer pool's smallest pooled size, whose buffers are mapped (and, with huge
+// pages, faulted in) 2 MiB at a time.
+constexpr int64_t kValuesPerChunk = int64_t{1} << 13;
+
 // One input while it is parsed.
 struct PendingInput {
   unsigned seen = 0;
@@ -84,12 +89,14 @@ struct PendingInput {
   std::optional<uint64_t> binary_data_size;
   int parameters = 0;
   // JSON data: written straight into `sink` when the shape and datatype came before the
-  // data (every client we know writes them first), else kept as doubles until the end.
+  // data (every client we know writes them first), else kept as doubles until the end,
+  // in chunks from the allocator (so that they count against the tensor memory limit,
+  // and grow without a vector's doubling).
   std::optional<DType> sink_dtype;
   absl::Span<char> sink;
   int64_t sink_capacity = 0;  // elements
   int64_t count = 0;          // data values read
-  std::vector<double> values;
+  std::vector<absl::Span<char>> value_chunks;  // kValuesPerChunk doubles each
 };
 
 struct PendingOutput {
@@ -599,8 +606,13 @@ class RequestReader {
     const absl::StatusOr<int64_t> elements = NumElements(input.shape);
     if (!elements.ok()) return true;
     // Each value takes at least two bytes of JSON ("1,"): a shape asking for more than
-    // the header can hold is refused at the end, without allocating for it.
-    if (*elements > static_cast<int64_t>(json_bytes_ / 2 + 1)) return true;
+    // the header can hold cannot be matched by its data, and is refused now, before its
+    // values cost anything.
+    if (*elements > static_cast<int64_t>(json_bytes_ / 2 + 1)) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          InputPlace(), ".data: shape ", ShapeToString(input.shape), " needs ", *elements,
+          " values, more than the request's ", json_bytes_, " bytes of JSON can hold")));
+    }
     absl::StatusOr<absl::Span<char>> memory =
         allocate_(static_cast<size_t>(*elements) * DTypeSize(*dtype));
     if (!memory.ok()) return Fail(memory.status());
@@ -621,7 +633,14 @@ class RequestReader {
       const size_t width = DTypeSize(*input.sink_dtype);
       StoreValue(*input.sink_dtype, value, input.sink.data() + input.count * width);
     } else {
-      input.values.push_back(value);
+      const int64_t in_chunk = input.count % kValuesPerChunk;
+      if (in_chunk == 0) {
+        absl::StatusOr<absl::Span<char>> chunk = allocate_(kValuesPerChunk * sizeof(double));
+        if (!chunk.ok()) return Fail(chunk.status());
+        input.value_chunks.push_back(*chunk);
+      }
+      std::memcpy(input.value_chunks.back().data() + in_chunk * sizeof(double), &value,
+                  sizeof(double));
     }
     ++input.count;
     return true;
@@ -688,13 +707,18 @@ class RequestReader {
         tensor.data = input.sink;
       } else {
         const size_t width = DTypeSize(*dtype);
-        absl::StatusOr<absl::Span<char>> memory = allocate_(input.values.size() * width);
+        absl::StatusOr<absl::Span<char>> memory =
+            allocate_(static_cast<size_t>(input.count) * width);
         if (!memory.ok()) return Fail(memory.status());
-        for (size_t i = 0; i < input.values.size(); ++i) {
-          StoreValue(*dtype, input.values[i], memory->data() + i * width);
+        for (int64_t i = 0; i < input.count; ++i) {
+          double value;
+          std::memcpy(&value,
+                      input.value_chunks[i / kValuesPerChunk].data() +
+                          (i % kValuesPerChunk) * sizeof(double),
+                      sizeof(double));
+          StoreValue(*dtype, value, memory->data() + i * width);
         }
         tensor.data = *memory;
-        std::vector<double>().swap(input.values);
       }
     }
     parsed_.request.inputs.push_back(std::move(tensor));
@@ -808,12 +832,36 @@ char* FormatNumber(DType dtype, const char* data, char* first, char* last) {
   return nullptr;
 }
 
+// The JSON reader builds each string whole before handing it over, growing its buffer
+// as it goes: one string of the whole body would cost several times the body. So the
+// strings' lengths are checked first, in one pass that allocates nothing.
+absl::Status CheckStringLengths(absl::string_view json, size_t max_bytes) {
+  const char* p = json.data();
+  const char* const end = p + json.size();
+  while (true) {
+    p = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(end - p)));
+    if (p == nullptr) return absl::OkStatus();
+    const char* const start = ++p;
+    while (p < end && *p != '"') p += *p == '\\' ? 2 : 1;
+    if (static_cast<size_t>(std::min(p, end) - start) > max_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "a JSON string at byte ", start - json.data(), " is longer than the ", max_bytes,
+          " bytes a name, an id or a parameter may have"));
+    }
+    if (p >= end) return absl::OkStatus();  // unterminated: the parser says so
+    ++p;
+  }
+}
+
 }  // namespace
 
 absl::Status ParseInferRequest(absl::string_view json, absl::string_view binary,
                                const RestJsonLimits& limits, TensorAllocator allocate,
                                RestInferRequest* parsed) {
   *parsed = RestInferRequest();
+  if (absl::Status lengths = CheckStringLengths(json, limits.max_string_bytes); !lengths.ok()) {
+    return lengths;
+  }
   RequestReader reader(json, binary, limits, allocate, parsed);
   const bool ok = Json::sax_parse(json.data(), json.data() + json.size(), &reader,
                                   nlohmann::detail::input_format_t::json, /*strict=*/true);

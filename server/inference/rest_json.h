@@ -66,8 +66,10 @@ struct RestJsonLimits {
   size_t max_string_bytes = 4096;
 };
 
-// Gives `bytes` of memory for one input's values converted from JSON numbers; the memory
-// must stay valid as long as the parsed request is used. The door hands out pooled
+// Gives `bytes` of memory for one input's values converted from JSON numbers (and, for
+// data read before its input's shape and datatype, chunks of doubles that hold the values
+// until then: at most 4 bytes per byte of JSON); the memory must stay valid as long as
+// the parsed request is used. The door hands out pooled
 // buffers (counted against the tensor memory limit); an error is returned as is.
 using TensorAllocator = absl::FunctionRef<absl::StatusOr<absl::Span<char>>(size_t bytes)>;
 

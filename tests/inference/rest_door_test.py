@@ -657,6 +657,65 @@ class RestLimitsTest(unittest.TestCase):
         self.assertIn("REST ModelInfer UNAUTHENTICATED", self.server.log())
 
 
+def peak_rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+class RestHostileTest(unittest.TestCase):
+    """Bodies of 32 MiB built to make a JSON reader allocate: each is refused with its
+    status and message, and the server's peak memory grows by about the body (held once,
+    in a pooled buffer), never by a tree of JSON nodes or by what the body claims."""
+
+    BODY_BYTES = 32 << 20
+
+    def test_hostile_bodies_are_refused_in_bounded_memory(self):
+        skip_unless_tools()
+        n = self.BODY_BYTES
+        x_head = b'{"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":'
+        cases = [
+            ("nesting", x_head + b"[" * (n - len(x_head)), 429,
+             "the JSON nests deeper than 36 levels"),
+            ("parameters", b'{"parameters":{' + b",".join(
+                b'"p%d":1' % i for i in range(n // 12)) + b"}}", 429,
+             "the request: more than 64 parameters"),
+            ("dimensions", b'{"inputs":[{"name":"x","shape":[' + b"1," * (n // 2) + b"1]}]}",
+             429, "inputs[0].shape: more than 32 dimensions"),
+            ("a long string", b'{"id":"' + b"a" * n + b'"}', 429,
+             "a JSON string at byte 7 is longer than the 4096 bytes"),
+            ("values against a huge shape",
+             b'{"inputs":[{"name":"x","shape":[1000000,1000000],"datatype":"FP64","data":['
+             + b"0," * (n // 2) + b"0]}]}", 400,
+             "inputs[0].data: shape [1000000,1000000] needs 1000000000000 values, more than "
+             "the request's"),
+            ("values before their shape",
+             b'{"inputs":[{"data":[' + b"0," * (n // 2) + b'0],"name":"x","shape":[2],'
+             b'"datatype":"FP64"}]}', 400, "values, but shape [2] needs 2"),
+        ]
+        with Server() as server:
+            client = Curl("-H", "Expect:")
+            baseline = peak_rss_bytes(server.process.pid)
+            for what, body, status, message in cases:
+                with self.subTest(what=what):
+                    response = client.request("POST", server.base + "/v2/models/gelu/infer",
+                                              body, {"Content-Type": "application/json"})
+                    self.assertEqual(response.status, status, response)
+                    self.assertIn(message, response.json()["error"])
+            # The body once (and an earlier body's buffer, which the pool keeps for
+            # reuse), plus, for values before their shape, 8 bytes of double per (at
+            # least) 2 bytes of JSON: at most 6 x the body in all. A JSON tree of the
+            # same values would take tens of bytes per value.
+            growth = peak_rss_bytes(server.process.pid) - baseline
+            self.assertLess(growth, 6 * self.BODY_BYTES + (16 << 20),
+                            f"peak grew by {growth} bytes")
+            body, headers = infer_body({"x": np.array([1.0])}, "FP32", binary_inputs=False)
+            self.assertEqual(client.request("POST", server.base + "/v2/models/relu/infer",
+                                            body, headers).status, 200)
+
+
 class RestQueueTest(unittest.TestCase):
     def test_a_full_compute_queue_refuses_with_429(self):
         skip_unless_tools()

@@ -126,7 +126,8 @@ TEST(RestJsonTest, DataBeforeShapeAndDatatypeGivesTheSameTensor) {
   EXPECT_EQ(Values<uint16_t>(after->request.request.inputs[0].data),
             Values<uint16_t>(before->request.request.inputs[0].data));
   EXPECT_EQ(after->memory.bytes, 6u);
-  EXPECT_EQ(before->memory.bytes, 6u);
+  // Data first: one chunk of doubles until the datatype is known, then the tensor.
+  EXPECT_EQ(before->memory.bytes, (size_t{1} << 13) * sizeof(double) + 6u);
 }
 
 TEST(RestJsonTest, BinaryInputsViewTheBytesAfterTheHeaderInInputOrder) {
@@ -214,7 +215,13 @@ TEST(RestJsonTest, RefusesEveryMalformedRequestNamingThePlace) {
        absl::StatusCode::kInvalidArgument, "inputs[0].data: 3 values, but shape [2] needs 2"},
       {"shape larger than the body",
        R"({"inputs":[{"name":"x","shape":[1000000000000],"datatype":"FP32","data":[1]}]})", "",
-       absl::StatusCode::kInvalidArgument, "inputs[0].data: 1 values, but shape [1000000000000] needs 1000000000000"},
+       absl::StatusCode::kInvalidArgument,
+       "inputs[0].data: shape [1000000000000] needs 1000000000000 values, more than the "
+       "request's "},
+      {"shape larger than the body, data first",
+       R"({"inputs":[{"data":[1],"name":"x","shape":[1000000000000],"datatype":"FP32"}]})", "",
+       absl::StatusCode::kInvalidArgument,
+       "inputs[0].data: 1 values, but shape [1000000000000] needs 1000000000000"},
       {"no name", R"({"inputs":[{"shape":[1],"datatype":"FP32","data":[1]}]})", "",
        absl::StatusCode::kInvalidArgument, "inputs[0]: no name"},
       {"no shape", R"({"inputs":[{"name":"x","datatype":"FP32","data":[1]}]})", "",
@@ -290,7 +297,13 @@ TEST(RestJsonTest, RefusesEveryMalformedRequestNamingThePlace) {
        }(), "}}"), "", absl::StatusCode::kResourceExhausted,
        "the request: more than 64 parameters"},
       {"long string", absl::StrCat(R"({"id":")", std::string(5000, 'a'), "\"}"), "",
-       absl::StatusCode::kResourceExhausted, "id: a string of 5000 bytes; at most 4096"},
+       absl::StatusCode::kResourceExhausted,
+       "a JSON string at byte 7 is longer than the 4096 bytes a name, an id or a parameter "
+       "may have"},
+      {"long escaped string", absl::StrCat(R"({"x":")", std::string(5000, '\\'), "\"}"), "",
+       absl::StatusCode::kResourceExhausted, "a JSON string at byte 6 is longer than"},
+      {"long unterminated string", absl::StrCat(R"({"x":")", std::string(5000, 'a')), "",
+       absl::StatusCode::kResourceExhausted, "a JSON string at byte 6 is longer than"},
   };
   for (const BadCase& bad : cases) {
     SCOPED_TRACE(bad.what);
@@ -336,6 +349,17 @@ TEST(RestJsonTest, MemoryIsBoundedByTheRequestNotByItsShape) {
       R"({"inputs":[{"name":"x","shape":[1000000,1000000],"datatype":"FP64","data":[1]}]})");
   EXPECT_EQ(parsed->status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_LT(parsed->memory.bytes, 64u);
+
+  // Data before its shape: doubles in 64 KiB chunks until the shape is known (at most
+  // 4 bytes per byte of JSON, plus one chunk), then the tensor itself.
+  std::string values = "0";
+  for (int i = 1; i < 200000; ++i) values += ",0";
+  const std::string json = absl::StrCat(R"({"inputs":[{"data":[)", values,
+                                        R"(],"name":"x","shape":[200000],"datatype":"FP16"}]})");
+  const std::unique_ptr<Parsed> first = Parse(json);
+  ASSERT_TRUE(first->status.ok()) << first->status;
+  EXPECT_EQ(first->memory.bytes, 25 * (size_t{1} << 13) * sizeof(double) + 200000 * 2);
+  EXPECT_LE(first->memory.bytes, 4 * json.size() + (size_t{1} << 16) + 200000 * 2);
 }
 
 // --- Output ---
