@@ -19,6 +19,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/logging.h"
 
@@ -443,9 +444,15 @@ void Server::Shutdown() {
   // within a TCP and an HTTP/2 handshake, and a connection set up after the Shutdown
   // below has begun is closed by gRPC at once; only a call sent on a connection set up
   // in the microseconds in between could still be cancelled.
-  // The REST door's calls were refused from the drain on too; stopping it waits for
-  // those still being served (civetweb finishes each request it has begun).
-  if (http_door_ != nullptr) http_door_->Stop();
+  // The REST door's calls were refused from the drain on too; those still in flight
+  // (the gate's count, now that the gRPC calls have ended) get the rest of the grace,
+  // then stopping the door stops their computations and answers them.
+  if (http_door_ != nullptr) {
+    while (gate_->inflight() > 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    http_door_->Stop();
+  }
   grpc_server_cancel_all_calls(grpc_server_->c_server());
   grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   Log(LogLevel::kInfo, "shut down");

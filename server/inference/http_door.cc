@@ -28,6 +28,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -250,6 +252,17 @@ struct HttpDoor::State {
   // Set by the init_ssl callback, which has no other way to say why it failed.
   std::string tls_error;
   absl::Mutex stop_mu;
+  // The cancellation flags of the computations running on the pool, so that Stop can
+  // end them (a shutdown whose grace is over); `stopping` flips new ones at once.
+  absl::Mutex active_mu;
+  absl::flat_hash_set<std::atomic<bool>*> active ABSL_GUARDED_BY(active_mu);
+  bool stopping ABSL_GUARDED_BY(active_mu) = false;
+
+  void CancelAll() {
+    absl::MutexLock lock(&active_mu);
+    stopping = true;
+    for (std::atomic<bool>* flag : active) flag->store(true, std::memory_order_relaxed);
+  }
 
   // civetweb's callbacks; `user_data` / `cbdata` is the State.
   static int HandleRequest(mg_connection* conn, void* cbdata) {
@@ -647,6 +660,15 @@ struct HttpDoor::State {
     if (cost < options.inline_bytes) {
       status = RunInference(*deps.engine, plan, buffers, &cancelled);
     } else {
+      {
+        absl::MutexLock lock(&active_mu);
+        active.insert(&cancelled);
+        if (stopping) cancelled.store(true, std::memory_order_relaxed);
+      }
+      const auto unregister = absl::MakeCleanup([this, &cancelled] {
+        absl::MutexLock lock(&active_mu);
+        active.erase(&cancelled);
+      });
       absl::Notification done;
       const bool scheduled = deps.pool->TrySchedule([&] {
         status = RunInference(*deps.engine, plan, buffers, &cancelled);
@@ -662,10 +684,16 @@ struct HttpDoor::State {
         done.WaitForNotification();  // the task uses this frame's plan and buffers
       }
     }
-    if (status.code() == absl::StatusCode::kCancelled && absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(
-          "deadline exceeded: the computation was stopped and its partial results "
-          "discarded; allow a longer timeout or send fewer elements");
+    if (status.code() == absl::StatusCode::kCancelled) {
+      if (absl::Now() >= deadline) {
+        return absl::DeadlineExceededError(
+            "deadline exceeded: the computation was stopped and its partial results "
+            "discarded; allow a longer timeout or send fewer elements");
+      }
+      // Only Stop flips the flag otherwise.
+      return absl::UnavailableError(
+          "the server is shutting down: the computation was stopped; retry on another "
+          "replica");
     }
     return status;
   }
@@ -680,8 +708,10 @@ int HttpDoor::port() const { return state_->port; }
 void HttpDoor::Stop() {
   absl::MutexLock lock(&state_->stop_mu);
   if (state_->context == nullptr) return;
+  // Computations still running stop between chunks and answer UNAVAILABLE; then
   // mg_stop closes the listening socket and joins civetweb's threads, each of which
   // finishes the request it is serving first.
+  state_->CancelAll();
   mg_stop(state_->context);
   state_->context = nullptr;
 }

@@ -63,7 +63,9 @@ class HttpDoor {
 
   int port() const;
   // Stops accepting connections and returns once every request being served has been
-  // answered. Idempotent.
+  // answered; computations still running on the compute pool are stopped between chunks
+  // and answered UNAVAILABLE (503), so that a shutdown whose grace is over does not wait
+  // for them. Idempotent.
   void Stop();
 
  private:
