@@ -20,7 +20,6 @@
 
 #undef SSL_get_peer_certificate
 
-extern "C" __attribute__((visibility("default"))) X509* SSL_get_peer_certificate(
-    const SSL* ssl) {
+extern "C" __attribute__((visibility("default"))) X509* SSL_get_peer_certificate(const SSL* ssl) {
   return SSL_get1_peer_certificate(ssl);
 }

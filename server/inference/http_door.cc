@@ -63,40 +63,66 @@ constexpr absl::string_view kModelInferMethod = "REST ModelInfer";
 // The HTTP status of a canonical code, as grpc-gateway and Triton map them.
 int HttpStatus(absl::StatusCode code) {
   switch (code) {
-    case absl::StatusCode::kOk: return 200;
-    case absl::StatusCode::kCancelled: return 499;
+    case absl::StatusCode::kOk:
+      return 200;
+    case absl::StatusCode::kCancelled:
+      return 499;
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kOutOfRange: return 400;
-    case absl::StatusCode::kDeadlineExceeded: return 504;
-    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kOutOfRange:
+      return 400;
+    case absl::StatusCode::kDeadlineExceeded:
+      return 504;
+    case absl::StatusCode::kNotFound:
+      return 404;
     case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kAborted: return 409;
-    case absl::StatusCode::kPermissionDenied: return 403;
-    case absl::StatusCode::kUnauthenticated: return 401;
-    case absl::StatusCode::kResourceExhausted: return 429;
-    case absl::StatusCode::kUnimplemented: return 501;
-    case absl::StatusCode::kUnavailable: return 503;
-    default: return 500;
+    case absl::StatusCode::kAborted:
+      return 409;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kUnimplemented:
+      return 501;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
   }
 }
 
 absl::string_view ReasonPhrase(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 429: return "Too Many Requests";
-    case 499: return "Client Closed Request";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Internal Server Error";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Content Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 499:
+      return "Client Closed Request";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Internal Server Error";
   }
 }
 
@@ -143,8 +169,8 @@ uint64_t SendError(mg_connection* conn, const absl::Status& status, bool close =
   const std::string body = ErrorJson(status.message());
   const absl::string_view parts[] = {body};
   // A client without a valid token learns which scheme to use (RFC 6750).
-  return Send(conn, http, "application/json",
-              http == 401 ? "WWW-Authenticate: Bearer\r\n" : "", parts, close);
+  return Send(conn, http, "application/json", http == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
+              parts, close);
 }
 
 // A parsed request target: /v2/models/{name}[/versions/{version}][/{action}].
@@ -210,8 +236,8 @@ absl::StatusOr<Listening> ListeningPort(absl::string_view address, bool tls) {
     hints.ai_socktype = SOCK_STREAM;
     addrinfo* found = nullptr;
     if (getaddrinfo(name.c_str(), nullptr, &hints, &found) != 0 || found == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "http_address '", address, "': the host '", host, "' has no IPv4 address"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("http_address '", address, "': the host '", host, "' has no IPv4 address"));
     }
     char text[INET_ADDRSTRLEN] = {};
     inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr, text,
@@ -225,8 +251,8 @@ absl::StatusOr<Listening> ListeningPort(absl::string_view address, bool tls) {
 absl::Status CheckReadable(absl::string_view what, const std::string& path) {
   std::FILE* file = std::fopen(path.c_str(), "rb");
   if (file == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " '", path, "' cannot be read: ",
-                                                   std::strerror(errno)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " '", path, "' cannot be read: ", std::strerror(errno)));
   }
   std::fclose(file);
   return absl::OkStatus();
@@ -287,8 +313,8 @@ struct HttpDoor::State {
       return -1;
     }
     if (SSL_CTX_use_PrivateKey_file(ssl, options.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-      tls_error = absl::StrCat("TLS key '", options.tls_key_file,
-                               "' cannot be used: ", OpenSslError());
+      tls_error =
+          absl::StrCat("TLS key '", options.tls_key_file, "' cannot be used: ", OpenSslError());
       return -1;
     }
     if (SSL_CTX_check_private_key(ssl) != 1) {
@@ -322,12 +348,11 @@ struct HttpDoor::State {
     }
     const bool post = route->kind == Route::kModelInfer;
     if (method != (post ? "POST" : "GET")) {
-      const std::string body = ErrorJson(absl::StrCat(
-          "method ", method, " is not allowed on ", LimitText(request->local_uri), "; use ",
-          post ? "POST" : "GET"));
+      const std::string body =
+          ErrorJson(absl::StrCat("method ", method, " is not allowed on ",
+                                 LimitText(request->local_uri), "; use ", post ? "POST" : "GET"));
       const absl::string_view parts[] = {body};
-      Send(conn, 405, "application/json", post ? "Allow: POST\r\n" : "Allow: GET\r\n",
-           parts);
+      Send(conn, 405, "application/json", post ? "Allow: POST\r\n" : "Allow: GET\r\n", parts);
       return 405;
     }
     switch (route->kind) {
@@ -356,9 +381,7 @@ struct HttpDoor::State {
     return 500;
   }
 
-  static std::string LimitText(absl::string_view text) {
-    return std::string(text.substr(0, 128));
-  }
+  static std::string LimitText(absl::string_view text) { return std::string(text.substr(0, 128)); }
 
   absl::Status Readiness() const {
     if (deps.ready && !deps.ready()) {
@@ -462,9 +485,9 @@ struct HttpDoor::State {
     if (const char* encoding = mg_get_header(conn, "Content-Encoding");
         encoding != nullptr && absl::string_view(encoding) != "identity") {
       *close = true;
-      return absl::InvalidArgumentError(absl::StrCat(
-          "Content-Encoding '", LimitText(encoding), "' is not supported; send the body "
-          "uncompressed"));
+      return absl::InvalidArgumentError(absl::StrCat("Content-Encoding '", LimitText(encoding),
+                                                     "' is not supported; send the body "
+                                                     "uncompressed"));
     }
     // The body: into one pooled buffer when its length is announced (binary inputs are
     // then used where they lie), else (chunked) read up to the limit.
@@ -495,9 +518,9 @@ struct HttpDoor::State {
         const int got = mg_read(conn, body_buffer.data() + read, body_buffer.size() - read);
         if (got <= 0) {
           *close = true;
-          return absl::InvalidArgumentError(absl::StrCat(
-              "the request body ended after ", read, " of its ", body_buffer.size(),
-              " bytes (Content-Length)"));
+          return absl::InvalidArgumentError(absl::StrCat("the request body ended after ", read,
+                                                         " of its ", body_buffer.size(),
+                                                         " bytes (Content-Length)"));
         }
         read += static_cast<size_t>(got);
       }
@@ -507,8 +530,8 @@ struct HttpDoor::State {
       while (true) {
         const int got = mg_read(conn, piece, sizeof(piece));
         if (got <= 0) break;
-        if (limit > 0 && chunked_body.size() + static_cast<size_t>(got) >
-                             static_cast<size_t>(limit)) {
+        if (limit > 0 &&
+            chunked_body.size() + static_cast<size_t>(got) > static_cast<size_t>(limit)) {
           *close = true;
           *http = 413;
           return TooLarge(-1);
@@ -524,9 +547,9 @@ struct HttpDoor::State {
     if (const char* header = mg_get_header(conn, "Inference-Header-Content-Length")) {
       uint64_t header_length = 0;
       if (!absl::SimpleAtoi(header, &header_length) || header_length > body.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "Inference-Header-Content-Length '", LimitText(header),
-            "' is not a byte count within the body's ", body.size(), " bytes"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("Inference-Header-Content-Length '", LimitText(header),
+                         "' is not a byte count within the body's ", body.size(), " bytes"));
       }
       json = body.substr(0, header_length);
       binary = body.substr(header_length);
@@ -573,10 +596,10 @@ struct HttpDoor::State {
                             : 2 * (plan->outputs[i].bytes / DTypeSize(plan->outputs[i].dtype));
     }
     if (limit > 0 && least_response > static_cast<uint64_t>(limit)) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the response would be larger than the ", limit,
-          " bytes allowed (--max_message_bytes); ask for binary outputs or send fewer "
-          "elements"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the response would be larger than the ", limit,
+                       " bytes allowed (--max_message_bytes); ask for binary outputs or send fewer "
+                       "elements"));
     }
 
     absl::StatusOr<Reservation> working = deps.buffers->Reserve(plan->working_bytes);
@@ -637,8 +660,7 @@ struct HttpDoor::State {
   absl::Status TooLarge(int64_t length) const {
     return absl::ResourceExhaustedError(absl::StrCat(
         "request body of ", length >= 0 ? absl::StrCat(length, " bytes") : std::string("chunked"),
-        " is larger than the ", options.max_message_bytes,
-        " bytes allowed (--max_message_bytes)"));
+        " is larger than the ", options.max_message_bytes, " bytes allowed (--max_message_bytes)"));
   }
 
   // Runs the plan: on this thread when it is small (a hop to a worker would cost more
@@ -746,13 +768,10 @@ absl::StatusOr<std::unique_ptr<HttpDoor>> HttpDoor::Start(const ServerOptions& o
   const int inflight = options.max_inflight > 0 ? std::min(options.max_inflight, 256) : 64;
   const std::string threads = absl::StrCat(inflight + 8);
   const char* config[] = {
-      "listening_ports", listening->option.c_str(),
-      "num_threads", threads.c_str(),
-      "enable_keep_alive", "yes",
-      "keep_alive_timeout_ms", "5000",
+      "listening_ports", listening->option.c_str(), "num_threads", threads.c_str(),
+      "enable_keep_alive", "yes", "keep_alive_timeout_ms", "5000",
       // A slow client may take this long for a large body; then its thread is freed.
-      "request_timeout_ms", "60000",
-      nullptr};
+      "request_timeout_ms", "60000", nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = &State::LogMessage;
   if (tls) callbacks.init_ssl = &State::InitSsl;
@@ -768,8 +787,8 @@ absl::StatusOr<std::unique_ptr<HttpDoor>> HttpDoor::Start(const ServerOptions& o
   state->context = mg_start2(&init, &error);
   if (state->context == nullptr) {
     if (!state->tls_error.empty()) return absl::InvalidArgumentError(state->tls_error);
-    return absl::UnavailableError(absl::StrCat("HTTP/REST cannot listen on '",
-                                               options.http_address, "': ", error_text));
+    return absl::UnavailableError(
+        absl::StrCat("HTTP/REST cannot listen on '", options.http_address, "': ", error_text));
   }
   mg_set_request_handler(state->context, "/", &State::HandleRequest, state.get());
   mg_server_port port{};
@@ -781,8 +800,8 @@ absl::StatusOr<std::unique_ptr<HttpDoor>> HttpDoor::Start(const ServerOptions& o
   }
   state->port = port.port;
   Log(LogLevel::kInfo,
-      absl::StrCat("HTTP/REST listening on ", tls ? "https://" : "http://", listening->host,
-                   ":", state->port, " (KServe v2 routes under /v2, ", threads, " threads",
+      absl::StrCat("HTTP/REST listening on ", tls ? "https://" : "http://", listening->host, ":",
+                   state->port, " (KServe v2 routes under /v2, ", threads, " threads",
                    tls ? (options.tls_client_ca_file.empty() ? ", TLS" : ", mutual TLS") : "",
                    ")"));
   return std::unique_ptr<HttpDoor>(new HttpDoor(std::move(state)));

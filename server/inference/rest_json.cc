@@ -28,13 +28,13 @@ std::string Quote(absl::string_view text) {
 
 // What the next JSON value is, from the enclosing container and the last key read.
 enum class Slot {
-  kRequest,        // the document itself
+  kRequest,  // the document itself
   kId,
   kRequestParams,  // the value of request.parameters (an object)
   kInputs,
   kOutputs,
-  kInput,          // an element of inputs
-  kOutput,         // an element of outputs
+  kInput,   // an element of inputs
+  kOutput,  // an element of outputs
   kInputName,
   kInputShape,
   kInputDatatype,
@@ -42,10 +42,10 @@ enum class Slot {
   kInputData,
   kOutputName,
   kOutputParams,
-  kParamValue,     // a value inside a parameters object
-  kDim,            // an element of a shape
-  kDataValue,      // an element of a (nested) data array
-  kSkip,           // an unknown field's value, or anything inside one
+  kParamValue,  // a value inside a parameters object
+  kDim,         // an element of a shape
+  kDataValue,   // an element of a (nested) data array
+  kSkip,        // an unknown field's value, or anything inside one
 };
 
 // The open containers, innermost last.
@@ -94,8 +94,8 @@ struct PendingInput {
   // and grow without a vector's doubling).
   std::optional<DType> sink_dtype;
   absl::Span<char> sink;
-  int64_t sink_capacity = 0;  // elements
-  int64_t count = 0;          // data values read
+  int64_t sink_capacity = 0;                   // elements
+  int64_t count = 0;                           // data values read
   std::vector<absl::Span<char>> value_chunks;  // kValuesPerChunk doubles each
 };
 
@@ -147,10 +147,10 @@ class RequestReader {
     if (!status_.ok()) return status_;
     if (!parsed_ok) return absl::InvalidArgumentError("invalid JSON");
     if (binary_used_ != binary_.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "binary data: the inputs' binary_data_size parameters add up to ", binary_used_,
-          " bytes, but ", binary_.size(),
-          " bytes follow the JSON header (Inference-Header-Content-Length)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("binary data: the inputs' binary_data_size parameters add up to ",
+                       binary_used_, " bytes, but ", binary_.size(),
+                       " bytes follow the JSON header (Inference-Header-Content-Length)"));
     }
     return absl::OkStatus();
   }
@@ -305,11 +305,10 @@ class RequestReader {
     absl::string_view what = error.what();
     const size_t column = what.find("column ");
     const size_t colon = what.find(": ", column == absl::string_view::npos ? 0 : column);
-    absl::string_view reason =
-        colon == absl::string_view::npos ? what : what.substr(colon + 2);
+    absl::string_view reason = colon == absl::string_view::npos ? what : what.substr(colon + 2);
     if (reason.size() > 200) reason = reason.substr(0, 200);
-    status_ = absl::InvalidArgumentError(
-        absl::StrCat("invalid JSON at byte ", position, ": ", reason));
+    status_ =
+        absl::InvalidArgumentError(absl::StrCat("invalid JSON at byte ", position, ": ", reason));
     return false;
   }
 
@@ -318,12 +317,17 @@ class RequestReader {
 
   static absl::string_view KindName(ScalarKind kind) {
     switch (kind) {
-      case ScalarKind::kNull: return "null";
-      case ScalarKind::kBool: return "a boolean";
+      case ScalarKind::kNull:
+        return "null";
+      case ScalarKind::kBool:
+        return "a boolean";
       case ScalarKind::kInt:
-      case ScalarKind::kUint: return "an integer";
-      case ScalarKind::kDouble: return "a number";
-      case ScalarKind::kString: return "a string";
+      case ScalarKind::kUint:
+        return "an integer";
+      case ScalarKind::kDouble:
+        return "a number";
+      case ScalarKind::kString:
+        return "a string";
     }
     return "a value";
   }
@@ -336,25 +340,41 @@ class RequestReader {
   // The place of the value being read, for messages: "inputs[1].shape[2]".
   std::string Place() const {
     switch (slot_) {
-      case Slot::kRequest: return "the request";
-      case Slot::kId: return "id";
-      case Slot::kRequestParams: return "parameters";
-      case Slot::kInputs: return "inputs";
-      case Slot::kOutputs: return "outputs";
-      case Slot::kInput: return absl::StrCat("inputs[", inputs_.size(), "]");
-      case Slot::kOutput: return absl::StrCat("outputs[", outputs_.size(), "]");
-      case Slot::kInputName: return absl::StrCat(InputPlace(), ".name");
-      case Slot::kInputShape: return absl::StrCat(InputPlace(), ".shape");
-      case Slot::kInputDatatype: return absl::StrCat(InputPlace(), ".datatype");
-      case Slot::kInputParams: return absl::StrCat(InputPlace(), ".parameters");
+      case Slot::kRequest:
+        return "the request";
+      case Slot::kId:
+        return "id";
+      case Slot::kRequestParams:
+        return "parameters";
+      case Slot::kInputs:
+        return "inputs";
+      case Slot::kOutputs:
+        return "outputs";
+      case Slot::kInput:
+        return absl::StrCat("inputs[", inputs_.size(), "]");
+      case Slot::kOutput:
+        return absl::StrCat("outputs[", outputs_.size(), "]");
+      case Slot::kInputName:
+        return absl::StrCat(InputPlace(), ".name");
+      case Slot::kInputShape:
+        return absl::StrCat(InputPlace(), ".shape");
+      case Slot::kInputDatatype:
+        return absl::StrCat(InputPlace(), ".datatype");
+      case Slot::kInputParams:
+        return absl::StrCat(InputPlace(), ".parameters");
       case Slot::kInputData:
-      case Slot::kDataValue: return absl::StrCat(InputPlace(), ".data");
-      case Slot::kOutputName: return absl::StrCat(OutputPlace(), ".name");
-      case Slot::kOutputParams: return absl::StrCat(OutputPlace(), ".parameters");
-      case Slot::kParamValue: return ParamPlace();
+      case Slot::kDataValue:
+        return absl::StrCat(InputPlace(), ".data");
+      case Slot::kOutputName:
+        return absl::StrCat(OutputPlace(), ".name");
+      case Slot::kOutputParams:
+        return absl::StrCat(OutputPlace(), ".parameters");
+      case Slot::kParamValue:
+        return ParamPlace();
       case Slot::kDim:
         return absl::StrCat(InputPlace(), ".shape[", inputs_.back().shape.size(), "]");
-      case Slot::kSkip: return "an unknown field";
+      case Slot::kSkip:
+        return "an unknown field";
     }
     return "the request";
   }
@@ -382,19 +402,26 @@ class RequestReader {
       case Slot::kInput:
       case Slot::kOutput:
       case Slot::kInputParams:
-      case Slot::kOutputParams: return "an object";
+      case Slot::kOutputParams:
+        return "an object";
       case Slot::kInputs:
       case Slot::kOutputs:
       case Slot::kInputShape:
-      case Slot::kInputData: return "an array";
+      case Slot::kInputData:
+        return "an array";
       case Slot::kId:
       case Slot::kInputName:
       case Slot::kInputDatatype:
-      case Slot::kOutputName: return "a string";
-      case Slot::kParamValue: return "a string, number or boolean";
-      case Slot::kDim: return "a non-negative integer";
-      case Slot::kDataValue: return "a number or an array";
-      case Slot::kSkip: return "a value";
+      case Slot::kOutputName:
+        return "a string";
+      case Slot::kParamValue:
+        return "a string, number or boolean";
+      case Slot::kDim:
+        return "a non-negative integer";
+      case Slot::kDataValue:
+        return "a number or an array";
+      case Slot::kSkip:
+        return "a value";
     }
     return "a value";
   }
@@ -402,8 +429,8 @@ class RequestReader {
   bool Deeper() {
     // frames_ holds the document's containers; the new one makes it one deeper.
     if (static_cast<int>(frames_.size()) + 1 > limits_.max_depth) {
-      return Fail(absl::ResourceExhaustedError(absl::StrCat(
-          Place(), ": the JSON nests deeper than ", limits_.max_depth, " levels")));
+      return Fail(absl::ResourceExhaustedError(
+          absl::StrCat(Place(), ": the JSON nests deeper than ", limits_.max_depth, " levels")));
     }
     return true;
   }
@@ -417,15 +444,22 @@ class RequestReader {
   // The slot of the values directly inside `frame` (for objects: until a key is read).
   static Slot SlotInside(Frame frame) {
     switch (frame) {
-      case Frame::kInputs: return Slot::kInput;
-      case Frame::kOutputs: return Slot::kOutput;
-      case Frame::kShape: return Slot::kDim;
-      case Frame::kData: return Slot::kDataValue;
+      case Frame::kInputs:
+        return Slot::kInput;
+      case Frame::kOutputs:
+        return Slot::kOutput;
+      case Frame::kShape:
+        return Slot::kDim;
+      case Frame::kData:
+        return Slot::kDataValue;
       case Frame::kRequestParams:
       case Frame::kInputParams:
-      case Frame::kOutputParams: return Slot::kParamValue;
-      case Frame::kSkip: return Slot::kSkip;
-      default: return Slot::kSkip;  // objects: set by key()
+      case Frame::kOutputParams:
+        return Slot::kParamValue;
+      case Frame::kSkip:
+        return Slot::kSkip;
+      default:
+        return Slot::kSkip;  // objects: set by key()
     }
   }
 
@@ -439,15 +473,15 @@ class RequestReader {
   }
 
   bool Field(unsigned bit, Slot slot, absl::string_view name) {
-    unsigned& seen = frames_.back() == Frame::kRequest  ? request_seen_
+    unsigned& seen = frames_.back() == Frame::kRequest ? request_seen_
                      : frames_.back() == Frame::kInput ? inputs_.back().seen
                                                        : outputs_.back().seen;
     if (seen & bit) {
       const std::string owner = frames_.back() == Frame::kRequest ? "the request"
                                 : frames_.back() == Frame::kInput ? InputPlace()
                                                                   : OutputPlace();
-      return Fail(absl::InvalidArgumentError(
-          absl::StrCat(owner, ": field \"", name, "\" given twice")));
+      return Fail(
+          absl::InvalidArgumentError(absl::StrCat(owner, ": field \"", name, "\" given twice")));
     }
     seen |= bit;
     slot_ = slot;
@@ -462,8 +496,8 @@ class RequestReader {
       const std::string owner = frame == Frame::kInputParams    ? InputPlace()
                                 : frame == Frame::kOutputParams ? OutputPlace()
                                                                 : std::string("the request");
-      return Fail(absl::ResourceExhaustedError(absl::StrCat(
-          owner, ": more than ", limits_.max_parameters, " parameters")));
+      return Fail(absl::ResourceExhaustedError(
+          absl::StrCat(owner, ": more than ", limits_.max_parameters, " parameters")));
     }
     if (name.size() > limits_.max_string_bytes) {
       return Fail(absl::ResourceExhaustedError(
@@ -501,8 +535,8 @@ class RequestReader {
         break;
       case Slot::kDataValue:
         return Fail(absl::InvalidArgumentError(
-            absl::StrCat(InputPlace(), ".data[", inputs_.back().count, "]: ",
-                         KindName(kind), "; tensor data must be numbers")));
+            absl::StrCat(InputPlace(), ".data[", inputs_.back().count, "]: ", KindName(kind),
+                         "; tensor data must be numbers")));
       case Slot::kParamValue:
         if (!ParameterValue(kind)) return false;
         break;
@@ -516,9 +550,8 @@ class RequestReader {
   bool Dimension(ScalarKind kind) {
     PendingInput& input = inputs_.back();
     if (limits_.max_rank > 0 && static_cast<int>(input.shape.size()) >= limits_.max_rank) {
-      return Fail(absl::ResourceExhaustedError(
-          absl::StrCat(InputPlace(), ".shape: more than ", limits_.max_rank,
-                       " dimensions (--max_rank)")));
+      return Fail(absl::ResourceExhaustedError(absl::StrCat(
+          InputPlace(), ".shape: more than ", limits_.max_rank, " dimensions (--max_rank)")));
     }
     if (kind == ScalarKind::kUint) {
       return Fail(absl::InvalidArgumentError(
@@ -542,18 +575,16 @@ class RequestReader {
                          "; an input takes only binary_data_size")));
       }
       if (inputs_.back().binary_data_size.has_value()) {
-        return Fail(absl::InvalidArgumentError(
-            absl::StrCat(ParamPlace(), ": given twice")));
+        return Fail(absl::InvalidArgumentError(absl::StrCat(ParamPlace(), ": given twice")));
       }
       if (kind == ScalarKind::kInt && int_ >= 0) {
         inputs_.back().binary_data_size = static_cast<uint64_t>(int_);
       } else if (kind == ScalarKind::kUint) {
         inputs_.back().binary_data_size = uint_;
       } else {
-        return Fail(absl::InvalidArgumentError(
-            absl::StrCat(ParamPlace(), ": expected a non-negative integer, got ",
-                         kind == ScalarKind::kInt ? absl::StrCat(int_)
-                                                  : std::string(KindName(kind)))));
+        return Fail(absl::InvalidArgumentError(absl::StrCat(
+            ParamPlace(), ": expected a non-negative integer, got ",
+            kind == ScalarKind::kInt ? absl::StrCat(int_) : std::string(KindName(kind)))));
       }
       return true;
     }
@@ -577,11 +608,21 @@ class RequestReader {
     Parameter parameter;
     parameter.name = param_name_;
     switch (kind) {
-      case ScalarKind::kBool: parameter.value = bool_; break;
-      case ScalarKind::kInt: parameter.value = int_; break;
-      case ScalarKind::kUint: parameter.value = uint_; break;
-      case ScalarKind::kDouble: parameter.value = double_; break;
-      case ScalarKind::kString: parameter.value = std::move(*string_); break;
+      case ScalarKind::kBool:
+        parameter.value = bool_;
+        break;
+      case ScalarKind::kInt:
+        parameter.value = int_;
+        break;
+      case ScalarKind::kUint:
+        parameter.value = uint_;
+        break;
+      case ScalarKind::kDouble:
+        parameter.value = double_;
+        break;
+      case ScalarKind::kString:
+        parameter.value = std::move(*string_);
+        break;
       case ScalarKind::kNull:
         return Fail(absl::InvalidArgumentError(
             absl::StrCat(ParamPlace(), ": expected a string, number or boolean, got null")));
@@ -626,9 +667,9 @@ class RequestReader {
     PendingInput& input = inputs_.back();
     if (input.sink_dtype.has_value()) {
       if (input.count == input.sink_capacity) {
-        return Fail(absl::InvalidArgumentError(absl::StrCat(
-            InputPlace(), ".data: more than the ", input.sink_capacity, " values of shape ",
-            ShapeToString(input.shape))));
+        return Fail(absl::InvalidArgumentError(
+            absl::StrCat(InputPlace(), ".data: more than the ", input.sink_capacity,
+                         " values of shape ", ShapeToString(input.shape))));
       }
       const size_t width = DTypeSize(*input.sink_dtype);
       StoreValue(*input.sink_dtype, value, input.sink.data() + input.count * width);
@@ -653,8 +694,8 @@ class RequestReader {
       return Fail(absl::InvalidArgumentError(absl::StrCat(place, ": no name")));
     }
     if (!(input.seen & kSeenShape)) {
-      return Fail(absl::InvalidArgumentError(
-          absl::StrCat(place, " (", Quote(input.name), "): no shape")));
+      return Fail(
+          absl::InvalidArgumentError(absl::StrCat(place, " (", Quote(input.name), "): no shape")));
     }
     if (!(input.seen & kSeenDatatype)) {
       return Fail(absl::InvalidArgumentError(
@@ -662,9 +703,9 @@ class RequestReader {
     }
     const bool has_data = (input.seen & kSeenData) != 0;
     if (has_data && input.binary_data_size.has_value()) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
-          place, " (", Quote(input.name),
-          "): both data and parameters.binary_data_size; give one")));
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat(place, " (", Quote(input.name),
+                       "): both data and parameters.binary_data_size; give one")));
     }
     if (!has_data && !input.binary_data_size.has_value()) {
       return Fail(absl::InvalidArgumentError(absl::StrCat(
@@ -689,9 +730,9 @@ class RequestReader {
     } else {
       const std::optional<DType> dtype = ParseDatatype(tensor.datatype);
       if (!dtype.has_value()) {
-        return Fail(absl::InvalidArgumentError(absl::StrCat(
-            place, ".datatype: ", Quote(tensor.datatype),
-            " is not supported; actserve computes FP32, FP64, FP16 and BF16")));
+        return Fail(absl::InvalidArgumentError(
+            absl::StrCat(place, ".datatype: ", Quote(tensor.datatype),
+                         " is not supported; actserve computes FP32, FP64, FP16 and BF16")));
       }
       const absl::StatusOr<int64_t> elements = NumElements(tensor.shape);
       if (!elements.ok()) {
@@ -819,8 +860,7 @@ char* FormatNumber(DType dtype, const char* data, char* first, char* last) {
       // A half has at most 5 significant decimal digits, a bfloat16 at most 4; the
       // shortest correctly rounded text that reads back as the same bits wins.
       for (int precision = 1; precision < 17; ++precision) {
-        char* end =
-            std::to_chars(first, last, value, std::chars_format::general, precision).ptr;
+        char* end = std::to_chars(first, last, value, std::chars_format::general, precision).ptr;
         *end = '\0';
         if (DoubleToHalf(dtype, std::strtod(first, nullptr)) == bits) return end;
       }
@@ -844,9 +884,9 @@ absl::Status CheckStringLengths(absl::string_view json, size_t max_bytes) {
     const char* const start = ++p;
     while (p < end && *p != '"') p += *p == '\\' ? 2 : 1;
     if (static_cast<size_t>(std::min(p, end) - start) > max_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "a JSON string at byte ", start - json.data(), " is longer than the ", max_bytes,
-          " bytes a name, an id or a parameter may have"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("a JSON string at byte ", start - json.data(), " is longer than the ",
+                       max_bytes, " bytes a name, an id or a parameter may have"));
     }
     if (p >= end) return absl::OkStatus();  // unterminated: the parser says so
     ++p;
@@ -868,9 +908,8 @@ absl::Status ParseInferRequest(absl::string_view json, absl::string_view binary,
   return reader.Finish(ok);
 }
 
-absl::Status WriteInferResponse(const RestResponseInfo& info,
-                                absl::Span<const RestOutput> outputs, size_t max_body_bytes,
-                                std::string* json) {
+absl::Status WriteInferResponse(const RestResponseInfo& info, absl::Span<const RestOutput> outputs,
+                                size_t max_body_bytes, std::string* json) {
   json->clear();
   size_t binary_bytes = 0;
   size_t json_values = 0;
@@ -882,10 +921,10 @@ absl::Status WriteInferResponse(const RestResponseInfo& info,
     }
   }
   const auto too_large = [&] {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the response would be larger than the ", max_body_bytes,
-        " bytes allowed (--max_message_bytes); ask for binary outputs "
-        "(parameters.binary_data_output) or send fewer elements"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the response would be larger than the ", max_body_bytes,
+                     " bytes allowed (--max_message_bytes); ask for binary outputs "
+                     "(parameters.binary_data_output) or send fewer elements"));
   };
   // Each JSON value takes at least two bytes ("0,"): refuse a hopeless response at once.
   if (max_body_bytes > 0 && binary_bytes + 2 * json_values > max_body_bytes) return too_large();
@@ -909,8 +948,7 @@ absl::Status WriteInferResponse(const RestResponseInfo& info,
     json->append(",\"shape\":");
     AppendShape(output.shape, json);
     if (output.binary) {
-      absl::StrAppend(json, ",\"parameters\":{\"binary_data_size\":", output.data.size(),
-                      "}}");
+      absl::StrAppend(json, ",\"parameters\":{\"binary_data_size\":", output.data.size(), "}}");
       continue;
     }
     json->append(",\"data\":[");
@@ -918,13 +956,13 @@ absl::Status WriteInferResponse(const RestResponseInfo& info,
     const size_t count = output.data.size() / width;
     char text[48];
     for (size_t i = 0; i < count; ++i) {
-      char* end = FormatNumber(output.dtype, output.data.data() + i * width, text,
-                               text + sizeof(text) - 1);
+      char* end =
+          FormatNumber(output.dtype, output.data.data() + i * width, text, text + sizeof(text) - 1);
       if (end == nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "outputs[", o, "] (", output.name, "): element ", i,
-            " is NaN or infinite, which JSON numbers cannot carry; ask for binary "
-            "outputs (parameters.binary_data_output, or the output's binary_data)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("outputs[", o, "] (", output.name, "): element ", i,
+                         " is NaN or infinite, which JSON numbers cannot carry; ask for binary "
+                         "outputs (parameters.binary_data_output, or the output's binary_data)"));
       }
       if (i > 0) json->push_back(',');
       json->append(text, end);

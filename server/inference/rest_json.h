@@ -128,9 +128,8 @@ struct RestResponseInfo {
 // plus the binary outputs would pass `max_body_bytes` (0: unlimited), found while
 // writing; InvalidArgument, naming the output and element, for a NaN or infinity in an
 // output written as JSON.
-absl::Status WriteInferResponse(const RestResponseInfo& info,
-                                absl::Span<const RestOutput> outputs, size_t max_body_bytes,
-                                std::string* json);
+absl::Status WriteInferResponse(const RestResponseInfo& info, absl::Span<const RestOutput> outputs,
+                                size_t max_body_bytes, std::string* json);
 
 // The server metadata object: {"name": ..., "version": ..., "extensions": [...]}.
 std::string ServerMetadataJson(absl::string_view name, absl::string_view version,
@@ -146,8 +145,8 @@ std::string ErrorJson(absl::string_view message);
 
 // A shortest decimal text of `bits` (a value of `dtype`: FP32 and FP64 as their IEEE
 // bits, FP16 and BF16 in the low 16 bits) that reads back (strtod, then rounding to
-// `dtype` to nearest-even) as exactly `bits`; as the header's comment says. nullopt for NaN and infinities. Exposed for
-// the tests.
+// `dtype` to nearest-even) as exactly `bits`, as the file's comment says; nullopt for NaN
+// and infinities. Exposed for the tests.
 std::optional<std::string> FormatJsonNumber(DType dtype, uint64_t bits);
 
 }  // namespace inference

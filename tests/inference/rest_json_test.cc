@@ -75,8 +75,7 @@ TEST(RestJsonTest, ReadsEveryFieldOfARequest) {
   EXPECT_EQ(std::get<std::string>(request.parameters[0].value), "tanh");
   EXPECT_EQ(std::get<double>(request.parameters[1].value), 0.5);
   EXPECT_EQ(std::get<int64_t>(request.parameters[2].value), -1);
-  EXPECT_EQ(std::get<uint64_t>(request.parameters[3].value),
-            std::numeric_limits<uint64_t>::max());
+  EXPECT_EQ(std::get<uint64_t>(request.parameters[3].value), std::numeric_limits<uint64_t>::max());
   EXPECT_EQ(std::get<bool>(request.parameters[4].value), false);
   EXPECT_TRUE(parsed->request.binary_data_output);
   ASSERT_EQ(request.inputs.size(), 1u);
@@ -96,9 +95,9 @@ TEST(RestJsonTest, ReadsEveryFieldOfARequest) {
 TEST(RestJsonTest, RoundsJsonNumbersOnceToEveryDatatype) {
   for (const char* datatype : {"FP64", "FP16", "BF16"}) {
     SCOPED_TRACE(datatype);
-    const std::unique_ptr<Parsed> parsed = Parse(absl::StrCat(
-        R"({"inputs":[{"name":"x","shape":[4],"datatype":")", datatype,
-        R"(","data":[0.1,-1e-7,65519.99,3]}]})"));
+    const std::unique_ptr<Parsed> parsed =
+        Parse(absl::StrCat(R"({"inputs":[{"name":"x","shape":[4],"datatype":")", datatype,
+                           R"(","data":[0.1,-1e-7,65519.99,3]}]})"));
     ASSERT_TRUE(parsed->status.ok()) << parsed->status;
     const absl::Span<const char> data = parsed->request.request.inputs[0].data;
     const double decimals[] = {0.1, -1e-7, 65519.99, 3};
@@ -117,8 +116,8 @@ TEST(RestJsonTest, RoundsJsonNumbersOnceToEveryDatatype) {
 }
 
 TEST(RestJsonTest, DataBeforeShapeAndDatatypeGivesTheSameTensor) {
-  const std::unique_ptr<Parsed> after = Parse(
-      R"({"inputs":[{"name":"x","shape":[3],"datatype":"FP16","data":[1.5,-0.25,7]}]})");
+  const std::unique_ptr<Parsed> after =
+      Parse(R"({"inputs":[{"name":"x","shape":[3],"datatype":"FP16","data":[1.5,-0.25,7]}]})");
   const std::unique_ptr<Parsed> before = Parse(
       R"({"inputs":[{"data":[[1.5],[-0.25],[7]],"datatype":"FP16","name":"x","shape":[3]}]})");
   ASSERT_TRUE(after->status.ok()) << after->status;
@@ -169,8 +168,9 @@ TEST(RestJsonTest, RefusesEveryMalformedRequestNamingThePlace) {
       {"empty body", "", "", absl::StatusCode::kInvalidArgument, "invalid JSON"},
       {"invalid UTF-8", "{\"id\":\"\xff\"}", "", absl::StatusCode::kInvalidArgument,
        "invalid JSON"},
-      {"number overflow", R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[1e999]}]})",
-       "", absl::StatusCode::kInvalidArgument, "invalid JSON at byte"},
+      {"number overflow",
+       R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[1e999]}]})", "",
+       absl::StatusCode::kInvalidArgument, "invalid JSON at byte"},
       {"not an object", "[1,2]", "", absl::StatusCode::kInvalidArgument,
        "the request: expected an object, got an array"},
       {"id a number", R"({"id":5})", "", absl::StatusCode::kInvalidArgument,
@@ -190,20 +190,22 @@ TEST(RestJsonTest, RefusesEveryMalformedRequestNamingThePlace) {
        "inputs[0].shape[0]: expected a non-negative integer, got a number"},
       {"huge dimension", R"({"inputs":[{"shape":[18446744073709551615]}]})", "",
        absl::StatusCode::kInvalidArgument, "is too large for a dimension"},
-      {"nested shape", R"({"inputs":[{"shape":[[2]]}]})", "",
-       absl::StatusCode::kInvalidArgument, "inputs[0].shape[0]: expected a non-negative integer, got an array"},
+      {"nested shape", R"({"inputs":[{"shape":[[2]]}]})", "", absl::StatusCode::kInvalidArgument,
+       "inputs[0].shape[0]: expected a non-negative integer, got an array"},
       {"datatype unknown", R"({"inputs":[{"name":"x","shape":[1],"datatype":"INT32","data":[1]}]})",
        "", absl::StatusCode::kInvalidArgument,
        "inputs[0].datatype: 'INT32' is not supported; actserve computes FP32, FP64, FP16 and "
        "BF16"},
       {"string value", absl::StrCat("{\"inputs\":[{", x, R"(,"data":[1,"2"]}]})"), "",
-       absl::StatusCode::kInvalidArgument, "inputs[0].data[1]: a string; tensor data must be numbers"},
+       absl::StatusCode::kInvalidArgument,
+       "inputs[0].data[1]: a string; tensor data must be numbers"},
       {"boolean value", absl::StrCat("{\"inputs\":[{", x, R"(,"data":[true,1]}]})"), "",
        absl::StatusCode::kInvalidArgument, "inputs[0].data[0]: a boolean"},
       {"null value", absl::StrCat("{\"inputs\":[{", x, R"(,"data":[1,null]}]})"), "",
        absl::StatusCode::kInvalidArgument, "inputs[0].data[1]: null"},
       {"object value", absl::StrCat("{\"inputs\":[{", x, R"(,"data":[{}]}]})"), "",
-       absl::StatusCode::kInvalidArgument, "inputs[0].data: expected a number or an array, got an object"},
+       absl::StatusCode::kInvalidArgument,
+       "inputs[0].data: expected a number or an array, got an object"},
       {"data a number", absl::StrCat("{\"inputs\":[{", x, R"(,"data":1}]})"), "",
        absl::StatusCode::kInvalidArgument, "inputs[0].data: expected an array, got an integer"},
       {"too few values", absl::StrCat("{\"inputs\":[{", x, R"(,"data":[1]}]})"), "",
@@ -228,16 +230,16 @@ TEST(RestJsonTest, RefusesEveryMalformedRequestNamingThePlace) {
        absl::StatusCode::kInvalidArgument, "inputs[0] ('x'): no shape"},
       {"no datatype", R"({"inputs":[{"name":"x","shape":[1],"data":[1]}]})", "",
        absl::StatusCode::kInvalidArgument, "inputs[0] ('x'): no datatype"},
-      {"no data", absl::StrCat("{\"inputs\":[{", x, "}]}"), "",
-       absl::StatusCode::kInvalidArgument, "inputs[0] ('x'): no data"},
-      {"data and binary", absl::StrCat("{\"inputs\":[{", x,
-                                       R"(,"data":[1,2],"parameters":{"binary_data_size":8}}]})"),
+      {"no data", absl::StrCat("{\"inputs\":[{", x, "}]}"), "", absl::StatusCode::kInvalidArgument,
+       "inputs[0] ('x'): no data"},
+      {"data and binary",
+       absl::StrCat("{\"inputs\":[{", x, R"(,"data":[1,2],"parameters":{"binary_data_size":8}}]})"),
        std::string(8, '\0'), absl::StatusCode::kInvalidArgument,
        "inputs[0] ('x'): both data and parameters.binary_data_size"},
       {"repeated field", R"({"inputs":[{"name":"x","name":"y"}]})", "",
        absl::StatusCode::kInvalidArgument, "inputs[0]: field \"name\" given twice"},
-      {"repeated inputs", R"({"inputs":[],"inputs":[]})", "",
-       absl::StatusCode::kInvalidArgument, "the request: field \"inputs\" given twice"},
+      {"repeated inputs", R"({"inputs":[],"inputs":[]})", "", absl::StatusCode::kInvalidArgument,
+       "the request: field \"inputs\" given twice"},
       {"binary without header",
        absl::StrCat("{\"inputs\":[{", x, R"(,"parameters":{"binary_data_size":8}}]})"), "",
        absl::StatusCode::kInvalidArgument,
@@ -261,9 +263,11 @@ TEST(RestJsonTest, RefusesEveryMalformedRequestNamingThePlace) {
        absl::StatusCode::kInvalidArgument,
        "inputs[0].parameters: unknown parameter 'shared_memory_region'; an input takes only "
        "binary_data_size"},
-      {"unknown output parameter", R"({"outputs":[{"name":"y","parameters":{"classification":3}}]})",
-       "", absl::StatusCode::kInvalidArgument,
-       "outputs[0].parameters: unknown parameter 'classification'; an output takes only binary_data"},
+      {"unknown output parameter",
+       R"({"outputs":[{"name":"y","parameters":{"classification":3}}]})", "",
+       absl::StatusCode::kInvalidArgument,
+       "outputs[0].parameters: unknown parameter 'classification'; an output takes only "
+       "binary_data"},
       {"binary_data not a boolean", R"({"outputs":[{"name":"y","parameters":{"binary_data":1}}]})",
        "", absl::StatusCode::kInvalidArgument,
        "outputs[0].parameters.binary_data: expected a boolean, got an integer"},
@@ -278,24 +282,31 @@ TEST(RestJsonTest, RefusesEveryMalformedRequestNamingThePlace) {
       {"parameter an array", R"({"parameters":{"beta":[1]}})", "",
        absl::StatusCode::kInvalidArgument,
        "parameters.beta: expected a string, number or boolean, got an array"},
-      {"parameter null", R"({"parameters":{"beta":null}})", "",
-       absl::StatusCode::kInvalidArgument,
+      {"parameter null", R"({"parameters":{"beta":null}})", "", absl::StatusCode::kInvalidArgument,
        "parameters.beta: expected a string, number or boolean, got null"},
-      {"too many inputs", absl::StrCat(R"({"inputs":[)", [] {
-         std::string many;
-         for (int i = 0; i < 17; ++i) {
-           absl::StrAppend(&many, i ? "," : "",
-                           R"({"name":"x","shape":[0],"datatype":"FP32","data":[]})");
-         }
-         return many;
-       }(), "]}"), "", absl::StatusCode::kResourceExhausted,
+      {"too many inputs",
+       absl::StrCat(R"({"inputs":[)",
+                    [] {
+                      std::string many;
+                      for (int i = 0; i < 17; ++i) {
+                        absl::StrAppend(&many, i ? "," : "",
+                                        R"({"name":"x","shape":[0],"datatype":"FP32","data":[]})");
+                      }
+                      return many;
+                    }(),
+                    "]}"),
+       "", absl::StatusCode::kResourceExhausted,
        "inputs: more than 16 inputs; a model has at most 3"},
-      {"too many parameters", absl::StrCat(R"({"parameters":{)", [] {
-         std::string many;
-         for (int i = 0; i < 65; ++i) absl::StrAppend(&many, i ? "," : "", "\"p", i, "\":1");
-         return many;
-       }(), "}}"), "", absl::StatusCode::kResourceExhausted,
-       "the request: more than 64 parameters"},
+      {"too many parameters",
+       absl::StrCat(R"({"parameters":{)",
+                    [] {
+                      std::string many;
+                      for (int i = 0; i < 65; ++i)
+                        absl::StrAppend(&many, i ? "," : "", "\"p", i, "\":1");
+                      return many;
+                    }(),
+                    "}}"),
+       "", absl::StatusCode::kResourceExhausted, "the request: more than 64 parameters"},
       {"long string", absl::StrCat(R"({"id":")", std::string(5000, 'a'), "\"}"), "",
        absl::StatusCode::kResourceExhausted,
        "a JSON string at byte 7 is longer than the 4096 bytes a name, an id or a parameter "
@@ -327,13 +338,14 @@ TEST(RestJsonTest, RefusesDeepNestingAtTheLimitWithoutRecursing) {
   // A million levels: refused at level 40 (the parser keeps one bit per level and our
   // reader one frame, so neither the stack nor the heap grows with the attack).
   const int levels = 1000000;
-  const std::string deep = absl::StrCat(R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":)",
-                                        std::string(levels, '['), std::string(levels, ']'), "}]}");
+  const std::string deep =
+      absl::StrCat(R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":)",
+                   std::string(levels, '['), std::string(levels, ']'), "}]}");
   const std::unique_ptr<Parsed> parsed = Parse(deep);
   EXPECT_EQ(parsed->status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(parsed->status.message(), HasSubstr("the JSON nests deeper than 40 levels"));
-  const std::unique_ptr<Parsed> skipped =
-      Parse(absl::StrCat(R"({"unknown":)", std::string(levels, '['), std::string(levels, ']'), "}"));
+  const std::unique_ptr<Parsed> skipped = Parse(
+      absl::StrCat(R"({"unknown":)", std::string(levels, '['), std::string(levels, ']'), "}"));
   EXPECT_EQ(skipped->status.code(), absl::StatusCode::kResourceExhausted);
   // Nested data within the limit is flattened, row-major.
   const std::unique_ptr<Parsed> nested = Parse(
@@ -345,8 +357,8 @@ TEST(RestJsonTest, RefusesDeepNestingAtTheLimitWithoutRecursing) {
 
 TEST(RestJsonTest, MemoryIsBoundedByTheRequestNotByItsShape) {
   // A shape of 10^12 elements with one value allocates nothing for the shape.
-  const std::unique_ptr<Parsed> parsed = Parse(
-      R"({"inputs":[{"name":"x","shape":[1000000,1000000],"datatype":"FP64","data":[1]}]})");
+  const std::unique_ptr<Parsed> parsed =
+      Parse(R"({"inputs":[{"name":"x","shape":[1000000,1000000],"datatype":"FP64","data":[1]}]})");
   EXPECT_EQ(parsed->status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_LT(parsed->memory.bytes, 64u);
 
@@ -368,10 +380,16 @@ double ReadBack(const std::string& text) { return std::strtod(text.c_str(), null
 
 TEST(RestJsonTest, Float32AndFloat64TextReadsBackAsTheSameBits) {
   std::mt19937_64 random(20261202);
-  const float specials32[] = {0.0f, -0.0f, 1.0f, 0.1f, std::numeric_limits<float>::max(),
+  const float specials32[] = {0.0f,
+                              -0.0f,
+                              1.0f,
+                              0.1f,
+                              std::numeric_limits<float>::max(),
                               std::numeric_limits<float>::min(),
-                              std::numeric_limits<float>::denorm_min(), -3.4028235e38f,
-                              16777216.0f, 1e-45f};
+                              std::numeric_limits<float>::denorm_min(),
+                              -3.4028235e38f,
+                              16777216.0f,
+                              1e-45f};
   for (float value : specials32) {
     uint32_t bits;
     std::memcpy(&bits, &value, 4);
@@ -415,8 +433,8 @@ TEST(RestJsonTest, Float32AndFloat64TextReadsBackAsTheSameBits) {
 TEST(RestJsonTest, EveryFinite16BitValueReadsBackAsTheSameBits) {
   for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
     for (uint32_t bits = 0; bits < 65536; ++bits) {
-      const double value = dtype == DType::kFloat16 ? Float16ToDouble(bits)
-                                                    : BFloat16ToDouble(bits);
+      const double value =
+          dtype == DType::kFloat16 ? Float16ToDouble(bits) : BFloat16ToDouble(bits);
       const std::optional<std::string> text = FormatJsonNumber(dtype, bits);
       if (!std::isfinite(value)) {
         EXPECT_FALSE(text.has_value());
@@ -444,8 +462,11 @@ TEST(RestJsonTest, WritesAResponseThatJsonReadersParse) {
   const RestOutput outputs[] = {
       {"y", DType::kFloat32, shape3, {reinterpret_cast<const char*>(y), sizeof(y)}, false},
       {"dx", DType::kFloat16, shape2, {reinterpret_cast<const char*>(dx), sizeof(dx)}, false},
-      {"dweight", DType::kFloat64, shape2,
-       {reinterpret_cast<const char*>(binary), sizeof(binary)}, true},
+      {"dweight",
+       DType::kFloat64,
+       shape2,
+       {reinterpret_cast<const char*>(binary), sizeof(binary)},
+       true},
   };
   RestResponseInfo info;
   info.model_name = "gelu";
@@ -481,8 +502,8 @@ TEST(RestJsonTest, WritesAResponseThatJsonReadersParse) {
 TEST(RestJsonTest, RefusesNonFiniteJsonOutputsAndOversizedResponses) {
   const float y[3] = {1, std::numeric_limits<float>::quiet_NaN(), 2};
   const int64_t shape[] = {3};
-  RestOutput output{"y", DType::kFloat32, shape, {reinterpret_cast<const char*>(y), sizeof(y)},
-                    false};
+  RestOutput output{
+      "y", DType::kFloat32, shape, {reinterpret_cast<const char*>(y), sizeof(y)}, false};
   std::string json;
   absl::Status status = WriteInferResponse({"m", "1", ""}, {&output, 1}, 0, &json);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
@@ -491,8 +512,8 @@ TEST(RestJsonTest, RefusesNonFiniteJsonOutputsAndOversizedResponses) {
   EXPECT_TRUE(WriteInferResponse({"m", "1", ""}, {&output, 1}, 0, &json).ok());
 
   const float ones[3] = {1, 1, 1};
-  output = RestOutput{"y", DType::kFloat32, shape,
-                      {reinterpret_cast<const char*>(ones), sizeof(ones)}, false};
+  output = RestOutput{
+      "y", DType::kFloat32, shape, {reinterpret_cast<const char*>(ones), sizeof(ones)}, false};
   EXPECT_TRUE(WriteInferResponse({"m", "1", ""}, {&output, 1}, 200, &json).ok());
   status = WriteInferResponse({"m", "1", ""}, {&output, 1}, 60, &json);
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
@@ -514,8 +535,9 @@ TEST(RestJsonTest, MetadataObjectsFollowTheSpecification) {
   const absl::string_view extensions[] = {"binary_tensor_data"};
   const nlohmann::json server =
       nlohmann::json::parse(ServerMetadataJson("actserve", "0.1.0", extensions));
-  EXPECT_EQ(server, nlohmann::json::parse(
-                        R"({"name":"actserve","version":"0.1.0","extensions":["binary_tensor_data"]})"));
+  EXPECT_EQ(server,
+            nlohmann::json::parse(
+                R"({"name":"actserve","version":"0.1.0","extensions":["binary_tensor_data"]})"));
   ModelMetadata metadata;
   metadata.name = "prelu";
   metadata.versions = {"1"};
