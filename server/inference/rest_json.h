@@ -62,7 +62,8 @@ struct RestJsonLimits {
   int max_tensors = 16;
   // Most entries in one `parameters` object. Default 64.
   int max_parameters = 64;
-  // Longest string (id, names, datatype, parameter values), in bytes. Default 4096.
+  // Longest string of the document (id, names, datatype, parameter values, keys, and
+  // the strings of skipped fields), in bytes as sent. Default 4096.
   size_t max_string_bytes = 4096;
 };
 
