@@ -17,7 +17,9 @@
 //   status = WriteInferResponse(info, outputs, max_bytes, &header);
 //
 // Numbers: a JSON number is read as the C library reads it (correctly rounded to double)
-// and then rounded once, to nearest-even, to the tensor's type (FP16 and BF16 too:
+// and that double rounded to nearest-even to the tensor's type, as Triton and numpy read
+// JSON numbers; a value printed as the shortest text of its type comes back exact (FP16
+// and BF16 too:
 // actserve accepts and answers half-precision tensors as JSON numbers, where Triton asks
 // for binary data; a client that prefers binary still has it). An output is written as
 // the shortest decimal that reads back, through double, as exactly the same value of its
