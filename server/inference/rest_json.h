@@ -18,10 +18,10 @@
 //
 // Numbers: a JSON number is read as the C library reads it (correctly rounded to double)
 // and that double rounded to nearest-even to the tensor's type, as Triton and numpy read
-// JSON numbers; a value printed as the shortest text of its type comes back exact (FP16
-// and BF16 too:
-// actserve accepts and answers half-precision tensors as JSON numbers, where Triton asks
-// for binary data; a client that prefers binary still has it). An output is written as
+// JSON numbers; a value printed as the shortest text of its type comes back exact. FP16
+// and BF16 too: actserve accepts and answers half-precision tensors as JSON numbers,
+// where Triton asks for binary data; a client that prefers binary still has it. An
+// output is written as
 // the shortest decimal that reads back, through double, as exactly the same value of its
 // type (FP32 and FP64: the shortest of all; FP16 and BF16: the shortest correctly rounded
 // one), so values round-trip bit for bit. JSON has no NaN or infinity: an output holding
