@@ -21,11 +21,10 @@
 // JSON numbers; a value printed as the shortest text of its type comes back exact. FP16
 // and BF16 too: actserve accepts and answers half-precision tensors as JSON numbers,
 // where Triton asks for binary data; a client that prefers binary still has it. An
-// output is written as
-// the shortest decimal that reads back, through double, as exactly the same value of its
-// type (FP32 and FP64: the shortest of all; FP16 and BF16: the shortest correctly rounded
-// one), so values round-trip bit for bit. JSON has no NaN or infinity: an output holding
-// one is refused with a message that asks for binary data.
+// output is written as the shortest decimal that reads back, through double, as exactly
+// the same value of its type (FP32 and FP64: the shortest of all; FP16 and BF16: the
+// shortest correctly rounded one), so values round-trip bit for bit. JSON has no NaN or
+// infinity: an output holding one is refused with a message that asks for binary data.
 //
 // Thread-safe: every function works on its arguments only.
 #ifndef ACTSERVE_SERVER_INFERENCE_REST_JSON_H_
