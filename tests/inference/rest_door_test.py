@@ -629,10 +629,13 @@ class RestLimitsTest(unittest.TestCase):
                 missing = self.request(client, None, good)
                 self.assertEqual(missing.status, 401, missing)
                 self.assertEqual(missing.headers.get("www-authenticate"), "Bearer")
-                self.assertIn("error", missing.json())
-                self.assertEqual(self.request(client, "wrong", good).status, 401)
+                self.assertIn("missing credentials", missing.json()["error"])
+                wrong = self.request(client, "wrong", good)
+                self.assertEqual(wrong.status, 401)
+                self.assertEqual(wrong.json()["error"], "invalid bearer token")
                 metadata = client.request("GET", self.server.base + "/v2/models/relu")
                 self.assertEqual(metadata.status, 401)
+                self.assertIn("missing credentials", metadata.json()["error"])
                 # Health stays open, as on the gRPC port.
                 self.assertEqual(
                     client.request("GET", self.server.base + "/v2/health/ready").status, 200)
