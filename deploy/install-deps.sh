@@ -19,6 +19,7 @@ build_packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc
   libabsl-dev libhwy-dev
   prometheus-cpp-dev
+  libcivetweb-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev
   libdnnl-dev
@@ -30,6 +31,13 @@ python_packages=(
   python3-yaml
   python3-setuptools python3-wheel python3-pip python3-venv
 )
+# The REST door's tests drive it with curl and with Node's built-in fetch (Node 18 or
+# newer; tests/inference). Node only when no `node` is on PATH: a Node installed from
+# elsewhere (e.g. NodeSource's nodejs) conflicts with Debian's npm and nodejs packages.
+rest_test_packages=(curl)
+if ! command -v node >/dev/null 2>&1; then
+  rest_test_packages+=(nodejs)
+fi
 # tests/deploy's chroot test (make test-deploy) builds a bookworm root with it.
 deploy_test_packages=(
   debootstrap
@@ -43,6 +51,11 @@ runtime_packages=(
   libabsl20220623 libprotobuf32 libgrpc29 libgrpc++1.51 libhwy1
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1
   ca-certificates
+  # Not linked, but opened by name at run time: Debian's civetweb dlopens
+  # "libcrypto.so" (and "libssl.so", which the actserve executable answers itself:
+  # server/inference/civetweb_openssl3.cc) for the REST port's TLS; only libssl-dev
+  # provides those names.
+  libssl-dev
 )
 
 mode="${1:-}"
@@ -50,7 +63,8 @@ case "$mode" in
   --runtime) wanted=("${runtime_packages[@]}") ;;
   --build) wanted=("${build_packages[@]}") ;;
   "" | --list)
-    wanted=("${build_packages[@]}" "${python_packages[@]}" "${deploy_test_packages[@]}") ;;
+    wanted=("${build_packages[@]}" "${python_packages[@]}" "${rest_test_packages[@]}"
+            "${deploy_test_packages[@]}") ;;
   *) echo "usage: $0 [--build | --runtime] [--list]" >&2; exit 2 ;;
 esac
 if [[ "${1:-}" == "--list" || "${2:-}" == "--list" ]]; then
