@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <civetweb.h>
+#include <dlfcn.h>
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -246,6 +247,27 @@ absl::StatusOr<Listening> ListeningPort(absl::string_view address, bool tls) {
     numeric = text;
   }
   return Listening{numeric, absl::StrCat(numeric, ":", port, tls ? "s" : "")};
+}
+
+// Whether civetweb can serve TLS in this process (see civetweb_openssl3.cc): it finds
+// OpenSSL 1.1's SSL_get_peer_certificate, which only the actserve executable exports
+// under OpenSSL 3 (civetweb would call a null pointer on the first connection without
+// it), and it can open libcrypto.so by that name. Refusing here turns a crash into an
+// error at start.
+absl::Status CheckTlsSupport() {
+  if (dlsym(RTLD_DEFAULT, "SSL_get_peer_certificate") == nullptr) {
+    return absl::FailedPreconditionError(
+        "TLS on the HTTP/REST port needs the actserve executable (it gives Debian's "
+        "civetweb the OpenSSL 1.1 function it calls); this process lacks it");
+  }
+  void* crypto = dlopen("libcrypto.so", RTLD_LAZY | RTLD_LOCAL);
+  if (crypto == nullptr) {
+    return absl::FailedPreconditionError(
+        "TLS on the HTTP/REST port: civetweb opens OpenSSL's libcrypto.so, which is "
+        "missing (Debian package libssl-dev; deploy/install-deps.sh --runtime installs it)");
+  }
+  dlclose(crypto);
+  return absl::OkStatus();
 }
 
 absl::Status CheckReadable(absl::string_view what, const std::string& path) {
@@ -751,6 +773,7 @@ absl::StatusOr<std::unique_ptr<HttpDoor>> HttpDoor::Start(const ServerOptions& o
     return absl::InvalidArgumentError("TLS needs both a certificate and a key file");
   }
   if (tls) {
+    if (absl::Status s = CheckTlsSupport(); !s.ok()) return s;
     if (absl::Status s = CheckReadable("TLS certificate", options.tls_cert_file); !s.ok()) return s;
     if (absl::Status s = CheckReadable("TLS key", options.tls_key_file); !s.ok()) return s;
     if (!options.tls_client_ca_file.empty()) {
