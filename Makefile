@@ -68,7 +68,8 @@ fuzz-build: deps
 
 fuzz: fuzz-build
 	@mkdir -p $(FUZZ_DIR)/corpus/request_path $(FUZZ_DIR)/corpus/activation_spec \
-	  $(FUZZ_DIR)/corpus/wire_differential $(FUZZ_DIR)/corpus/model_infer
+	  $(FUZZ_DIR)/corpus/wire_differential $(FUZZ_DIR)/corpus/model_infer \
+	  $(FUZZ_DIR)/corpus/rest_json
 	$(FUZZ_DIR)/tests/fuzz/request_path_fuzzer -max_total_time=$(FUZZ_SECONDS) \
 	  -print_final_stats=1 $(FUZZ_DIR)/corpus/request_path \
 	  $(FUZZ_DIR)/tests/fuzz/seeds/wire $(FUZZ_DIR)/tests/fuzz/seeds/compute_request
@@ -80,6 +81,8 @@ fuzz: fuzz-build
 	$(FUZZ_DIR)/tests/fuzz/model_infer_fuzzer -max_total_time=$(FUZZ_SECONDS) \
 	  -print_final_stats=1 $(FUZZ_DIR)/corpus/model_infer \
 	  $(FUZZ_DIR)/tests/fuzz/seeds/model_infer_request
+	$(FUZZ_DIR)/tests/fuzz/rest_json_fuzzer -max_total_time=$(FUZZ_SECONDS) \
+	  -print_final_stats=1 $(FUZZ_DIR)/corpus/rest_json tests/fuzz/corpus/rest_json
 
 # Kernel measurements (Google Benchmark / 2^32-input sweep; not tests, not in CI):
 #   make bench      actserve's kernels vs the memory limit and oneDNN -> bench/results/kernels.csv

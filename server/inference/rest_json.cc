@@ -646,14 +646,18 @@ class RequestReader {
     if (!dtype.has_value()) return true;  // refused with its message at the input's end
     const absl::StatusOr<int64_t> elements = NumElements(input.shape);
     if (!elements.ok()) return true;
-    // Each value takes at least two bytes of JSON ("1,"): a shape asking for more than
-    // the header can hold cannot be matched by its data, and is refused now, before its
-    // values cost anything.
-    if (*elements > static_cast<int64_t>(json_bytes_ / 2 + 1)) {
+    // Each value takes at least two bytes of JSON ("1,"), and all inputs' values share
+    // the one header: shapes asking, together, for more than the header can hold cannot
+    // be matched by their data, and are refused now, before their values cost anything
+    // (else each of many inputs could claim the whole header's worth of memory).
+    const int64_t can_hold = static_cast<int64_t>(json_bytes_ / 2 + 1);
+    if (*elements > can_hold - claimed_values_) {
       return Fail(absl::InvalidArgumentError(absl::StrCat(
           InputPlace(), ".data: shape ", ShapeToString(input.shape), " needs ", *elements,
-          " values, more than the request's ", json_bytes_, " bytes of JSON can hold")));
+          " values, more than the request's ", json_bytes_, " bytes of JSON can hold",
+          claimed_values_ > 0 ? " beside the inputs before it" : "")));
     }
+    claimed_values_ += *elements;
     absl::StatusOr<absl::Span<char>> memory =
         allocate_(static_cast<size_t>(*elements) * DTypeSize(*dtype));
     if (!memory.ok()) return Fail(memory.status());
@@ -791,6 +795,8 @@ class RequestReader {
   std::vector<PendingOutput> outputs_;
   std::string param_name_;
   uint64_t binary_used_ = 0;
+  // Values the inputs' shapes have claimed so far (StartData).
+  int64_t claimed_values_ = 0;
   // The scalar being dispatched.
   bool bool_ = false;
   int64_t int_ = 0;

@@ -372,6 +372,23 @@ TEST(RestJsonTest, MemoryIsBoundedByTheRequestNotByItsShape) {
   ASSERT_TRUE(first->status.ok()) << first->status;
   EXPECT_EQ(first->memory.bytes, 25 * (size_t{1} << 13) * sizeof(double) + 200000 * 2);
   EXPECT_LE(first->memory.bytes, 4 * json.size() + (size_t{1} << 16) + 200000 * 2);
+
+  // The inputs' values share the one header: once earlier inputs have used most of it,
+  // a later shape cannot claim again what the whole header could hold.
+  std::string zeros = "0";
+  for (int i = 1; i < 300; ++i) zeros += ",0";
+  const std::string two = absl::StrCat(
+      R"({"inputs":[{"name":"x","shape":[300],"datatype":"FP64","data":[)", zeros,
+      R"(]},{"name":"dy","shape":[100],"datatype":"FP64","data":[]}]})");
+  ASSERT_LT(two.size() / 2 + 1, 400u);  // 300 + 100 values: more than it can hold
+  ASSERT_GT(two.size() / 2 + 1, 100u);  // 100 alone: less
+  const std::unique_ptr<Parsed> claimed = Parse(two);
+  EXPECT_EQ(claimed->status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(claimed->status.message()),
+              HasSubstr("inputs[1].data: shape [100] needs 100 values, more than the "
+                        "request's"));
+  EXPECT_THAT(std::string(claimed->status.message()), HasSubstr("beside the inputs before it"));
+  EXPECT_EQ(claimed->memory.bytes, 300u * 8);  // the first input's tensor only
 }
 
 // --- Output ---
