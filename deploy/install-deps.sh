@@ -5,7 +5,8 @@
 #
 #   deploy/install-deps.sh            everything (build + tests + benchmarks + Python;
 #                                     clang and its runtimes for `make fuzz`; debootstrap
-#                                     for `make test-deploy`)
+#                                     for `make test-deploy`; node and npm for the Node
+#                                     tests)
 #   deploy/install-deps.sh --build    only what compiles actserve and actctl with the
 #                                     release preset (the Dockerfile's build stage)
 #   deploy/install-deps.sh --runtime  only the shared libraries the binaries need to run
@@ -34,6 +35,13 @@ python_packages=(
 deploy_test_packages=(
   debootstrap
 )
+# The Node tests of the inference door (tests/inference/node) run `node` and `npm ci`. A
+# machine may have them from one nodejs package with npm bundled (NodeSource's), which
+# Debian's npm package conflicts with: the commands are checked, not the packages, and
+# Debian's two are installed only when a command is missing.
+node_packages=(
+  nodejs npm
+)
 # The package of every shared library that actserve and actctl link (ldd), and nothing
 # else: tests/deploy/runtime_packages_test.py maps each library to its package with
 # dpkg -S and fails when one is missing here. The C and C++ runtimes are in every Debian
@@ -55,6 +63,7 @@ case "$mode" in
 esac
 if [[ "${1:-}" == "--list" || "${2:-}" == "--list" ]]; then
   printf '%s\n' "${wanted[@]}"
+  if [[ -z "$mode" || "$mode" == --list ]]; then printf '%s\n' "${node_packages[@]}"; fi
   exit 0
 fi
 
@@ -64,6 +73,9 @@ for pkg in "${wanted[@]}"; do
     missing+=("$pkg")
   fi
 done
+if [[ -z "$mode" ]] && ! { command -v node && command -v npm; } >/dev/null; then
+  missing+=("${node_packages[@]}")
+fi
 
 if ((${#missing[@]} == 0)); then
   exit 0
