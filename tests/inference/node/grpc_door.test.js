@@ -38,6 +38,10 @@ const POLL_MS = 50;
 const SERVER_FLAGS = ['--address=127.0.0.1:0', '--threads=2', '--metrics_address=',
   '--http_address=', '--shutdown_grace=2s'];
 
+// The engine's limits, small enough to reach (every case is far below them).
+const MAX_ELEMENTS = 4096;
+const MAX_RANK = 4;
+
 const LOADER_OPTIONS = {
   keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true,
   includeDirs: [PROTO_ROOT],
@@ -303,7 +307,7 @@ before(async () => {
   oracle = JSON.parse(execFileSync(python, [CASES_SCRIPT], {
     maxBuffer: 64 << 20, env: { ...process.env, OMP_NUM_THREADS: '1' },
   }).toString());
-  server = await new ServerProcess().start();
+  server = await new ServerProcess(`--max_elements=${MAX_ELEMENTS}`, `--max_rank=${MAX_RANK}`).start();
   client = server.client;
 });
 
@@ -338,7 +342,7 @@ describe('health and metadata', () => {
     assert.equal(reply.name, 'actserve');
     assert.equal(reply.version, requiredEnv('ACTSERVE_VERSION'));
     assert.equal(new Set(reply.extensions).size, reply.extensions.length, reply.extensions.join());
-    for (const extension of reply.extensions) assert.match(extension, /^[a-z0-9_]+$/);
+    for (const extension of reply.extensions) assert.match(extension, /^\S+$/);
   });
 
   test('every activation is a ready model, with version "" or "1"', async () => {
@@ -435,10 +439,11 @@ describe('ModelInfer against PyTorch', () => {
 });
 
 describe('bad requests: status, a message naming the field, and the server serves on', () => {
-  const { INVALID_ARGUMENT, NOT_FOUND } = grpc.status;
+  const { INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED } = grpc.status;
   const withModel = (model, parameters) => ({ ...reluRequest(), model_name: model, parameters });
   const x2 = () => ({ name: 'x', datatype: 'FP32', shape: [2] });
-  // [what, request, code, fragments the message holds, a pattern it matches]
+  // [what, request, code, fragments the message holds, a pattern it matches, fragments it
+  // must not hold]
   const badRequests = [
     ['unknown model', { ...reluRequest(), model_name: 'no_such_model' }, NOT_FOUND, ['no_such_model']],
     ['unknown version', { ...reluRequest(), model_version: '7' }, NOT_FOUND, ['7'], /version/i],
@@ -512,15 +517,33 @@ describe('bad requests: status, a message naming the field, and the server serve
       INVALID_ARGUMENT, ['softshrink: lambd must be >= 0, got -0.5']],
     ['unknown parameter', withModel('relu', { alpha: { double_param: 1 } }),
       INVALID_ARGUMENT, ['alpha']],
+    // The engine's limits, in the door's words: no actserve.v1 field (items[...]).
+    ['more elements than the limit', reluRequest(new Array(MAX_ELEMENTS + 1).fill(0)),
+      RESOURCE_EXHAUSTED, [String(MAX_ELEMENTS)], null, ['items[']],
+    ['more dimensions than the limit', {
+      model_name: 'relu',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: new Array(MAX_RANK + 1).fill(1) }],
+      raw_input_contents: [encode([1], 'FP32')],
+    }, RESOURCE_EXHAUSTED, ['inputs[0].shape']],
   ];
 
-  for (const [what, request, code, fragments, pattern] of badRequests) {
+  for (const [what, request, code, fragments, pattern, absent = []] of badRequests) {
     test(what, async () => {
       const message = await expectRpcError(call(client, 'ModelInfer', request), code, fragments);
       if (pattern) assert.match(message, pattern);
+      for (const fragment of absent) assert.ok(!message.includes(fragment), message);
       await assertStillServing();
     });
   }
+
+  test('prelu weight of the wrong size', async () => {
+    const testCase = oracle.cases.find((c) => c.name === 'prelu forward with weight');
+    const request = caseRequest(testCase, 'FP32', '');  // x [4, 2]: 2 channels
+    request.inputs.find((input) => input.name === 'weight').shape = [3];
+    request.raw_input_contents[testCase.input_order.indexOf('weight')] = encode([0.25, 0.5, 0.75], 'FP32');
+    await expectRpcError(call(client, 'ModelInfer', request), INVALID_ARGUMENT, ['weight']);
+    await assertStillServing();
+  });
 
   test('prelu weight as input and as parameter', async () => {
     const testCase = oracle.cases.find((c) => c.name === 'prelu forward with weight');

