@@ -529,14 +529,11 @@ v1::ListActivationsResponse BuildListResponse(const ServerOptions& options, int 
 }  // namespace
 
 ActivationServiceImpl::ActivationServiceImpl(const Engine* engine, ThreadPool* pool,
-                                             const ServerOptions& options,
-                                             ServerMetrics* metrics,
-                                             const TokenAuthenticator* authenticator)
+                                             const ServerOptions& options, CallGate* gate)
     : engine_(*engine),
       pool_(*pool),
       options_(options),
-      metrics_(*metrics),
-      authenticator_(authenticator),
+      gate_(*gate),
       list_response_(BuildListResponse(options, pool->threads())),
       buffers_(BufferPool::Create([&options] {
         BufferPoolOptions pool_options;
@@ -546,58 +543,16 @@ ActivationServiceImpl::ActivationServiceImpl(const Engine* engine, ThreadPool* p
         return pool_options;
       }())) {}
 
-int ActivationServiceImpl::inflight() const {
-  absl::MutexLock lock(&mu_);
-  return inflight_ + streams_;
-}
-
-void ActivationServiceImpl::StartDrain() {
-  absl::MutexLock lock(&mu_);
-  draining_ = true;
-}
-
 absl::Status ActivationServiceImpl::AdmitCall(const grpc::CallbackServerContext& context,
                                               CallKind kind) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (draining_) {
-      return absl::UnavailableError(
-          "the server is shutting down; retry on another instance");
-    }
-  }
-  if (authenticator_ != nullptr) {
-    const auto& metadata = context.client_metadata();
-    const auto found = metadata.find("authorization");
-    absl::string_view value;
-    if (found != metadata.end()) value = {found->second.data(), found->second.size()};
-    absl::Status authorized =
-        authenticator_->Authorize(found != metadata.end() ? &value : nullptr);
-    if (!authorized.ok()) return authorized;
-  }
-  if (kind == CallKind::kUncounted) return absl::OkStatus();
-  absl::MutexLock lock(&mu_);
-  const bool stream = kind == CallKind::kStream;
-  int& count = stream ? streams_ : inflight_;
-  const int limit = stream ? options_.max_streams : options_.max_inflight;
-  if (limit > 0 && count >= limit) {
-    return absl::ResourceExhaustedError(
-        stream ? absl::StrCat("too many streams open: ", limit,
-                              " (limit --max_streams); retry later")
-               : absl::StrCat("too many calls in flight: ", limit,
-                              " (limit --max_inflight); retry later"));
-  }
-  ++count;
-  return absl::OkStatus();
+  const auto& metadata = context.client_metadata();
+  const auto found = metadata.find("authorization");
+  if (found == metadata.end()) return gate_.Admit(nullptr, kind);
+  const absl::string_view value(found->second.data(), found->second.size());
+  return gate_.Admit(&value, kind);
 }
 
-void ActivationServiceImpl::ReleaseSlot(CallKind kind) {
-  absl::MutexLock lock(&mu_);
-  if (kind == CallKind::kStream) {
-    --streams_;
-  } else if (kind == CallKind::kUnary) {
-    --inflight_;
-  }
-}
+void ActivationServiceImpl::ReleaseSlot(CallKind kind) { gate_.Release(kind); }
 
 absl::StatusOr<std::shared_ptr<PreparedBatch>> ActivationServiceImpl::PrepareBatch(
     grpc::ByteBuffer request, CallStats* stats) {
@@ -630,7 +585,7 @@ absl::StatusOr<grpc::ByteBuffer> ActivationServiceImpl::ComputeBatch(
       OutOfMemoryAsStatus([&] { return engine_.Compute(batch.items, batch.buffers, cancelled); });
   if (!status.ok()) return status;
   for (size_t i = 0; i < batch.items.size(); ++i) {
-    metrics_.RecordElements(batch.items[i].activation.kind, batch.items[i].input.dtype,
+    gate_.metrics().RecordElements(batch.items[i].activation.kind, batch.items[i].input.dtype,
                             batch.elements[i]);
   }
   grpc::ByteBuffer response = EncodeResults(batch);
@@ -685,22 +640,7 @@ void ActivationServiceImpl::RecordCall(absl::string_view method,
                                        const grpc::CallbackServerContext& context,
                                        absl::Time start, const CallStats& stats,
                                        const absl::Status& status) {
-  const absl::Duration latency = absl::Now() - start;
-  metrics_.RecordCall(method, status.code(), latency, stats.received_bytes,
-                      stats.sent_bytes);
-  const LogLevel level = status.ok() ? LogLevel::kInfo : LogLevel::kWarning;
-  if (!LogEnabled(level)) return;
-  // Never the metadata (it carries the token) and never tensor data; the status message
-  // may quote the client's input, which Log bounds and keeps on one line.
-  // StrCat rather than StrFormat: this runs for every call, and takes half the time.
-  const int64_t latency_us = absl::ToInt64Microseconds(latency);
-  std::string line = absl::StrCat(
-      method, " ", absl::StatusCodeToString(status.code()), " batches=", stats.batches,
-      " items=", stats.items, " elements=", stats.elements, " in=", stats.received_bytes,
-      "B out=", stats.sent_bytes, "B latency=", latency_us / 1000, ".",
-      absl::Dec(latency_us % 1000, absl::kZeroPad3), "ms peer=", context.peer());
-  if (!status.ok()) absl::StrAppend(&line, ": ", status.message());
-  Log(level, line);
+  gate_.Record(method, context.peer(), start, stats, status);
 }
 
 grpc::ServerUnaryReactor* ActivationServiceImpl::Compute(

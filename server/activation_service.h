@@ -23,10 +23,9 @@
 // stream's memory is bounded by the window, not by what the client sends. Responses go
 // out in request order.
 //
-// Admission, in this order, before any work: draining (UNAVAILABLE once shutdown has
-// begun), authentication (UNAUTHENTICATED without a valid bearer token, when a
-// TokenAuthenticator is given), calls in flight (`max_inflight` Compute calls and,
-// counted apart, `max_streams` streams; RESOURCE_EXHAUSTED). Limits enforced
+// Admission, before any work, is the server's one CallGate (server/call_gate.h), shared
+// with the Open Inference Protocol's doors: draining, the bearer token, calls in flight
+// (Compute counted with the other doors' unary calls, streams apart). Limits enforced
 // afterwards: items per request and dimensions per tensor (`max_items`, `max_rank`,
 // while parsing), tensor memory of all calls together (`max_tensor_memory_bytes`: the
 // engine's scratch is reserved, then each buffer charged as it is taken), response size
@@ -57,9 +56,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "actserve/v1/activation.grpc.pb.h"
-#include "server/auth.h"
+#include "server/call_gate.h"
 #include "server/buffer_pool.h"
-#include "server/metrics.h"
 #include "server/server_options.h"
 #include "src/engine.h"
 #include "src/thread_pool.h"
@@ -67,18 +65,9 @@
 namespace actserve {
 namespace server {
 
-// What one call did, for its log line and its metrics. Filled by RunBatch.
-struct CallStats {
-  int64_t batches = 0;
-  int64_t items = 0;
-  int64_t elements = 0;
-  uint64_t received_bytes = 0;
-  uint64_t sent_bytes = 0;
-};
-
-// Thread-safe: gRPC calls its methods concurrently. `engine`, `pool` and `metrics` are
+// Thread-safe: gRPC calls its methods concurrently. `engine`, `pool` and `gate` are
 // borrowed and must outlive the service and every call it started (Server destroys them
-// in that order); `authenticator` too, unless it is nullptr (no authentication).
+// in that order).
 class ActivationServiceImpl final
     : public v1::ActivationService::WithRawCallbackMethod_Compute<
           v1::ActivationService::WithRawCallbackMethod_ComputeStream<
@@ -87,8 +76,7 @@ class ActivationServiceImpl final
  public:
   // `options` gives the limits that are enforced here and reported by ListActivations.
   ActivationServiceImpl(const Engine* engine, ThreadPool* pool,
-                        const ServerOptions& options, ServerMetrics* metrics,
-                        const TokenAuthenticator* authenticator);
+                        const ServerOptions& options, CallGate* gate);
   ActivationServiceImpl(const ActivationServiceImpl&) = delete;
   ActivationServiceImpl& operator=(const ActivationServiceImpl&) = delete;
 
@@ -104,26 +92,19 @@ class ActivationServiceImpl final
       grpc::CallbackServerContext* context, const v1::ListActivationsRequest* request,
       v1::ListActivationsResponse* response) override;
 
-  // Compute and ComputeStream calls currently admitted.
-  int inflight() const;
+  // How this service's calls are counted by the gate (call_gate.h).
+  using CallKind = server::CallKind;
 
-  // How a call is counted: Compute calls against `max_inflight`, streams against
-  // `max_streams` (so that open streams cannot lock unary calls out), and the rest
-  // (ListActivations) not at all.
-  enum class CallKind { kUncounted, kUnary, kStream };
-
-  // From now on every new call is refused with UNAVAILABLE; calls already admitted go
-  // on. Idempotent.
-  void StartDrain();
+  // The pool of tensor buffers; the Open Inference Protocol's doors share it.
+  const std::shared_ptr<BufferPool>& buffers() const { return buffers_; }
 
   // The ListActivations answer, built once from the catalogue and the options.
   const v1::ListActivationsResponse& list_response() const { return list_response_; }
 
   // --- For the reactors in activation_service.cc; not part of the service's API. ---
 
-  // Checks draining and the call's credentials and takes a slot of `kind`
-  // (ResourceExhausted when its limit's calls hold one). An OK return must be matched by
-  // one ReleaseSlot of the same kind.
+  // The gate's Admit with the call's "authorization" metadata. An OK return must be
+  // matched by one ReleaseSlot of the same kind.
   absl::Status AdmitCall(const grpc::CallbackServerContext& context, CallKind kind);
   void ReleaseSlot(CallKind kind);
 
@@ -176,15 +157,10 @@ class ActivationServiceImpl final
   const Engine& engine_;
   ThreadPool& pool_;
   const ServerOptions options_;
-  ServerMetrics& metrics_;
-  const TokenAuthenticator* const authenticator_;
+  CallGate& gate_;
   v1::ListActivationsResponse list_response_;
   const std::shared_ptr<BufferPool> buffers_;
 
-  mutable absl::Mutex mu_;
-  int inflight_ ABSL_GUARDED_BY(mu_) = 0;  // Compute calls
-  int streams_ ABSL_GUARDED_BY(mu_) = 0;   // ComputeStream calls
-  bool draining_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace server

@@ -41,7 +41,10 @@ class CallTracker {
   // method outside the ActivationService: a health watch lasts as long as its client
   // wants.
   grpc::experimental::Interceptor* MaybeTrack(const grpc::experimental::ServerRpcInfo& info) {
-    if (!absl::StartsWith(info.method(), "/actserve.v1.ActivationService/")) return nullptr;
+    if (!absl::StartsWith(info.method(), "/actserve.v1.ActivationService/") &&
+        !absl::StartsWith(info.method(), "/inference.GRPCInferenceService/")) {
+      return nullptr;
+    }
     absl::MutexLock lock(&mu_);
     ++live_;
     return new Tracked(this);
@@ -288,10 +291,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   // before either goes away.
   Server* const raw = server.get();
   server->metrics_ = std::make_unique<ServerMetrics>(
-      [raw] { return raw->service_->inflight(); }, [raw] { return raw->pool_->queued(); });
+      [raw] { return raw->gate_->inflight(); }, [raw] { return raw->pool_->queued(); });
+  server->gate_ = std::make_unique<CallGate>(options, server->metrics_.get(),
+                                             server->authenticator_.get());
   server->service_ = std::make_unique<ActivationServiceImpl>(
-      server->engine_.get(), server->pool_.get(), options, server->metrics_.get(),
-      server->authenticator_.get());
+      server->engine_.get(), server->pool_.get(), options, server->gate_.get());
+  server->inference_service_ = std::make_unique<inference::InferenceServiceImpl>(
+      server->engine_.get(), server->pool_.get(), server->service_->buffers(), options,
+      server->gate_.get(), [raw] { return raw->ready(); });
 
   // Both are process-wide switches that apply to servers built afterwards.
   grpc::EnableDefaultHealthCheckService(true);
@@ -302,6 +309,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.AddListeningPort(options.address, *credentials, &port);
   ApplyTransportOptions(options, &builder);
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->inference_service_.get());
   server->call_tracker_ = std::make_unique<server_internal::CallTracker>();
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
@@ -341,7 +349,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                    server->authenticator_ ? "bearer tokens" : "off", ", metrics ",
                    options.metrics_address.empty()
                        ? std::string("not exposed")
-                       : absl::StrCat("on port ", server->metrics_port_)));
+                       : absl::StrCat("on port ", server->metrics_port_),
+                   ", Open Inference Protocol on the gRPC port"));
   return server;
 }
 
@@ -362,6 +371,7 @@ Server::~Server() {
   grpc_server_.reset();
   metrics_.reset();
   pool_.reset();
+  inference_service_.reset();
   service_.reset();
   engine_.reset();
   authenticator_.reset();
@@ -380,6 +390,7 @@ void Server::Shutdown() {
   if (grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService()) {
     health->SetServingStatus(false);
   }
+  serving_.store(false);
   if (options_.drain_delay > absl::ZeroDuration()) {
     Log(LogLevel::kInfo,
         absl::StrCat("shutting down: NOT_SERVING, still serving new calls for ",
@@ -392,14 +403,14 @@ void Server::Shutdown() {
   // A client without health checking goes on sending here until its connection closes.
   // From now on its new calls are refused with UNAVAILABLE, which it retries on another
   // replica, while the calls in flight run to completion.
-  Log(LogLevel::kInfo, absl::StrCat("shutting down: draining ", service_->inflight(),
+  Log(LogLevel::kInfo, absl::StrCat("shutting down: draining ", gate_->inflight(),
                                     " calls for up to ",
                                     absl::FormatDuration(options_.shutdown_grace)));
-  service_->StartDrain();
+  gate_->StartDrain();
   const absl::Time deadline = absl::Now() + options_.shutdown_grace;
   if (!call_tracker_->WaitUntilNone(deadline)) {
     Log(LogLevel::kWarning,
-        absl::StrCat("shutdown grace over: cancelling ", service_->inflight(),
+        absl::StrCat("shutdown grace over: cancelling ", gate_->inflight(),
                      " calls still in flight"));
   }
   // grpc::Server::Shutdown marks the server as shut down before it sends GOAWAY, and a

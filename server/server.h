@@ -1,5 +1,7 @@
-// The actserve gRPC server: the ActivationService, health checking and reflection on one
-// listening port, with the compute engine and its worker pool behind them.
+// The actserve server: the ActivationService, the Open Inference Protocol's
+// GRPCInferenceService (server/inference/), health checking and reflection on one gRPC
+// port, and the protocol's HTTP/REST routes on their own port (options.http_address),
+// with the compute engine and its worker pool behind them.
 //
 //   actserve::server::ServerOptions options;
 //   options.address = "127.0.0.1:0";  // any free port
@@ -25,6 +27,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <memory>
 
 #include "absl/base/thread_annotations.h"
@@ -33,6 +36,8 @@
 #include "absl/synchronization/mutex.h"
 #include "server/activation_service.h"
 #include "server/auth.h"
+#include "server/call_gate.h"
+#include "server/inference/grpc_service.h"
 #include "server/metrics.h"
 #include "server/server_options.h"
 #include "src/engine.h"
@@ -82,15 +87,15 @@ class Server {
   // The metrics, for inspection (e.g. RequestCount()); thread-safe.
   ServerMetrics& metrics() { return *metrics_; }
 
-  // The service, for inspection (e.g. inflight()).
-  const ActivationServiceImpl& service() const { return *service_; }
+  // The admission of every door, for inspection (e.g. inflight()).
+  const CallGate& gate() const { return *gate_; }
 
   // Drains, then stops, so that no client loses a call, including a client without
   // health checking that retries UNAVAILABLE:
   //  1. marks health NOT_SERVING (health checks are still answered, so probes see it)
   //     and goes on serving new calls for options.drain_delay (or until EndDrainDelay);
-  //  2. refuses new ActivationService calls with UNAVAILABLE and waits, up to
-  //     options.shutdown_grace, until every ActivationService call, streams included, has
+  //  2. refuses new calls of either protocol (CallGate) with UNAVAILABLE and waits, up to
+  //     options.shutdown_grace, until every such call, streams included, has
   //     ended and gRPC is done with it;
   //  3. closes every client connection, so that calls still on their way fail with
   //     UNAVAILABLE before they reach the server (their clients retry them elsewhere),
@@ -117,13 +122,18 @@ class Server {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<TokenAuthenticator> authenticator_;  // null: no authentication
   std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<CallGate> gate_;  // shared by every door
   std::unique_ptr<ActivationServiceImpl> service_;
+  std::unique_ptr<inference::InferenceServiceImpl> inference_service_;
   // Counts ActivationService calls until gRPC has destroyed them (step 2 of Shutdown);
   // the grpc::Server's interceptor borrows it.
   std::unique_ptr<server_internal::CallTracker> call_tracker_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
   int metrics_port_ = 0;
+  // True until Shutdown begins: health NOT_SERVING, the protocol's ServerReady false.
+  std::atomic<bool> serving_{true};
+  bool ready() const { return serving_.load(); }
 
   absl::Mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;

@@ -45,13 +45,15 @@ struct Harness {
     engine = std::make_unique<actserve::Engine>(engine_options);
     metrics = std::make_unique<actserve::server::ServerMetrics>([] { return 0; },
                                                                 [] { return size_t{0}; });
+    gate = std::make_unique<actserve::server::CallGate>(options, metrics.get(), nullptr);
     service = std::make_unique<ActivationServiceImpl>(engine.get(), pool.get(), options,
-                                                      metrics.get(), nullptr);
+                                                      gate.get());
   }
   actserve::server::ServerOptions options;
   std::unique_ptr<actserve::ThreadPool> pool;
   std::unique_ptr<actserve::Engine> engine;
   std::unique_ptr<actserve::server::ServerMetrics> metrics;
+  std::unique_ptr<actserve::server::CallGate> gate;
   std::unique_ptr<ActivationServiceImpl> service;
 };
 

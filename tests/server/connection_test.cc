@@ -89,7 +89,7 @@ TEST(ConnectionTest, FullComputeQueueIsResourceExhaustedAtOnce) {
   EXPECT_THAT(refused.error_message(), HasSubstr("server overloaded"));
   // Small batches run inline and are still served.
   EXPECT_TRUE(CallCompute(server, ValidRequest()).ok());
-  EXPECT_EQ(server.server->service().inflight(), 0);
+  EXPECT_EQ(server.server->gate().inflight(), 0);
 }
 
 TEST(ConnectionTest, MaxConnectionAgeClosesTheConnectionAndTheClientReconnects) {

@@ -122,13 +122,13 @@ TEST(DeadlineTest, ShortDeadlineStopsTheWorkAndTheNextCallIsServed) {
     return metrics.RequestCount("Compute", absl::StatusCode::kDeadlineExceeded) == 1;
   }));
   EXPECT_EQ(metrics.RequestCount("Compute", absl::StatusCode::kOk), 1);  // the warm-up
-  EXPECT_TRUE(Eventually([&] { return server.server->service().inflight() == 0; }));
+  EXPECT_TRUE(Eventually([&] { return server.server->gate().inflight() == 0; }));
 
   // The one worker is free again: a pool-bound call is served.
   v1::ComputeResponse next;
   ASSERT_TRUE(CallCompute(server, PoolRequest(), &next).ok());
   EXPECT_EQ(next.results(0).output().data().size(), size_t{4} << 16);
-  EXPECT_EQ(server.server->service().inflight(), 0);
+  EXPECT_EQ(server.server->gate().inflight(), 0);
 }
 
 TEST(DeadlineTest, DeadlinePassingWhileQueuedMeansNoWorkAndCancelFreesTheWorker) {
@@ -168,7 +168,7 @@ TEST(DeadlineTest, DeadlinePassingWhileQueuedMeansNoWorkAndCancelFreesTheWorker)
            metrics.RequestCount("Compute", absl::StatusCode::kDeadlineExceeded) == 1;
   }));
   EXPECT_EQ(metrics.RequestCount("Compute", absl::StatusCode::kOk), 0);
-  EXPECT_TRUE(Eventually([&] { return server.server->service().inflight() == 0; }));
+  EXPECT_TRUE(Eventually([&] { return server.server->gate().inflight() == 0; }));
   EXPECT_TRUE(CallCompute(server, PoolRequest()).ok());
 }
 
@@ -197,7 +197,7 @@ TEST(DeadlineTest, ClientCancelStopsTheWorkAndFreesTheWorker) {
   EXPECT_TRUE(Eventually(
       [&] { return metrics.RequestCount("Compute", absl::StatusCode::kCancelled) == 1; }));
   EXPECT_EQ(metrics.RequestCount("Compute", absl::StatusCode::kOk), 0);
-  EXPECT_TRUE(Eventually([&] { return server.server->service().inflight() == 0; }));
+  EXPECT_TRUE(Eventually([&] { return server.server->gate().inflight() == 0; }));
   EXPECT_TRUE(CallCompute(server, PoolRequest()).ok());
 }
 
@@ -216,7 +216,7 @@ TEST(DeadlineTest, CancelledStreamStopsItsBatch) {
   EXPECT_TRUE(Eventually([&] {
     return metrics.RequestCount("ComputeStream", absl::StatusCode::kCancelled) == 1;
   }));
-  EXPECT_TRUE(Eventually([&] { return server.server->service().inflight() == 0; }));
+  EXPECT_TRUE(Eventually([&] { return server.server->gate().inflight() == 0; }));
   EXPECT_TRUE(CallCompute(server, PoolRequest()).ok());
 }
 

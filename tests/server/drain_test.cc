@@ -71,7 +71,7 @@ TEST(DrainTest, InFlightStreamFinishesWhileNewCallsAreRefused) {
   EXPECT_TRUE(stream->Finish().ok());
 
   stopper.join();  // Shutdown returns once the last call is done
-  EXPECT_EQ(server.server->service().inflight(), 0);
+  EXPECT_EQ(server.server->gate().inflight(), 0);
   EXPECT_EQ(server.server->metrics().RequestCount("ComputeStream", absl::StatusCode::kOk),
             1);
 }
@@ -98,7 +98,7 @@ TEST(DrainTest, DuringTheDrainDelayNewCallsAreServedWhileHealthSaysNotServing) {
   server.server->EndDrainDelay();
   stopper.join();  // the drain and the transport shutdown follow at once
   EXPECT_EQ(server.server->metrics().RequestCount("Compute", absl::StatusCode::kOk), 1);
-  EXPECT_EQ(server.server->service().inflight(), 0);
+  EXPECT_EQ(server.server->gate().inflight(), 0);
 }
 
 TEST(DrainTest, NegativeDrainDelayIsInvalidArgument) {

@@ -143,7 +143,7 @@ TEST(ServerTest, ShutdownCancelsCallsStillOpenAfterTheGrace) {
   stopper.join();
   server.server->Wait();      // returns at once: already shut down
   server.server->Shutdown();  // idempotent
-  EXPECT_EQ(server.server->service().inflight(), 0);
+  EXPECT_EQ(server.server->gate().inflight(), 0);
 }
 
 TEST(ServerTest, NoNewCallsAfterShutdown) {
