@@ -424,6 +424,19 @@ describe('ModelInfer against PyTorch', () => {
     }
   });
 
+  test('concurrent calls each get their own reply', async () => {
+    // Every case in every datatype at once, on one channel: each reply matches its id.
+    const calls = [];
+    for (const testCase of oracle.cases) {
+      for (const datatype of Object.keys(testCase.datatypes)) {
+        const id = `concurrent ${testCase.name} / ${datatype}`;
+        calls.push(call(client, 'ModelInfer', caseRequest(testCase, datatype, id))
+          .then((reply) => checkReply(testCase, datatype, reply, id, oracle.tolerances)));
+      }
+    }
+    await Promise.all(calls);
+  });
+
   test('without an id the reply has none', async () => {
     assert.equal((await call(client, 'ModelInfer', reluRequest())).id, '');
   });
@@ -515,6 +528,8 @@ describe('bad requests: status, a message naming the field, and the server serve
       INVALID_ARGUMENT, ['gelu: approximate must be one of none, tanh']],
     ['softshrink lambd < 0', withModel('softshrink', { lambd: { double_param: -0.5 } }),
       INVALID_ARGUMENT, ['softshrink: lambd must be >= 0, got -0.5']],
+    ['reserved parameter timeout as a string', withModel('relu', { timeout: { string_param: '1s' } }),
+      INVALID_ARGUMENT, ['timeout']],
     ['unknown parameter', withModel('relu', { alpha: { double_param: 1 } }),
       INVALID_ARGUMENT, ['alpha']],
     // The engine's limits, in the door's words: no actserve.v1 field (items[...]).

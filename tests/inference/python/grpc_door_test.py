@@ -260,6 +260,20 @@ class InferTest(ServingTestCase):
                                                          typed=True), timeout=TIMEOUT_S)
                     self.check_reply(case, datatype, inputs, reply, "typed")
 
+    def test_concurrent_calls_each_get_their_own_reply(self):
+        # Every case in every datatype at once, on one channel: each reply matches its id.
+        calls = []
+        for case in cases.CASES:
+            for datatype in cases.DATATYPES:
+                inputs = cases.inputs_of(case, datatype)
+                request_id = f"concurrent {case.name} / {datatype}"
+                future = STUB.ModelInfer.future(
+                    case_request(case, datatype, inputs, request_id), timeout=TIMEOUT_S)
+                calls.append((case, datatype, inputs, request_id, future))
+        for case, datatype, inputs, request_id, future in calls:
+            with self.subTest(case=case.name, datatype=datatype):
+                self.check_reply(case, datatype, inputs, future.result(), request_id)
+
     def test_without_an_id_the_reply_has_none(self):
         reply = STUB.ModelInfer(relu_request(), timeout=TIMEOUT_S)
         self.assertEqual(reply.id, "")
@@ -419,6 +433,11 @@ class BadRequestTest(ServingTestCase):
         request.model_name = "softmax"
         request.parameters["dim"].CopyFrom(parameter("int64_param", 3))
         self.infer_fails(request, grpc.StatusCode.INVALID_ARGUMENT, "dim")
+
+    def test_reserved_parameter_of_the_wrong_type(self):
+        request = relu_request()
+        request.parameters["timeout"].CopyFrom(parameter("string_param", "1s"))
+        self.infer_fails(request, grpc.StatusCode.INVALID_ARGUMENT, "timeout")
 
     def test_unknown_parameter(self):
         request = relu_request()

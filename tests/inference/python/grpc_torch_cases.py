@@ -10,7 +10,8 @@ Every case runs in each datatype (FP32, FP64, FP16, BF16). The inputs are drawn 
 generator seeded by the case's name and rounded to the datatype, so every value sent is
 exact in the datatype. |x| >= 0.05 keeps inputs off the kinks at 0, where an activation's
 piece (and its gradient) changes. PyTorch computes in float64 on those exact values: y
-with torch.nn.functional, dx (and prelu's dweight) with autograd, dy = 1 when the case
+with torch.nn.functional (gelu as PyTorch's erfc and sigmoid, see _gelu), dx (and
+prelu's dweight) with autograd, dy = 1 when the case
 sends no dy (the door's rule for an absent dy).
 
 A result r of the server passes when |r - expected| <= rtol * scale + atol, with the
@@ -28,6 +29,7 @@ torch_oracle_test.py, these tests check that the door carries the right numbers 
 
 import dataclasses
 import json
+import math
 import sys
 import zlib
 from typing import Dict, Optional, Sequence, Tuple
@@ -101,6 +103,15 @@ CASES = (
     Case("prelu dweight alone, dy absent", "prelu", {}, (2, 3, 4), False, ("dweight",),
          weight_shape=(3,)),
     Case("prelu forward with weight", "prelu", {}, (4, 2), False, ("y",), weight_shape=(2,)),
+    Case("prelu one weight for every channel, dweight before y", "prelu", {}, (3, 5), True,
+         ("dweight", "y"), weight_shape=(1,)),
+    Case("prelu weight parameter, y and dx", "prelu", {"weight": ("double_param", 0.375)},
+         (2, 3), True, ("y", "dx")),
+    Case("prelu default weight, every output but dweight", "prelu", {}, (5,), False,
+         ("y", "dx")),
+    # Long enough for every SIMD width and a tail, and for the engine to split the work.
+    Case("gelu approximate=tanh, 3000 elements", "gelu",
+         {"approximate": ("string_param", "tanh")}, (3, 1000), True, ()),
 )
 
 
@@ -108,12 +119,33 @@ def case_named(name: str) -> Case:
     return next(case for case in CASES if case.name == name)
 
 
+def _gelu(x: torch.Tensor, approximate: str) -> torch.Tensor:
+    """GELU in float64 without the cancellation of F.gelu's 1 + erf(x / sqrt(2)) and
+    1 + tanh(u) at x < 0 (which costs PyTorch's own float64 result up to hundreds of units
+    in the last place near x = -3, more than the server's kernels err): the same functions
+    of PyTorch written as 0.5 * erfc(-x / sqrt(2)) and sigmoid(2u). _checked_gelu holds
+    them to F.gelu within that cancellation."""
+    if approximate == "tanh":
+        u = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)
+        return x * torch.sigmoid(2.0 * u)
+    return 0.5 * x * torch.special.erfc(-x / math.sqrt(2.0))
+
+
+def _checked_gelu(x: torch.Tensor, approximate: str) -> None:
+    """Raises unless _gelu is F.gelu, within F.gelu's cancellation (eps * |x| terms)."""
+    ours = _gelu(x, approximate)
+    theirs = F.gelu(x, approximate=approximate)
+    bound = 64 * torch.finfo(torch.float64).eps * (x.abs() + ours.abs())
+    if not bool(((ours - theirs).abs() <= bound).all()):
+        raise AssertionError(f"_gelu({approximate}) differs from F.gelu beyond {bound.max()}")
+
+
 def _forward(case: Case, x: torch.Tensor, weight: Optional[torch.Tensor]) -> torch.Tensor:
     params = case.parameter_values()
     if case.model == "relu":
         return F.relu(x)
     if case.model == "gelu":
-        return F.gelu(x, approximate=params.get("approximate", "none"))
+        return _gelu(x, params.get("approximate", "none"))
     if case.model == "leaky_relu":
         return F.leaky_relu(x, float(params.get("negative_slope", 0.01)))
     if case.model == "softmax":
@@ -122,6 +154,8 @@ def _forward(case: Case, x: torch.Tensor, weight: Optional[torch.Tensor]) -> tor
         return F.softplus(x, beta=float(params.get("beta", 1.0)),
                           threshold=float(params.get("threshold", 20.0)))
     if case.model == "prelu":
+        if weight is None:  # the weight parameter, or nn.PReLU's 0.25, for every channel
+            weight = torch.tensor([float(params.get("weight", 0.25))], dtype=x.dtype)
         return F.prelu(x, weight)
     raise ValueError(f"no PyTorch function for {case.model}")
 
@@ -146,6 +180,8 @@ def inputs_of(case: Case, datatype: str) -> Dict[str, torch.Tensor]:
 
 def expected_of(case: Case, inputs: Dict[str, torch.Tensor]):
     """PyTorch's results for `inputs`: name -> (expected, scale), float64 tensors."""
+    if case.model == "gelu":
+        _checked_gelu(inputs["x"], case.parameter_values().get("approximate", "none"))
     x = inputs["x"].clone().requires_grad_(True)
     weight = inputs.get("weight")
     if weight is not None:
