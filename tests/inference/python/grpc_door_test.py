@@ -115,6 +115,13 @@ def case_request(case: cases.Case, datatype: str, inputs, request_id: str = "",
 
 # ---------------------------------------------------------------------------------------
 
+def server_state() -> str:
+    """For failure messages: what the module's server says of itself, and its log's end."""
+    ready = STUB.ServerReady(pb.ServerReadyRequest(), timeout=TIMEOUT_S).ready
+    log = SERVER.log().splitlines()[-10:]
+    return f"ServerReady {ready}; the server's log ends:\n" + "\n".join(log)
+
+
 class ServingTestCase(unittest.TestCase):
 
     def assert_still_serving(self):
@@ -165,7 +172,8 @@ class HealthAndMetadataTest(ServingTestCase):
                 with self.subTest(model=name, version=version):
                     reply = STUB.ModelReady(pb.ModelReadyRequest(name=name, version=version),
                                             timeout=TIMEOUT_S)
-                    self.assertTrue(reply.ready)
+                    if not reply.ready:
+                        self.fail(f"ModelReady {name!r} is false; {server_state()}")
 
     def test_model_ready_of_an_unknown_model_or_version(self):
         self.assert_rpc_error(STUB.ModelReady, pb.ModelReadyRequest(name="no_such_model"),
