@@ -68,7 +68,7 @@ fuzz-build: deps
 
 fuzz: fuzz-build
 	@mkdir -p $(FUZZ_DIR)/corpus/request_path $(FUZZ_DIR)/corpus/activation_spec \
-	  $(FUZZ_DIR)/corpus/wire_differential
+	  $(FUZZ_DIR)/corpus/wire_differential $(FUZZ_DIR)/corpus/model_infer
 	$(FUZZ_DIR)/tests/fuzz/request_path_fuzzer -max_total_time=$(FUZZ_SECONDS) \
 	  -print_final_stats=1 $(FUZZ_DIR)/corpus/request_path \
 	  $(FUZZ_DIR)/tests/fuzz/seeds/wire $(FUZZ_DIR)/tests/fuzz/seeds/compute_request
@@ -77,6 +77,9 @@ fuzz: fuzz-build
 	$(FUZZ_DIR)/tests/fuzz/wire_differential_fuzzer -max_total_time=$(FUZZ_SECONDS) \
 	  -print_final_stats=1 $(FUZZ_DIR)/corpus/wire_differential \
 	  $(FUZZ_DIR)/tests/fuzz/seeds/wire $(FUZZ_DIR)/tests/fuzz/seeds/compute_request
+	$(FUZZ_DIR)/tests/fuzz/model_infer_fuzzer -max_total_time=$(FUZZ_SECONDS) \
+	  -print_final_stats=1 $(FUZZ_DIR)/corpus/model_infer \
+	  $(FUZZ_DIR)/tests/fuzz/seeds/model_infer_request
 
 # Kernel measurements (Google Benchmark / 2^32-input sweep; not tests, not in CI):
 #   make bench      actserve's kernels vs the memory limit and oneDNN -> bench/results/kernels.csv

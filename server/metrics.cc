@@ -16,7 +16,9 @@ namespace actserve {
 namespace server {
 namespace {
 
-constexpr absl::string_view kMethods[] = {"Compute", "ComputeStream", "ListActivations"};
+// actserve.v1's methods, then the Open Inference Protocol's over gRPC.
+constexpr absl::string_view kMethods[] = {"Compute",    "ComputeStream", "ListActivations",
+                                          "ModelInfer", "ModelMetadata", "ServerMetadata"};
 
 // The dtype enum's values 0..4 index the per-activation counters.
 constexpr size_t kDTypes = 5;

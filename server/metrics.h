@@ -2,13 +2,17 @@
 // serves them on their own port (GET /metrics).
 //
 // Series (names follow Prometheus conventions; a reader can sum or rate them):
-//   actserve_requests_total{method, code}          calls finished, by gRPC status name
+//   actserve_requests_total{method, code}          calls finished, by gRPC status name;
+//                                                  method: Compute, ComputeStream,
+//                                                  ListActivations, and the Open Inference
+//                                                  Protocol's ModelInfer, ModelMetadata,
+//                                                  ServerMetadata
 //   actserve_request_duration_seconds{method}      histogram of call latency (a stream:
 //                                                  its whole life)
 //   actserve_elements_total{activation, dtype}     input elements computed successfully
 //   actserve_received_bytes_total{method}          request message bytes
 //   actserve_sent_bytes_total{method}              response message bytes
-//   actserve_inflight_calls                        Compute/ComputeStream calls admitted
+//   actserve_inflight_calls                        compute calls and streams admitted
 //   actserve_pool_queue_depth                      batches waiting for a compute worker
 // The last two are read from their owners at each scrape, so they cannot drift.
 //

@@ -48,12 +48,13 @@ absl::Status Malformed() {
 }
 
 // Reads a length-delimited field's body with `body`, which must read up to its end.
+// `total`: the message's size (the stream reports its own end as a message's legitimate
+// end, so a body cut short would otherwise pass).
 template <typename Body>
-absl::Status ScanMessage(CodedInputStream& in, Body body) {
+absl::Status ScanMessage(CodedInputStream& in, int64_t total, Body body) {
   uint32_t length = 0;
-  if (!in.ReadVarint32(&length)) return Malformed();
+  if (!in.ReadVarint32(&length) || length > total - in.CurrentPosition()) return Malformed();
   const CodedInputStream::Limit limit = in.PushLimit(static_cast<int>(length));
-  if (in.BytesUntilLimit() != static_cast<int>(length)) return Malformed();
   absl::Status status = body();
   if (!status.ok()) return status;
   in.PopLimit(limit);
@@ -94,7 +95,7 @@ absl::Status CountParameter(int* count, absl::string_view where) {
   return absl::OkStatus();
 }
 
-absl::Status ScanInput(CodedInputStream& in, int index, int max_rank) {
+absl::Status ScanInput(CodedInputStream& in, int64_t total, int index, int max_rank) {
   int64_t dimensions = 0;
   int parameters = 0;
   const std::string place = absl::StrCat("inputs[", index, "]");
@@ -107,7 +108,7 @@ absl::Status ScanInput(CodedInputStream& in, int index, int max_rank) {
   };
   return ScanFields(in, [&](int number, uint32_t tag) -> absl::StatusOr<bool> {
     if (number == kInputShape && IsLengthDelimited(tag)) {  // packed
-      absl::Status status = ScanMessage(in, [&]() -> absl::Status {
+      absl::Status status = ScanMessage(in, total, [&]() -> absl::Status {
         uint64_t value = 0;
         while (in.BytesUntilLimit() > 0) {
           if (!in.ReadVarint64(&value)) return Malformed();
@@ -130,7 +131,7 @@ absl::Status ScanInput(CodedInputStream& in, int index, int max_rank) {
       return false;
     }
     if (number == kInputContents && IsLengthDelimited(tag)) {
-      absl::Status status = ScanMessage(in, [&] {
+      absl::Status status = ScanMessage(in, total, [&] {
         return ScanFields(in, [&](int content, uint32_t) -> absl::StatusOr<bool> {
           if (content == kContentsFp32 || content == kContentsFp64) return false;
           return absl::InvalidArgumentError(absl::StrCat(
@@ -230,6 +231,7 @@ absl::Status ScanModelInferRequest(const grpc::ByteBuffer& request, int max_rank
   grpc::ProtoBufferReader reader(&copy);
   if (!reader.status().ok()) return Malformed();
   CodedInputStream in(&reader);
+  const int64_t total = static_cast<int64_t>(request.Length());
   int inputs = 0, outputs = 0, raw_contents = 0, parameters = 0;
   return ScanFields(in, [&](int number, uint32_t tag) -> absl::StatusOr<bool> {
     if (!IsLengthDelimited(tag)) return false;
@@ -245,7 +247,7 @@ absl::Status ScanModelInferRequest(const grpc::ByteBuffer& request, int max_rank
           return counted;
         }
         absl::Status status =
-            ScanMessage(in, [&] { return ScanInput(in, inputs - 1, max_rank); });
+            ScanMessage(in, total, [&] { return ScanInput(in, total, inputs - 1, max_rank); });
         if (!status.ok()) return status;
         return true;
       }
@@ -254,7 +256,8 @@ absl::Status ScanModelInferRequest(const grpc::ByteBuffer& request, int max_rank
             !counted.ok()) {
           return counted;
         }
-        absl::Status status = ScanMessage(in, [&] { return ScanOutput(in, outputs - 1); });
+        absl::Status status =
+            ScanMessage(in, total, [&] { return ScanOutput(in, outputs - 1); });
         if (!status.ok()) return status;
         return true;
       }
@@ -270,16 +273,6 @@ absl::Status ScanModelInferRequest(const grpc::ByteBuffer& request, int max_rank
   });
 }
 
-struct InferenceServiceImpl::Call {
-  google::protobuf::Arena arena;
-  pb::ModelInferRequest* request = nullptr;
-  InferRequest infer;
-  InferencePlan plan;
-  std::vector<Buffer> buffers;  // one per plan.outputs entry
-  Reservation working;          // the engine's own memory, charged to the pool's limit
-  std::string response_head;    // the response without raw_output_contents
-  std::optional<absl::Time> timeout_deadline;
-};
 
 InferenceServiceImpl::InferenceServiceImpl(const Engine* engine, ThreadPool* pool,
                                            std::shared_ptr<BufferPool> buffers,

@@ -22,12 +22,18 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "google/protobuf/arena.h"
 #include "inference/open_inference_grpc.grpc.pb.h"
 #include "server/buffer_pool.h"
 #include "server/call_gate.h"
+#include "server/inference/model.h"
 #include "server/server_options.h"
 #include "src/engine.h"
 #include "src/thread_pool.h"
@@ -84,7 +90,17 @@ class InferenceServiceImpl final
                                        grpc::ByteBuffer* response) override;
 
   // --- For the reactor in grpc_service.cc; not part of the service's API. ---
-  struct Call;  // one ModelInfer call's request, plan and buffers
+  // One ModelInfer call's request, plan and buffers.
+  struct Call {
+    google::protobuf::Arena arena;
+    ::inference::ModelInferRequest* request = nullptr;  // on `arena`
+    InferRequest infer;                                 // views of `request`
+    InferencePlan plan;                                 // views of `infer`
+    std::vector<Buffer> buffers;  // one per plan.outputs entry
+    Reservation working;          // the engine's own memory, charged to the pool's limit
+    std::string response_head;    // the response without raw_output_contents
+    std::optional<absl::Time> timeout_deadline;
+  };
   // Parses, validates and plans `request`, and takes the output buffers.
   absl::StatusOr<std::unique_ptr<Call>> Prepare(const grpc::ByteBuffer& request,
                                                 CallStats* stats);

@@ -1,4 +1,5 @@
-// README.md's generated tables: the activation table from the catalogue, and the
+// README.md's generated tables: the activation table and the Open Inference Protocol's
+// model table from the catalogue (the latter through the protocol's own metadata), and the
 // accuracy table from the bounds (src/kernels/accuracy_bounds.h) and the measured maxima
 // (bench/results/accuracy.md). Each test regenerates its table and fails, printing the
 // table to paste, when the README has drifted.
@@ -11,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -18,6 +20,7 @@
 #include "src/activation_spec.h"
 #include "src/catalogue.h"
 #include "src/kernels/accuracy_bounds.h"
+#include "server/inference/model.h"
 
 namespace actserve {
 namespace {
@@ -51,6 +54,40 @@ std::string ExpectedTable() {
   for (const ActivationInfo& info : Catalogue()) {
     absl::StrAppend(&table, "| `", info.name, "` | ", ParamsCell(info), " | `", Cell(info.formula),
                     "` | `", Cell(info.gradient), "` |\n");
+  }
+  return table;
+}
+
+// The protocol's type of a parameter in the request's `parameters` map.
+std::string OipParamType(const ParamInfo& param) {
+  switch (param.type) {
+    case ParamType::kReal: return "double or int64";
+    case ParamType::kInteger: return "int64";
+    case ParamType::kChoice: return absl::StrCat("string: ", absl::StrJoin(param.choices, " or "));
+    case ParamType::kTensor: return "double (or the `weight` input)";
+  }
+  return "";
+}
+
+std::string ExpectedOipTable() {
+  std::string table =
+      "| model | inputs | outputs | parameters |\n"
+      "|---|---|---|---|\n";
+  for (const ActivationInfo& info : Catalogue()) {
+    absl::StatusOr<server::inference::ModelMetadata> metadata =
+        server::inference::GetModelMetadata(info.name, "");
+    EXPECT_TRUE(metadata.ok()) << metadata.status();
+    if (!metadata.ok()) continue;
+    std::vector<std::string> inputs, outputs, params;
+    for (const auto& input : metadata->inputs) {
+      inputs.push_back(input.name == "x" ? "`x`" : absl::StrCat("`", input.name, "` (optional)"));
+    }
+    for (const auto& output : metadata->outputs) outputs.push_back(absl::StrCat("`", output.name, "`"));
+    for (const ParamInfo& param : info.params) {
+      params.push_back(absl::StrCat("`", param.name, "`: ", OipParamType(param)));
+    }
+    absl::StrAppend(&table, "| `", info.name, "` | ", absl::StrJoin(inputs, ", "), " | ",
+                    absl::StrJoin(outputs, ", "), " | ", absl::StrJoin(params, "; "), " |\n");
   }
   return table;
 }
@@ -132,6 +169,15 @@ TEST(ReadmeTest, ActivationTableMatchesCatalogue) {
   const std::string expected = ExpectedTable();
   EXPECT_NE(readme.find(expected), std::string::npos)
       << "README.md's activation table differs from the catalogue. Paste this:\n"
+      << expected;
+}
+
+TEST(ReadmeTest, OipModelTableMatchesCatalogue) {
+  const std::string readme = ReadFile(ACTSERVE_README_PATH);
+  const std::string expected = ExpectedOipTable();
+  EXPECT_NE(readme.find(expected), std::string::npos)
+      << "README.md's Open Inference Protocol model table differs from the catalogue. "
+         "Paste this:\n"
       << expected;
 }
 

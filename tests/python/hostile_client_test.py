@@ -25,6 +25,7 @@ from server_process import ServerProcess
 _COMPUTE = "/actserve.v1.ActivationService/Compute"
 _STREAM = "/actserve.v1.ActivationService/ComputeStream"
 _LIST = "/actserve.v1.ActivationService/ListActivations"
+_MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 _MIB = 1 << 20
 
 # server/buffer_pool.h kCanary, read as each dtype's elements.
@@ -95,8 +96,9 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-class HostileClientTest(unittest.TestCase):
-    """Each test starts its own server, so that its VmHWM measures that test alone."""
+class ServerUnderAttack(unittest.TestCase):
+    """A server for each test, so that its VmHWM measures that test alone, and the
+    assertions every hostile case makes."""
 
     def start(self, *flags: str) -> ServerProcess:
         server = ServerProcess("--fill_buffers_with_canary", *flags).start()
@@ -139,6 +141,10 @@ class HostileClientTest(unittest.TestCase):
             items=[item("relu", pb.DTYPE_FLOAT32, [4], pb.MODE_FORWARD, dy=False)]))
         self.assertEqual(code, grpc.StatusCode.OK, message)
         self.assertEqual(len(response.results[0].output.data), 16)
+
+
+class HostileClientTest(ServerUnderAttack):
+    """actserve.v1's Compute and ComputeStream."""
 
     # --- Cost bounded by the request's bytes ---
 
@@ -354,6 +360,95 @@ class HostileClientTest(unittest.TestCase):
             self.assertStillServes()
         for call in calls:
             call.cancel()
+
+
+class HostileInferenceClientTest(ServerUnderAttack):
+    """The same for the Open Inference Protocol's ModelInfer, with hand-encoded
+    ModelInferRequests (field numbers of proto/inference/open_inference_grpc.proto): every
+    repeated field that protobuf would turn into objects or wider entries is counted on
+    the wire before protobuf parses the request."""
+
+    def infer(self, request: bytes, timeout=30.0):
+        """Sends a serialized ModelInferRequest; returns (code, message, reply bytes)."""
+        method = self.channel.unary_unary(_MODEL_INFER)
+        try:
+            reply = method(request, timeout=timeout)
+        except grpc.RpcError as error:
+            return error.code(), error.details(), None
+        for element in (_CANARY[:4], _CANARY[4:]):
+            self.assertNotIn(element, reply, "the reply carries bytes the call never wrote")
+        return grpc.StatusCode.OK, "", reply
+
+    def test_millions_of_empty_inputs(self):
+        # 64 MiB of two-byte empty inputs: 32 Mi InferInputTensor objects for protobuf.
+        self.start()
+        code, message, _ = self.infer(_field(1, b"relu") + b"\x2a\x00" * (32 * _MIB))
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("ModelInferRequest: more than 3 inputs", message)
+        self.assertPeakGrowthBelow(200 * _MIB)
+        self.assertStillServes()
+
+    def test_millions_of_parameters(self):
+        # 32 MiB of empty map entries: each would be a string key and an InferParameter.
+        self.start()
+        code, message, _ = self.infer(_field(1, b"relu") + b"\x22\x00" * (16 * _MIB))
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("parameters: more than 16 parameters", message)
+        self.assertPeakGrowthBelow(150 * _MIB)
+        self.assertStillServes()
+
+    def test_a_shape_of_millions_of_dimensions(self):
+        # 24 MiB of packed one-byte dimensions: 192 MiB of int64 for protobuf.
+        self.start()
+        x = _field(1, b"x") + _field(2, b"FP32") + _field(3, b"\x01" * (24 * _MIB))
+        code, message, _ = self.infer(_field(1, b"relu") + _field(5, x))
+        self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+        self.assertIn("inputs[0].shape: more than 32 dimensions (the limit, --max_rank)",
+                      message)
+        self.assertPeakGrowthBelow(150 * _MIB)
+        self.assertStillServes()
+
+    def test_integer_contents_are_refused_before_they_are_widened(self):
+        # 24 MiB of packed one-byte int64_contents: 192 MiB of int64 for protobuf.
+        self.start()
+        contents = _field(3, b"\x01" * (24 * _MIB))
+        x = _field(1, b"x") + _field(2, b"FP32") + _field(5, contents)
+        code, message, _ = self.infer(_field(1, b"relu") + _field(5, x))
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, message)
+        self.assertIn("inputs[0].contents: field 3 holds integer, bool or bytes values",
+                      message)
+        self.assertPeakGrowthBelow(150 * _MIB)
+        self.assertStillServes()
+
+    def test_weight_gradient_of_an_empty_input_is_zero_not_stale(self):
+        self.start()
+        # Fill pooled buffers with bytes of an earlier call, then ask for the weight
+        # gradient of an empty input with 65536 channels: 256 KiB that must be zeros.
+        x = np.full(1 << 16, 0x41, np.uint8).tobytes()
+        earlier = (_field(1, b"relu") +
+                   _field(5, _field(1, b"x") + _field(2, b"FP32") + _field(3, _varint(1 << 16))) +
+                   _field(7, x * 4))
+        self.assertEqual(self.infer(earlier)[0], grpc.StatusCode.OK)
+        shape = _field(3, b"\x00" + _varint(1 << 16))
+        weight = np.full(1 << 16, 0.5, "<f4").tobytes()
+        request = (_field(1, b"prelu") +
+                   _field(5, _field(1, b"x") + _field(2, b"FP32") + shape) +
+                   _field(5, _field(1, b"weight") + _field(2, b"FP32") +
+                          _field(3, _varint(1 << 16))) +
+                   _field(6, _field(1, b"dweight")) +
+                   _field(7, b"") + _field(7, weight))
+        code, message, reply = self.infer(request)
+        self.assertEqual(code, grpc.StatusCode.OK, message)
+        # The reply ends with raw_output_contents: tag, length, then the gradient.
+        gradient = reply[-(1 << 18):]
+        self.assertEqual(reply[-(1 << 18) - 4:-(1 << 18)], b"\x32" + _varint(1 << 18))
+        self.assertEqual(gradient, bytes(1 << 18))
+        self.assertStillServes()
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
 class _Idle:

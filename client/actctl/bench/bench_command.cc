@@ -38,6 +38,9 @@ ABSL_FLAG(std::string, bench_server_log, "/dev/null",
           "as a process of its own (default level info: a line per call, as in production)");
 ABSL_FLAG(std::string, bench_modes, "forward,forward_backward",
           "bench: forward and/or forward_backward (which sends grad_output too)");
+ABSL_FLAG(bool, bench_oip, false,
+          "bench: also send each unary payload through the Open Inference Protocol's "
+          "ModelInfer (rows 'oip'; activations without parameters)");
 
 namespace actserve {
 namespace bench {
@@ -66,6 +69,7 @@ absl::StatusOr<ServiceBenchOptions> BenchOptionsFromFlags(int argc, char** argv)
   options.activations =
       absl::StrSplit(absl::GetFlag(FLAGS_bench_activation), ',', absl::SkipEmpty());
   options.server_log = absl::GetFlag(FLAGS_bench_server_log);
+  options.oip = absl::GetFlag(FLAGS_bench_oip);
   const int64_t chunk = absl::GetFlag(FLAGS_bench_stream_chunk);
   if (options.rounds < 1 || chunk < 0 ||
       !ParseList(absl::GetFlag(FLAGS_bench_payloads), &options.payload_bytes) ||

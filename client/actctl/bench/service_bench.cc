@@ -18,6 +18,7 @@
 #include "actserve/batch.h"
 #include "actserve/tensor.h"
 #include "actserve/v1/activation.pb.h"
+#include "inference/open_inference_grpc.pb.h"
 #include "client/actctl/bench/echo_request.h"
 #include "client/actctl/bench/load.h"
 #include "client/sdk/batch_internal.h"
@@ -29,6 +30,7 @@ namespace {
 
 constexpr char kComputeMethod[] = "/actserve.v1.ActivationService/Compute";
 constexpr char kComputeStreamMethod[] = "/actserve.v1.ActivationService/ComputeStream";
+constexpr char kModelInferMethod[] = "/inference.GRPCInferenceService/ModelInfer";
 constexpr char kEchoMethod[] = "/actserve.bench.Echo/Echo";
 constexpr char kEchoStreamMethod[] = "/actserve.bench.Echo/EchoStream";
 
@@ -72,6 +74,42 @@ absl::StatusOr<std::string> MakeComputeRequest(size_t payload_bytes, int items, 
   }
   if (!batch.status().ok()) return batch.status();
   return client_internal::BatchWire::Request(batch).SerializeAsString();
+}
+
+// A serialized ModelInferRequest of the same tensors as MakeComputeRequest's one item:
+// x (and dy in forward_backward) as raw_input_contents, outputs y (and dx).
+absl::StatusOr<std::string> MakeModelInferRequest(size_t payload_bytes, Mode mode,
+                                                  const std::string& activation) {
+  if (activation.find('(') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the Open Inference Protocol rows take an activation without parameters, got '",
+        activation, "'"));
+  }
+  const size_t elements = std::max<size_t>(1, payload_bytes / sizeof(float));
+  std::vector<float> x(elements), dy(elements);
+  uint32_t state = 12345;  // the values of MakeComputeRequest
+  for (size_t i = 0; i < elements; ++i) {
+    state = state * 1664525u + 1013904223u;
+    x[i] = static_cast<float>(state >> 8) / static_cast<float>(1u << 24) * 8.0f - 4.0f;
+    dy[i] = 1.0f - x[i] / 8.0f;
+  }
+  inference::ModelInferRequest request;
+  request.set_model_name(activation);
+  const auto add = [&](const char* name, const std::vector<float>& values) {
+    inference::ModelInferRequest::InferInputTensor* input = request.add_inputs();
+    input->set_name(name);
+    input->set_datatype("FP32");
+    input->add_shape(static_cast<int64_t>(elements));
+    request.add_raw_input_contents(reinterpret_cast<const char*>(values.data()),
+                                   values.size() * sizeof(float));
+  };
+  add("x", x);
+  request.add_outputs()->set_name("y");
+  if (ComputesGradient(mode)) {
+    add("dy", dy);
+    request.add_outputs()->set_name("dx");
+  }
+  return request.SerializeAsString();
 }
 
 // The size of the response to one call of `method` with `request`.
@@ -246,6 +284,7 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
       for (int items : options.items_per_request) {
         configs.push_back({activation, "unary", bytes, items});
       }
+      if (options.oip) configs.push_back({activation, "oip", bytes, 1});
     }
     if (options.stream_chunk_bytes > 0) {
       configs.push_back({activation, "stream", options.stream_chunk_bytes, 1});
@@ -256,14 +295,17 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
   for (const Config& config : configs) {
     for (const std::string& mode_name : options.modes) {
       const Mode mode = mode_name == "forward" ? Mode::kForward : Mode::kForwardBackward;
+      const bool oip = config.rpc == "oip";
       absl::StatusOr<std::string> request =
-          MakeComputeRequest(config.payload_bytes, config.items, mode, config.activation);
+          oip ? MakeModelInferRequest(config.payload_bytes, mode, config.activation)
+              : MakeComputeRequest(config.payload_bytes, config.items, mode, config.activation);
       if (!request.ok()) return request.status();
       contenders[0].request = ToByteBuffer(*request);
+      contenders[0].unary_method = oip ? kModelInferMethod : kComputeMethod;
       // The size actserve answers with, which the echo servers are asked to return; this
       // call also warms the connection up.
-      absl::StatusOr<size_t> response_bytes =
-          ResponseSize(contenders[0].channels[0], kComputeMethod, contenders[0].request);
+      absl::StatusOr<size_t> response_bytes = ResponseSize(
+          contenders[0].channels[0], contenders[0].unary_method, contenders[0].request);
       if (!response_bytes.ok()) return response_bytes.status();
       contenders[0].expected_response_bytes = *response_bytes;
       const EchoSizes echo_sizes = EchoSizesFor(request->size(), *response_bytes);
@@ -289,7 +331,7 @@ absl::StatusOr<std::vector<ServiceBenchRow>> RunServiceBench(const ServiceBenchO
             Contender& contender = contenders[(k + static_cast<size_t>(round)) % contenders.size()];
             absl::StatusOr<LoadResult> result =
                 CountingFaults(contender.pid, &contender.rounds.faults, [&] {
-                  return config.rpc == "unary"
+                  return config.rpc != "stream"
                              ? RunUnaryLoad(contender.channels, contender.unary_method,
                                             contender.request,
                                             contender.expected_response_bytes, load)

@@ -53,6 +53,11 @@ struct ServiceBenchOptions {
   // Items per unary request: each payload is also sent split into this many items of
   // equal size (a row per count), to show what a request's item count costs. Default 1.
   std::vector<int> items_per_request = {1};
+  // Also send each unary payload (one item) through the Open Inference Protocol's
+  // ModelInfer (rows "oip"): the same tensors as raw_input_contents, the same outputs
+  // requested (y; y and dx with dy in forward_backward). Activations without parameters
+  // only. Default false.
+  bool oip = false;
   // Streaming: bytes of input per message (0: no streaming rows). Default 16 MiB.
   size_t stream_chunk_bytes = size_t{16} << 20;
   int stream_messages = 6;
