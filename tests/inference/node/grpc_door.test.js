@@ -449,6 +449,15 @@ describe('ModelInfer against PyTorch', () => {
     assert.equal(reply.id, 'reserved');
     assertValues(reply.raw_output_contents[0], 'FP32', [0, 0.5]);
   });
+
+  test('timeout 0 is no timeout, as in Triton', async () => {
+    // Triton's request timeout: "The default is 0 which indicates that the request has no
+    // timeout" (tritonserver.h, TRITONSERVER_InferenceRequestSetTimeoutMicroseconds).
+    const request = reluRequest([-2.0, 0.5], 'timeout 0');
+    request.parameters = { timeout: { int64_param: 0 } };
+    const reply = await call(client, 'ModelInfer', request);
+    assertValues(reply.raw_output_contents[0], 'FP32', [0, 0.5]);
+  });
 });
 
 describe('bad requests: status, a message naming the field, and the server serves on', () => {
@@ -486,6 +495,15 @@ describe('bad requests: status, a message naming the field, and the server serve
       inputs: [x2(), { name: 'dy', datatype: 'FP64', shape: [2] }],
       raw_input_contents: [encode([1, 2], 'FP32'), encode([1, 1], 'FP64')],
     }, INVALID_ARGUMENT, ['inputs[1].datatype']],
+    // Whatever the pass: a forward pass (y alone) does not read dy, but a request with a
+    // malformed input is malformed all the same.
+    ...[[{ name: 'y' }], [{ name: 'dx' }], []].map((outputs) => [
+      `shape of dy differs from x, outputs [${outputs.map((o) => o.name)}]`, {
+        ...reluRequest([1, 2]),
+        inputs: [x2(), { name: 'dy', datatype: 'FP32', shape: [1, 2] }],
+        outputs,
+        raw_input_contents: [encode([1, 2], 'FP32'), encode([1, 1], 'FP32')],
+      }, INVALID_ARGUMENT, ['inputs[1]']]),
     ['datatype INT32', {
       model_name: 'relu', inputs: [{ name: 'x', datatype: 'INT32', shape: [2] }],
       raw_input_contents: [Buffer.from([1, 0, 0, 0, 2, 0, 0, 0])],
@@ -529,7 +547,9 @@ describe('bad requests: status, a message naming the field, and the server serve
     ['softshrink lambd < 0', withModel('softshrink', { lambd: { double_param: -0.5 } }),
       INVALID_ARGUMENT, ['softshrink: lambd must be >= 0, got -0.5']],
     ['reserved parameter timeout as a string', withModel('relu', { timeout: { string_param: '1s' } }),
-      INVALID_ARGUMENT, ['timeout']],
+      INVALID_ARGUMENT, ['parameters.timeout']],
+    ['reserved parameter timeout < 0', withModel('relu', { timeout: { int64_param: -1 } }),
+      INVALID_ARGUMENT, ['parameters.timeout']],
     ['unknown parameter', withModel('relu', { alpha: { double_param: 1 } }),
       INVALID_ARGUMENT, ['alpha']],
     // The engine's limits, in the door's words: no actserve.v1 field (items[...]).

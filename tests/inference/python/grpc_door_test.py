@@ -297,6 +297,15 @@ class InferTest(ServingTestCase):
         np.testing.assert_array_equal(decode(reply.raw_output_contents[0], "FP32"), [0.0, 0.5])
 
 
+    def test_timeout_zero_is_no_timeout(self):
+        # Triton's request timeout: "The default is 0 which indicates that the request has
+        # no timeout" (tritonserver.h, TRITONSERVER_InferenceRequestSetTimeoutMicroseconds).
+        request = relu_request((-2.0, 0.5), "timeout 0")
+        request.parameters["timeout"].CopyFrom(parameter("int64_param", 0))
+        reply = STUB.ModelInfer(request, timeout=TIMEOUT_S)
+        np.testing.assert_array_equal(decode(reply.raw_output_contents[0], "FP32"), [0.0, 0.5])
+
+
 class BadRequestTest(ServingTestCase):
     """Every class of bad request: its status code, a message naming the field, and the
     server serving the next request."""
@@ -359,6 +368,21 @@ class BadRequestTest(ServingTestCase):
         request.inputs.add(name="dy", datatype="FP64", shape=[2])
         request.raw_input_contents.append(encode((1.0, 1.0), "FP64"))
         self.infer_fails(request, grpc.StatusCode.INVALID_ARGUMENT, "inputs[1].datatype")
+
+    def test_shape_of_dy_differs_from_x(self):
+        # Whatever the pass: a forward pass (y alone) does not read dy, but a request with a
+        # malformed input is malformed all the same.
+        for shape in ([1, 2], [3]):
+            for outputs in (["y"], ["dx"], []):
+                with self.subTest(shape=shape, outputs=outputs):
+                    request = relu_request((1.0, 2.0))
+                    del request.outputs[:]
+                    for name in outputs:
+                        request.outputs.add(name=name)
+                    request.inputs.add(name="dy", datatype="FP32", shape=shape)
+                    request.raw_input_contents.append(
+                        encode([1.0] * int(np.prod(shape)), "FP32"))
+                    self.infer_fails(request, grpc.StatusCode.INVALID_ARGUMENT, "inputs[1]")
 
     def test_unsupported_datatypes(self):
         for datatype, raw in (("INT32", np.array([1, 2], "<i4").tobytes()),
@@ -442,10 +466,13 @@ class BadRequestTest(ServingTestCase):
         request.parameters["dim"].CopyFrom(parameter("int64_param", 3))
         self.infer_fails(request, grpc.StatusCode.INVALID_ARGUMENT, "dim")
 
-    def test_reserved_parameter_of_the_wrong_type(self):
-        request = relu_request()
-        request.parameters["timeout"].CopyFrom(parameter("string_param", "1s"))
-        self.infer_fails(request, grpc.StatusCode.INVALID_ARGUMENT, "timeout")
+    def test_reserved_parameter_of_the_wrong_type_or_value(self):
+        for value in (parameter("string_param", "1s"), parameter("int64_param", -1)):
+            with self.subTest(timeout=str(value)):
+                request = relu_request()
+                request.parameters["timeout"].CopyFrom(value)
+                self.infer_fails(request, grpc.StatusCode.INVALID_ARGUMENT,
+                                 "parameters.timeout")
 
     def test_unknown_parameter(self):
         request = relu_request()

@@ -107,8 +107,9 @@ CASES = (
          ("dweight", "y"), weight_shape=(1,)),
     Case("prelu weight parameter, y and dx", "prelu", {"weight": ("double_param", 0.375)},
          (2, 3), True, ("y", "dx")),
-    Case("prelu default weight, every output but dweight", "prelu", {}, (5,), False,
-         ("y", "dx")),
+    Case("prelu default weight, every output", "prelu", {}, (5,), True, ()),
+    Case("relu empty tensor, every output", "relu", {}, (3, 0), True, ()),
+    Case("softplus scalar (shape []), every output", "softplus", {}, (), True, ()),
     # Long enough for every SIMD width and a tail, and for the engine to split the work.
     Case("gelu approximate=tanh, 3000 elements", "gelu",
          {"approximate": ("string_param", "tanh")}, (3, 1000), True, ()),
@@ -154,15 +155,13 @@ def _forward(case: Case, x: torch.Tensor, weight: Optional[torch.Tensor]) -> tor
         return F.softplus(x, beta=float(params.get("beta", 1.0)),
                           threshold=float(params.get("threshold", 20.0)))
     if case.model == "prelu":
-        if weight is None:  # the weight parameter, or nn.PReLU's 0.25, for every channel
-            weight = torch.tensor([float(params.get("weight", 0.25))], dtype=x.dtype)
         return F.prelu(x, weight)
     raise ValueError(f"no PyTorch function for {case.model}")
 
 
 def _rounded(values: np.ndarray, datatype: str) -> torch.Tensor:
     """`values` rounded to the datatype, held in float64 (exactly)."""
-    return torch.from_numpy(values).to(TORCH_DTYPES[datatype]).to(torch.float64)
+    return torch.from_numpy(np.asarray(values)).to(TORCH_DTYPES[datatype]).to(torch.float64)
 
 
 def inputs_of(case: Case, datatype: str) -> Dict[str, torch.Tensor]:
@@ -184,6 +183,10 @@ def expected_of(case: Case, inputs: Dict[str, torch.Tensor]):
         _checked_gelu(inputs["x"], case.parameter_values().get("approximate", "none"))
     x = inputs["x"].clone().requires_grad_(True)
     weight = inputs.get("weight")
+    if case.model == "prelu" and weight is None:
+        # The weight parameter, or nn.PReLU's 0.25: one weight for every channel.
+        weight = torch.tensor([float(case.parameter_values().get("weight", 0.25))],
+                              dtype=torch.float64)
     if weight is not None:
         weight = weight.clone().requires_grad_(True)
     dy = inputs.get("dy", torch.ones_like(inputs["x"]))
