@@ -34,9 +34,10 @@ const START_LIMIT_MS = 60000;
 const STOP_LIMIT_MS = 30000;
 const POLL_MS = 50;
 // The door on its own (the REST door has its own tests): no HTTP port, no metrics port, so
-// that parallel tests never contend for one.
+// that parallel tests never contend for one. No drain delay: stopping takes no longer than
+// the calls (extra flags come after these, and absl's last value wins).
 const SERVER_FLAGS = ['--address=127.0.0.1:0', '--threads=2', '--metrics_address=',
-  '--http_address=', '--shutdown_grace=2s'];
+  '--http_address=', '--shutdown_grace=2s', '--drain_delay=0s'];
 
 // The engine's limits, small enough to reach (every case is far below them).
 const MAX_ELEMENTS = 4096;
@@ -590,17 +591,23 @@ describe('bad requests: status, a message naming the field, and the server serve
 });
 
 describe('a server with --auth_token_file', () => {
-  test('ModelInfer needs the token, ServerLive does not', async () => {
+  test('ModelInfer and the metadata need the token, the probes do not', async () => {
     const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'actserve-oip-node-'));
     const tokens = path.join(directory, 'tokens');
     fs.writeFileSync(tokens, 'node-oip-token\n');
     const secured = await new ServerProcess(`--auth_token_file=${tokens}`).start();
     try {
+      // The probes stay open, as grpc.health.v1 does.
       assert.equal((await call(secured.client, 'ServerLive', {})).live, true);
-      await expectRpcError(call(secured.client, 'ModelInfer', reluRequest()),
-        grpc.status.UNAUTHENTICATED);
-      await expectRpcError(call(secured.client, 'ModelInfer', reluRequest(), bearer('wrong')),
-        grpc.status.UNAUTHENTICATED);
+      assert.equal((await call(secured.client, 'ServerReady', {})).ready, true);
+      assert.equal((await call(secured.client, 'ModelReady', { name: 'relu' })).ready, true);
+      for (const [method, request] of [['ModelInfer', reluRequest()], ['ServerMetadata', {}],
+        ['ModelMetadata', { name: 'relu' }]]) {
+        await expectRpcError(call(secured.client, method, request), grpc.status.UNAUTHENTICATED);
+        await expectRpcError(call(secured.client, method, request, bearer('wrong')),
+          grpc.status.UNAUTHENTICATED);
+        await call(secured.client, method, request, bearer('node-oip-token'));
+      }
       const reply = await call(secured.client, 'ModelInfer', reluRequest([-1, 4], 'with token'),
         bearer('node-oip-token'));
       assert.equal(reply.id, 'with token');

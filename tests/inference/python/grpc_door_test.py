@@ -25,8 +25,8 @@ from inference import open_inference_grpc_pb2_grpc as pb_grpc
 from server_process import ServerProcess
 
 # The door on its own (the REST door has its own tests): no HTTP port, so that parallel
-# tests never contend for one.
-SERVER_FLAGS = ("--http_address=",)
+# tests never contend for one. No drain delay: stopping takes no longer than the calls.
+SERVER_FLAGS = ("--http_address=", "--drain_delay=0s")
 # The engine's limits, small enough to reach (every case is far below them).
 MAX_ELEMENTS = 4096
 MAX_RANK = 4
@@ -507,7 +507,8 @@ class BadRequestTest(ServingTestCase):
 
 
 class AuthTest(unittest.TestCase):
-    """A server with --auth_token_file: inference needs the token, liveness does not."""
+    """A server with --auth_token_file: inference and metadata need the token, the
+    probes (ServerLive, ServerReady, ModelReady) do not."""
 
     def test_bearer_token(self):
         with tempfile.TemporaryDirectory(prefix="actserve-oip-auth-") as directory:
@@ -517,18 +518,27 @@ class AuthTest(unittest.TestCase):
             with ServerProcess(f"--auth_token_file={tokens}", *SERVER_FLAGS) as server, \
                     grpc.insecure_channel(server.target) as channel:
                 stub = pb_grpc.GRPCInferenceServiceStub(channel)
+                # The probes stay open, as grpc.health.v1 does.
                 self.assertTrue(stub.ServerLive(pb.ServerLiveRequest(), timeout=TIMEOUT_S).live)
-                for metadata in ((), (("authorization", "Bearer wrong-token"),)):
-                    with self.subTest(metadata=metadata):
-                        with self.assertRaises(grpc.RpcError) as caught:
-                            stub.ModelInfer(relu_request(), timeout=TIMEOUT_S,
-                                            metadata=metadata)
-                        self.assertEqual(caught.exception.code(),
-                                         grpc.StatusCode.UNAUTHENTICATED,
-                                         caught.exception.details())
+                self.assertTrue(stub.ServerReady(pb.ServerReadyRequest(),
+                                                 timeout=TIMEOUT_S).ready)
+                self.assertTrue(stub.ModelReady(pb.ModelReadyRequest(name="relu"),
+                                                timeout=TIMEOUT_S).ready)
+                good = (("authorization", "Bearer oip-secret-token"),)
+                guarded = ((stub.ModelInfer, relu_request()),
+                           (stub.ServerMetadata, pb.ServerMetadataRequest()),
+                           (stub.ModelMetadata, pb.ModelMetadataRequest(name="relu")))
+                for call, request in guarded:
+                    for metadata in ((), (("authorization", "Bearer wrong-token"),)):
+                        with self.subTest(call=call._method, metadata=metadata):
+                            with self.assertRaises(grpc.RpcError) as caught:
+                                call(request, timeout=TIMEOUT_S, metadata=metadata)
+                            self.assertEqual(caught.exception.code(),
+                                             grpc.StatusCode.UNAUTHENTICATED,
+                                             caught.exception.details())
+                    call(request, timeout=TIMEOUT_S, metadata=good)
                 reply = stub.ModelInfer(relu_request((-1.0, 4.0), "with token"),
-                                        timeout=TIMEOUT_S,
-                                        metadata=(("authorization", "Bearer oip-secret-token"),))
+                                        timeout=TIMEOUT_S, metadata=good)
                 self.assertEqual(reply.id, "with token")
                 np.testing.assert_array_equal(decode(reply.raw_output_contents[0], "FP32"),
                                               [0.0, 4.0])
@@ -540,7 +550,7 @@ class DrainTest(unittest.TestCase):
     def test_server_ready_false_while_draining(self):
         # --drain_delay keeps the server answering after SIGTERM; the second SIGTERM
         # (stop()) ends the delay.
-        server = ServerProcess("--drain_delay=60s", *SERVER_FLAGS).start()
+        server = ServerProcess(*SERVER_FLAGS, "--drain_delay=60s").start()
         try:
             with grpc.insecure_channel(server.target) as channel:
                 stub = pb_grpc.GRPCInferenceServiceStub(channel)
