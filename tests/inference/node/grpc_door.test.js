@@ -619,6 +619,29 @@ describe('a server with --auth_token_file', () => {
   });
 });
 
+describe('metrics', () => {
+  test('the door\'s calls are counted by method and code', async () => {
+    const counted = await new ServerProcess('--metrics_address=127.0.0.1:0').start();
+    try {
+      const metricsPort = Number(/metrics on port (\d+)/.exec(counted.log)[1]);
+      for (let i = 0; i < 3; i += 1) await call(counted.client, 'ModelInfer', reluRequest());
+      await expectRpcError(call(counted.client, 'ModelInfer', { ...reluRequest(), model_name: 'nope' }),
+        grpc.status.NOT_FOUND);
+      // The counters are updated as each call ends, before its reply is sent.
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const counts = {};
+      for (const [, labels, value] of text.matchAll(/^actserve_requests_total\{([^}]*)\} (\S+)$/gm)) {
+        const pairs = Object.fromEntries([...labels.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+        counts[`${pairs.method} ${pairs.code}`] = Number(value);
+      }
+      assert.equal(counts['ModelInfer OK'], 3, JSON.stringify(counts));
+      assert.equal(counts['ModelInfer NOT_FOUND'], 1, JSON.stringify(counts));
+    } finally {
+      assert.equal(await counted.stop(), 0, counted.log);
+    }
+  });
+});
+
 describe('draining', () => {
   test('ServerReady turns false after SIGTERM while calls are still served', async () => {
     // --drain_delay keeps the server answering after SIGTERM; stop()'s second SIGTERM ends it.

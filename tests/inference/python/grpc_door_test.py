@@ -9,10 +9,12 @@ after it), bearer tokens, and ServerReady turning false while the server drains.
 """
 
 import os
+import re
 import signal
 import tempfile
 import time
 import unittest
+import urllib.request
 
 import grpc
 import numpy as np
@@ -542,6 +544,33 @@ class AuthTest(unittest.TestCase):
                 self.assertEqual(reply.id, "with token")
                 np.testing.assert_array_equal(decode(reply.raw_output_contents[0], "FP32"),
                                               [0.0, 4.0])
+
+
+class MetricsTest(unittest.TestCase):
+    """The door's calls are counted in the server's Prometheus metrics by method and code."""
+
+    def test_model_infer_is_counted(self):
+        with ServerProcess(*SERVER_FLAGS, "--metrics_address=127.0.0.1:0") as server, \
+                grpc.insecure_channel(server.target) as channel:
+            metrics_port = int(re.search(r"metrics on port (\d+)", server.log()).group(1))
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            for _ in range(3):
+                stub.ModelInfer(relu_request(), timeout=TIMEOUT_S)
+            bad = relu_request()
+            bad.model_name = "no_such_model"
+            with self.assertRaises(grpc.RpcError):
+                stub.ModelInfer(bad, timeout=TIMEOUT_S)
+            # The counters are updated as each call ends, before its reply is sent.
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
+                                        timeout=TIMEOUT_S) as response:
+                text = response.read().decode()
+            counts = {}
+            for labels, value in re.findall(r"^actserve_requests_total\{([^}]*)\} (\S+)$",
+                                            text, re.MULTILINE):
+                pairs = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+                counts[(pairs.get("method"), pairs.get("code"))] = float(value)
+            self.assertEqual(counts.get(("ModelInfer", "OK")), 3, counts)
+            self.assertEqual(counts.get(("ModelInfer", "NOT_FOUND")), 1, counts)
 
 
 class DrainTest(unittest.TestCase):
