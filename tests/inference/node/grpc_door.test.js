@@ -1,12 +1,13 @@
 // The Open Inference Protocol's gRPC door (package inference), from Node.
 //
-// A client made at run time by @grpc/proto-loader from the project's
-// proto/inference/open_inference_grpc.proto and served by @grpc/grpc-js (the npm registry's
+// A client that @grpc/proto-loader makes at run time from the project's
+// proto/inference/open_inference_grpc.proto, calling over @grpc/grpc-js (the npm registry's
 // packages, pinned by package-lock.json), against the real `actserve` binary on a free
 // loopback port: the health and metadata calls, ModelInfer in every datatype against
-// PyTorch, the typed contents, every class of bad request (status code, a message naming
-// the field, and the server still serving after it), bearer tokens, and ServerReady turning
-// false while the server drains.
+// PyTorch, the typed contents, every class of bad request and the engine's limits (status
+// code, a message naming the field, and the server still serving after it), bearer tokens,
+// the Prometheus counters, and ServerReady turning false while the server drains. Where the
+// specification leaves a choice, the test expects what Triton does.
 //
 // PyTorch's numbers come from ../python/grpc_torch_cases.py, which this test runs with
 // ACTSERVE_PYTHON and whose JSON holds each case's inputs (exact in the datatype) and
@@ -79,6 +80,10 @@ class ServerProcess {
     this.exited = new Promise((resolve) => {
       this.process.on('exit', (code, signal) => {
         this.exit = code ?? `signal ${signal}`;
+        resolve(this.exit);
+      });
+      this.process.on('error', (error) => {  // could not be started at all
+        this.exit = error.message;
         resolve(this.exit);
       });
     });

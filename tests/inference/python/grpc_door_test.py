@@ -4,8 +4,12 @@ A plain grpcio client with stubs that protoc generated from the project's
 proto/inference/open_inference_grpc.proto (tests/inference/CMakeLists.txt), against the
 real `actserve` binary on a free loopback port: the health and metadata calls, ModelInfer
 in every datatype against PyTorch (grpc_torch_cases.py), the typed contents, every class
-of bad request (status code, a message naming the field, and the server still serving
-after it), bearer tokens, and ServerReady turning false while the server drains.
+of bad request and the engine's limits (status code, a message naming the field, and the
+server still serving after it), bearer tokens, the Prometheus counters, and ServerReady
+turning false while the server drains.
+
+tests/inference/node/grpc_door.test.js checks the same from Node; where the specification
+leaves a choice, both expect what Triton does.
 """
 
 import os
