@@ -39,6 +39,13 @@ find_package(hwy CONFIG REQUIRED)
 # prometheus-cpp::pull (the HTTP exposer).
 find_package(prometheus-cpp CONFIG REQUIRED)
 
+# The Open Inference Protocol's HTTP/REST door (server/inference/http_door.h): civetweb
+# serves it (Debian's libcivetweb-dev), nlohmann-json reads and writes its JSON, and
+# OpenSSL configures its TLS context (civetweb leaves that to a callback).
+find_package(civetweb CONFIG REQUIRED)
+find_package(nlohmann_json 3 CONFIG REQUIRED)
+find_package(OpenSSL REQUIRED)
+
 if(ACTSERVE_BUILD_TESTS)
   find_package(GTest CONFIG REQUIRED)
 endif()

@@ -20,6 +20,7 @@ build_packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc
   libabsl-dev libhwy-dev
   prometheus-cpp-dev
+  libcivetweb-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev
   libdnnl-dev
@@ -31,14 +32,18 @@ python_packages=(
   python3-yaml
   python3-setuptools python3-wheel python3-pip python3-venv
 )
+# The REST door's tests drive it with curl and with Node's built-in fetch (Node 18 or
+# newer; tests/inference); Node itself comes with node_packages below.
+rest_test_packages=(curl)
 # tests/deploy's chroot test (make test-deploy) builds a bookworm root with it.
 deploy_test_packages=(
   debootstrap
 )
-# The Node tests of the inference door (tests/inference/node) run `node` and `npm ci`. A
-# machine may have them from one nodejs package with npm bundled (NodeSource's), which
-# Debian's npm package conflicts with: the commands are checked, not the packages, and
-# Debian's two are installed only when a command is missing.
+# The inference door's Node tests run `node` (the REST door's fetch, tests/inference) and
+# `npm ci` (the gRPC door's, tests/inference/node). A machine may have both from one
+# nodejs package with npm bundled (NodeSource's), which Debian's npm and nodejs packages
+# conflict with: the commands are checked, not the packages, and Debian's two are
+# installed only when a command is missing.
 node_packages=(
   nodejs npm
 )
@@ -51,6 +56,11 @@ runtime_packages=(
   libabsl20220623 libprotobuf32 libgrpc29 libgrpc++1.51 libhwy1
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1
   ca-certificates
+  # Not linked, but opened by name at run time: Debian's civetweb dlopens
+  # "libcrypto.so" (and "libssl.so", which the actserve executable answers itself:
+  # server/inference/civetweb_openssl3.cc) for the REST port's TLS; only libssl-dev
+  # provides those names.
+  libssl-dev
 )
 
 mode="${1:-}"
@@ -58,7 +68,8 @@ case "$mode" in
   --runtime) wanted=("${runtime_packages[@]}") ;;
   --build) wanted=("${build_packages[@]}") ;;
   "" | --list)
-    wanted=("${build_packages[@]}" "${python_packages[@]}" "${deploy_test_packages[@]}") ;;
+    wanted=("${build_packages[@]}" "${python_packages[@]}" "${rest_test_packages[@]}"
+            "${deploy_test_packages[@]}") ;;
   *) echo "usage: $0 [--build | --runtime] [--list]" >&2; exit 2 ;;
 esac
 if [[ "${1:-}" == "--list" || "${2:-}" == "--list" ]]; then

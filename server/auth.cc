@@ -87,7 +87,8 @@ TokenAuthenticator::TokenAuthenticator(std::string path, std::vector<std::string
 absl::Status TokenAuthenticator::Authorize(const absl::string_view* authorization) const {
   if (authorization == nullptr) {
     return absl::UnauthenticatedError(
-        "missing credentials: send metadata 'authorization: Bearer <token>'");
+        "missing credentials: send 'authorization: Bearer <token>' (gRPC metadata or HTTP "
+        "header)");
   }
   if (authorization->size() < kBearer.size() ||
       !absl::EqualsIgnoreCase(authorization->substr(0, kBearer.size()), kBearer)) {

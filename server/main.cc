@@ -76,6 +76,9 @@ ABSL_FLAG(std::string, auth_token_file, "",
           "re-read on SIGHUP");
 ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464",
           "host:port of the Prometheus /metrics endpoint (plain HTTP); empty disables");
+ABSL_FLAG(std::string, http_address, "localhost:8000",
+          "host:port of the Open Inference Protocol's HTTP/REST routes (KServe v2, /v2/...; "
+          "8000 as Triton's); port 0 picks a free port; empty: no REST door");
 ABSL_FLAG(int64_t, memory_quota_bytes, int64_t{1} << 30 /* 1 GiB */,
           "memory gRPC may use for connections and messages (ResourceQuota), in bytes; "
           "0: unlimited");
@@ -121,6 +124,7 @@ actserve::server::ServerOptions OptionsFromFlags() {
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   options.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.http_address = absl::GetFlag(FLAGS_http_address);
   options.memory_quota_bytes = absl::GetFlag(FLAGS_memory_quota_bytes);
   options.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
   options.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);

@@ -16,9 +16,11 @@ namespace actserve {
 namespace server {
 namespace {
 
-// actserve.v1's methods, then the Open Inference Protocol's over gRPC.
+// actserve.v1's methods, then the Open Inference Protocol's over gRPC and over HTTP/REST.
 constexpr absl::string_view kMethods[] = {"Compute",    "ComputeStream", "ListActivations",
-                                          "ModelInfer", "ModelMetadata", "ServerMetadata"};
+                                          "ModelInfer", "ModelMetadata", "ServerMetadata",
+                                          "REST ModelInfer", "REST ModelMetadata",
+                                          "REST ServerMetadata"};
 
 // The dtype enum's values 0..4 index the per-activation counters.
 constexpr size_t kDTypes = 5;

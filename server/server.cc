@@ -19,6 +19,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/logging.h"
 
@@ -331,6 +332,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     if (!metrics_port.ok()) return metrics_port.status();  // ~Server stops the server
     server->metrics_port_ = *metrics_port;
   }
+  if (!options.http_address.empty()) {
+    inference::HttpDoorDeps deps;
+    deps.engine = server->engine_.get();
+    deps.pool = server->pool_.get();
+    deps.buffers = server->service_->buffers();
+    deps.gate = server->gate_.get();
+    deps.ready = [raw] { return raw->ready(); };
+    absl::StatusOr<std::unique_ptr<inference::HttpDoor>> door =
+        inference::HttpDoor::Start(options, std::move(deps));
+    if (!door.ok()) return door.status();  // ~Server stops the gRPC server
+    server->http_door_ = *std::move(door);
+    server->http_port_ = server->http_door_->port();
+  }
   if (grpc::HealthCheckServiceInterface* health =
           server->grpc_server_->GetHealthCheckService()) {
     health->SetServingStatus("", true);
@@ -363,6 +377,7 @@ absl::StatusOr<size_t> Server::ReloadTokens() {
 
 Server::~Server() {
   Shutdown();
+  http_door_.reset();  // stopped by Shutdown; it borrows everything below
   // Order matters. Once the grpc::Server is gone every call has finished, so nothing
   // records metrics any more; the exposer stops next, while the service and the pool its
   // gauges read are still there. The pool then runs whatever is still queued (helpers of
@@ -429,6 +444,15 @@ void Server::Shutdown() {
   // within a TCP and an HTTP/2 handshake, and a connection set up after the Shutdown
   // below has begun is closed by gRPC at once; only a call sent on a connection set up
   // in the microseconds in between could still be cancelled.
+  // The REST door's calls were refused from the drain on too; those still in flight
+  // (the gate's count, now that the gRPC calls have ended) get the rest of the grace,
+  // then stopping the door stops their computations and answers them.
+  if (http_door_ != nullptr) {
+    while (gate_->inflight() > 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    http_door_->Stop();
+  }
   grpc_server_cancel_all_calls(grpc_server_->c_server());
   grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   Log(LogLevel::kInfo, "shut down");

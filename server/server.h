@@ -38,6 +38,7 @@
 #include "server/auth.h"
 #include "server/call_gate.h"
 #include "server/inference/grpc_service.h"
+#include "server/inference/http_door.h"
 #include "server/metrics.h"
 #include "server/server_options.h"
 #include "src/engine.h"
@@ -77,6 +78,9 @@ class Server {
   // The metrics exposer's port; 0 when options.metrics_address is empty.
   int metrics_port() const { return metrics_port_; }
 
+  // The HTTP/REST door's port; 0 when options.http_address is empty.
+  int http_port() const { return http_port_; }
+
   const ServerOptions& options() const { return options_; }
 
   // Re-reads options.auth_token_file (e.g. on SIGHUP); on failure the old tokens stay in
@@ -100,7 +104,8 @@ class Server {
   //  3. closes every client connection, so that calls still on their way fail with
   //     UNAVAILABLE before they reach the server (their clients retry them elsewhere),
   //     instead of being cancelled (CANCELLED, not retried) by the next step;
-  //  4. stops the gRPC server, cancelling whatever is still running.
+  //  4. stops the REST door (it answers the requests it has begun first) and the gRPC
+  //     server, cancelling whatever is still running there.
   // Blocks until every call has finished. Idempotent; safe to call from any thread,
   // concurrently with Wait().
   void Shutdown();
@@ -129,7 +134,10 @@ class Server {
   // the grpc::Server's interceptor borrows it.
   std::unique_ptr<server_internal::CallTracker> call_tracker_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  // The protocol's HTTP/REST routes; null when options.http_address is empty.
+  std::unique_ptr<inference::HttpDoor> http_door_;
   int port_ = 0;
+  int http_port_ = 0;
   int metrics_port_ = 0;
   // True until Shutdown begins: health NOT_SERVING, the protocol's ServerReady false.
   std::atomic<bool> serving_{true};

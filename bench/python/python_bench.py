@@ -73,7 +73,7 @@ class Server:
         self.target = f"127.0.0.1:{port}"
         self.process = subprocess.Popen(
             [binary, f"--address={self.target}",
-             f"--metrics_address=127.0.0.1:{_free_port()}"],
+             f"--metrics_address=127.0.0.1:{_free_port()}", "--http_address="],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = actserve.Client(self.target, max_attempts=1)
         deadline = time.monotonic() + _SERVE_LIMIT_S

@@ -204,7 +204,7 @@ int main(int argc, char** argv) {
         if (!metrics_port.ok()) return metrics_port.status();
         std::vector<std::string> args = {
             absl::StrCat("--address=", address),
-            absl::StrCat("--metrics_address=127.0.0.1:", *metrics_port)};
+            absl::StrCat("--metrics_address=127.0.0.1:", *metrics_port), "--http_address="};
         args.insert(args.end(), extra_actserve_flags.begin(), extra_actserve_flags.end());
         return args;
       });

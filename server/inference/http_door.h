@@ -54,7 +54,9 @@ class HttpDoor {
  public:
   // Binds options.http_address ("host:port"; port 0: any free port) and starts serving.
   // Unavailable when the address cannot be bound; InvalidArgument for a malformed address
-  // or a TLS file that cannot be used (the message names the file).
+  // or a TLS file that cannot be used (the message names the file). TLS with Debian's
+  // civetweb and OpenSSL 3 needs the executable's arrangement that
+  // server/inference/civetweb_openssl3.cc explains (the `actserve` binary has it).
   static absl::StatusOr<std::unique_ptr<HttpDoor>> Start(const ServerOptions& options,
                                                          HttpDoorDeps deps);
   ~HttpDoor();
@@ -63,7 +65,9 @@ class HttpDoor {
 
   int port() const;
   // Stops accepting connections and returns once every request being served has been
-  // answered. Idempotent.
+  // answered; computations still running on the compute pool are stopped between chunks
+  // and answered UNAVAILABLE (503), so that a shutdown whose grace is over does not wait
+  // for them. Idempotent.
   void Stop();
 
  private:

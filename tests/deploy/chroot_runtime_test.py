@@ -225,7 +225,8 @@ def serve_and_check(root, image, actctl, work):
     # The image's command line, then loopback addresses on free ports for this run (the
     # last occurrence of a flag wins).
     argv = image.entrypoint + image.cmd + ["--address=127.0.0.1:0",
-                                           "--metrics_address=127.0.0.1:0", "--threads=1"]
+                                           "--metrics_address=127.0.0.1:0",
+                                           "--http_address=127.0.0.1:0", "--threads=1"]
     log_path = os.path.join(work, "actserve.log")
     with open(log_path, "w", encoding="utf-8") as log_file:
         log("$ " + " ".join(["chroot", f"--userspec={uid}:{gid}", root.path] + argv))

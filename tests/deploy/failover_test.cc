@@ -133,7 +133,8 @@ class Replica {
                                                         const std::string& name) {
     std::unique_ptr<Replica> replica(new Replica(absl::StrCat(dir, "/", name, ".log")));
     replica->pid_ = Spawn({ACTSERVE_BINARY, "--address=127.0.0.1:0",
-                           "--metrics_address=127.0.0.1:0", "--threads=1",
+                           "--metrics_address=127.0.0.1:0", "--http_address=",
+                           "--threads=1",
                            "--shutdown_grace=30s", "--log_level=info"},
                           absl::StrCat(dir, "/", name, ".out"), replica->log_path_);
     if (replica->pid_ < 0) return absl::InternalError("cannot start actserve");

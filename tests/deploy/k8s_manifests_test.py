@@ -129,18 +129,23 @@ class K8sManifestsTest(unittest.TestCase):
 
     def test_ports_agree_with_flags_defaults_and_expose(self):
         grpc_port, metrics_port = self.ports["grpc"], self.ports["metrics"]
-        # The server's own defaults: the port of --address, and --metrics_address.
+        http_port = self.ports["http"]
+        # The server's own defaults: the ports of --address, --http_address and
+        # --metrics_address.
         self.assertEqual(port_of(self.defaults["address"]), grpc_port)
+        self.assertEqual(port_of(self.defaults["http_address"]), http_port)
         self.assertEqual(port_of(self.defaults["metrics_address"]), metrics_port)
         # The ConfigMap's flags, which the pod runs with, listen on every interface there.
         self.assertEqual(self.flags["address"], f"0.0.0.0:{grpc_port}")
+        self.assertEqual(self.flags["http_address"], f"0.0.0.0:{http_port}")
         self.assertEqual(self.flags["metrics_address"], f"0.0.0.0:{metrics_port}")
         # The image: EXPOSE, and the addresses its ENTRYPOINT starts with.
         self.assertEqual(sorted(dockerfile.exposed_ports(self.runtime)),
-                         sorted([grpc_port, metrics_port]))
+                         sorted([grpc_port, http_port, metrics_port]))
         entrypoint = next(i for i in self.runtime.instructions
                           if i.keyword == "ENTRYPOINT").exec_form()
         self.assertIn(f"--address=0.0.0.0:{grpc_port}", entrypoint)
+        self.assertIn(f"--http_address=0.0.0.0:{http_port}", entrypoint)
         self.assertIn(f"--metrics_address=0.0.0.0:{metrics_port}", entrypoint)
         self.assertIn(str(metrics_port), self.pod["metadata"]["annotations"]["prometheus.io/port"])
 
@@ -221,13 +226,16 @@ class K8sManifestsTest(unittest.TestCase):
             with open(log_path, "w", encoding="utf-8") as log:
                 server = subprocess.Popen(
                     [ACTSERVE] + entrypoint[1:] + args +
-                    ["--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0"],
+                    ["--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+                     "--http_address=127.0.0.1:0"],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log)
             try:
                 line = ""
                 for _ in range(POLL_ATTEMPTS):
                     with open(log_path, encoding="utf-8") as f:
-                        line = next((l for l in f if " listening on " in l), "")
+                        # The gRPC port's line (the REST door logs its own first).
+                        line = next((l for l in f if " listening on " in l
+                                     and "HTTP/REST" not in l), "")
                     if line or server.poll() is not None:
                         break
                     time.sleep(POLL_INTERVAL_S)

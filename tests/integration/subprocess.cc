@@ -91,6 +91,9 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   if ((help.out + help.err).find("metrics_address") != std::string::npos) {
     argv.push_back("--metrics_address=");
   }
+  if ((help.out + help.err).find("http_address") != std::string::npos) {
+    argv.push_back("--http_address=");
+  }
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   static int instance = 0;  // several servers may share `dir`
   const std::string name = absl::StrCat(dir, "/actserve", instance++);

@@ -44,6 +44,7 @@ class ServerProcess:
 
     def __init__(self, *extra_flags: str):
         self._flags = ["--address=127.0.0.1:0", "--threads=2", "--metrics_address=",
+                       "--http_address=",
                        "--shutdown_grace=2s", *extra_flags]
         self._dir = tempfile.TemporaryDirectory(prefix="actserve-py-")
         self.log_path = os.path.join(self._dir.name, "actserve.log")

@@ -112,7 +112,8 @@ class Replica:
         if not binary:
             raise RuntimeError("set ACTSERVE_BINARY to the actserve binary (ctest does)")
         self.log_path = os.path.join(directory, name + ".log")
-        flags = ["--address=127.0.0.1:0", "--metrics_address=", "--threads=1",
+        flags = ["--address=127.0.0.1:0", "--metrics_address=", "--http_address=",
+                 "--threads=1",
                  "--shutdown_grace=30s", "--drain_delay=200ms", "--log_level=info",
                  *EXTRA_FLAGS]
         with open(self.log_path, "wb") as log:

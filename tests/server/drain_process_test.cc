@@ -62,7 +62,8 @@ class ActserveProcess {
   ActserveProcess(const TempDir& dir, std::vector<std::string> flags)
       : log_path_(dir.File("actserve.log")) {
     std::vector<std::string> argv = {ACTSERVE_BINARY, "--address=127.0.0.1:0",
-                                     "--metrics_address=", "--threads=2"};
+                                     "--metrics_address=", "--http_address=",
+                                     "--threads=2"};
     argv.insert(argv.end(), flags.begin(), flags.end());
     pid_ = ::fork();
     if (pid_ == 0) {

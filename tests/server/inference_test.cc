@@ -686,6 +686,31 @@ TEST(InferenceGrpcTest, ServerReadyTurnsFalseWhenTheDrainBegins) {
   shutdown.join();
 }
 
+// The REST door's TLS rests on the actserve executable (civetweb_openssl3.cc); a process
+// without it, as this test, must be refused at start, not crash on the first connection.
+TEST(InferenceGrpcTest, RestTlsOutsideTheExecutableIsRefusedAtStart) {
+  testing::TempDir dir;
+  ASSERT_TRUE(testing::MakeCa(dir, "ca"));
+  ASSERT_TRUE(testing::MakeLeaf(dir, "server", "ca"));
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.http_address = "127.0.0.1:0";
+  options.tls_cert_file = dir.File("server.crt");
+  options.tls_key_file = dir.File("server.key");
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(server.status().message()),
+              HasSubstr("TLS on the HTTP/REST port needs the actserve executable"));
+  // Without TLS the same process serves REST.
+  options.tls_cert_file.clear();
+  options.tls_key_file.clear();
+  server = Server::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_GT((*server)->http_port(), 0);
+  EXPECT_THAT(testing::HttpGet((*server)->http_port(), "/v2/health/live"),
+              ::testing::StartsWith("HTTP/1.1 200"));
+}
+
 }  // namespace
 }  // namespace inference
 }  // namespace server
