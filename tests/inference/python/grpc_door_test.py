@@ -30,9 +30,9 @@ from inference import open_inference_grpc_pb2 as pb
 from inference import open_inference_grpc_pb2_grpc as pb_grpc
 from server_process import ServerProcess
 
-# The door on its own (the REST door has its own tests): no HTTP port, so that parallel
-# tests never contend for one. No drain delay: stopping takes no longer than the calls.
-SERVER_FLAGS = ("--http_address=", "--drain_delay=0s")
+# ServerProcess already turns the HTTP and metrics ports off (the REST door has its own
+# tests). No drain delay: stopping takes no longer than the calls.
+SERVER_FLAGS = ("--drain_delay=0s",)
 # The engine's limits, small enough to reach (every case is far below them).
 MAX_ELEMENTS = 4096
 MAX_RANK = 4
