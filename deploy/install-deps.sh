@@ -5,7 +5,8 @@
 #
 #   deploy/install-deps.sh            everything (build + tests + benchmarks + Python;
 #                                     clang and its runtimes for `make fuzz`; debootstrap
-#                                     for `make test-deploy`)
+#                                     for `make test-deploy`; node and npm for the Node
+#                                     tests)
 #   deploy/install-deps.sh --build    only what compiles actserve and actctl with the
 #                                     release preset (the Dockerfile's build stage)
 #   deploy/install-deps.sh --runtime  only the shared libraries the binaries need to run
@@ -32,15 +33,19 @@ python_packages=(
   python3-setuptools python3-wheel python3-pip python3-venv
 )
 # The REST door's tests drive it with curl and with Node's built-in fetch (Node 18 or
-# newer; tests/inference). Node only when no `node` is on PATH: a Node installed from
-# elsewhere (e.g. NodeSource's nodejs) conflicts with Debian's npm and nodejs packages.
+# newer; tests/inference); Node itself comes with node_packages below.
 rest_test_packages=(curl)
-if ! command -v node >/dev/null 2>&1; then
-  rest_test_packages+=(nodejs)
-fi
 # tests/deploy's chroot test (make test-deploy) builds a bookworm root with it.
 deploy_test_packages=(
   debootstrap
+)
+# The inference door's Node tests run `node` (the REST door's fetch, tests/inference) and
+# `npm ci` (the gRPC door's, tests/inference/node). A machine may have both from one
+# nodejs package with npm bundled (NodeSource's), which Debian's npm and nodejs packages
+# conflict with: the commands are checked, not the packages, and Debian's two are
+# installed only when a command is missing.
+node_packages=(
+  nodejs npm
 )
 # The package of every shared library that actserve and actctl link (ldd), and nothing
 # else: tests/deploy/runtime_packages_test.py maps each library to its package with
@@ -69,6 +74,7 @@ case "$mode" in
 esac
 if [[ "${1:-}" == "--list" || "${2:-}" == "--list" ]]; then
   printf '%s\n' "${wanted[@]}"
+  if [[ -z "$mode" || "$mode" == --list ]]; then printf '%s\n' "${node_packages[@]}"; fi
   exit 0
 fi
 
@@ -78,6 +84,9 @@ for pkg in "${wanted[@]}"; do
     missing+=("$pkg")
   fi
 done
+if [[ -z "$mode" ]] && ! { command -v node && command -v npm; } >/dev/null; then
+  missing+=("${node_packages[@]}")
+fi
 
 if ((${#missing[@]} == 0)); then
   exit 0
