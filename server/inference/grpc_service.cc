@@ -393,8 +393,10 @@ absl::StatusOr<std::unique_ptr<InferenceServiceImpl::Call>> InferenceServiceImpl
   const bool raw = wire.raw_input_contents_size() > 0;
   if (raw && wire.raw_input_contents_size() != wire.inputs_size()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "raw_input_contents: ", wire.raw_input_contents_size(), " entries for ",
-        wire.inputs_size(), " inputs; give one per input, in the order of inputs"));
+        "raw_input_contents: ", wire.raw_input_contents_size(),
+        wire.raw_input_contents_size() == 1 ? " entry" : " entries", " for ",
+        wire.inputs_size(), wire.inputs_size() == 1 ? " input" : " inputs",
+        "; give one per input, in the order of inputs"));
   }
   for (int i = 0; i < wire.inputs_size(); ++i) {
     const pb::ModelInferRequest::InferInputTensor& input = wire.inputs(i);

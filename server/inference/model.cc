@@ -104,7 +104,8 @@ std::string InProtocolTerms(absl::string_view message, int x_index, int dy_index
                 {"items[0].grad_output", input(kDy, dy_index)},
                 {"items[0].input", input(kX, x_index)},
                 {"items[0].activation", "parameters"},
-                {"by items[0]", "by this request"}});
+                {"the batch has more than", "the request has more than"},
+                {" by items[0];", ";"}});
 }
 
 }  // namespace
@@ -252,7 +253,8 @@ absl::StatusOr<InferencePlan> PlanInference(const InferRequest& request,
             "parameters.timeout: expected a finite number of microseconds >= 0, got ",
             *micros));
       }
-      plan.timeout = absl::Microseconds(*micros);
+      // As Triton's: 0 means no timeout.
+      if (*micros > 0) plan.timeout = absl::Microseconds(*micros);
       continue;
     }
     if (parameter.name == kPriorityParam || parameter.name == kBinaryDataOutputParam) {
@@ -312,6 +314,13 @@ absl::StatusOr<InferencePlan> PlanInference(const InferRequest& request,
                                   : Mode::kBackward;
   if (dy_index >= 0) {
     const InputTensor& dy = request.inputs[dy_index];
+    // Checked here, not only by the engine: a forward pass ignores dy, but a dy that
+    // cannot be x's is a broken request whichever outputs it asks for.
+    if (dy.shape != x.shape) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "inputs[", dy_index, "] (dy): shape ", ShapeToString(dy.shape),
+          " does not match the input's ", ShapeToString(x.shape)));
+    }
     item.grad_output = ConstTensorView{dtype, dy.shape, dy.data};
   }
   if (weight_index >= 0) {

@@ -100,8 +100,8 @@ struct InferRequest {
   std::string model_version;
   std::string id;
   // The request's `parameters`: the activation's (catalogue names) and the protocol's
-  // reserved ones that actserve understands: "timeout" (microseconds, as Triton's;
-  // the call's deadline becomes the earlier of it and the transport's), "priority"
+  // reserved ones that actserve understands: "timeout" (microseconds, as Triton's, 0
+  // meaning none; the call's deadline becomes the earlier of it and the transport's), "priority"
   // (accepted, ignored: every call has the same priority) and, on HTTP/REST only,
   // "binary_data_output" (the door reads it; PlanInference accepts it).
   std::vector<Parameter> parameters;

@@ -125,6 +125,12 @@ TEST_F(PlanTest, ParametersTakeTheCataloguesNamesAndTypes) {
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->item.activation, *ParseActivationSpec("softmax(dim=-1)"));
   EXPECT_EQ(plan->timeout, absl::Microseconds(2500));
+
+  // As Triton's: a timeout of 0 means none.
+  request.parameters = {{"timeout", int64_t{0}}};
+  plan = PlanInference(request, engine_);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_FALSE(plan->timeout.has_value());
 }
 
 // Out-of-range values fail with exactly the text form's message: the text form is the
@@ -205,6 +211,9 @@ TEST_F(PlanTest, EveryBadRequestNamesItsField) {
       {"byte count", MakeRequest("relu", short_x), absl::StatusCode::kInvalidArgument,
        "inputs[0] (x): 12 bytes of contents, but shape [2,2] FP32 needs 16"},
       {"dy shape", MakeRequest("relu", bad_dy), absl::StatusCode::kInvalidArgument,
+       "inputs[1] (dy): shape [3] does not match the input's [2]"},
+      {"dy shape, forward only", MakeRequest("relu", bad_dy, {"y"}),
+       absl::StatusCode::kInvalidArgument,
        "inputs[1] (dy): shape [3] does not match the input's [2]"},
       {"weight channels", MakeRequest("prelu", bad_weight), absl::StatusCode::kInvalidArgument,
        "inputs[1] (weight): 2 values, but the input [2,3] has 3 channels"},
@@ -516,7 +525,7 @@ TEST(InferenceGrpcTest, BadRequestsFailWithTheirFieldAndTheServerGoesOn) {
       {both, grpc::StatusCode::INVALID_ARGUMENT,
        "inputs[0].contents: given together with raw_input_contents"},
       {counts, grpc::StatusCode::INVALID_ARGUMENT,
-       "raw_input_contents: 1 entries for 2 inputs"},
+       "raw_input_contents: 1 entry for 2 inputs"},
       {wrong_field, grpc::StatusCode::INVALID_ARGUMENT,
        "inputs[0].contents: an FP32 tensor's elements go in fp32_contents"},
       {half, grpc::StatusCode::INVALID_ARGUMENT,
