@@ -47,13 +47,46 @@ absl::Status Malformed() {
       "malformed ModelInferRequest: not a valid protobuf message");
 }
 
+using WireType = WireFormatLite::WireType;
+constexpr WireType kVarint = WireFormatLite::WIRETYPE_VARINT;
+constexpr WireType kFixed64 = WireFormatLite::WIRETYPE_FIXED64;
+constexpr WireType kFixed32 = WireFormatLite::WIRETYPE_FIXED32;
+constexpr WireType kLengthDelimited = WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+
+// InferParameter's fields and their wire types.
+bool KnownParameterField(int number, WireType type) {
+  switch (number) {
+    case 1:  // bool_param
+    case 2:  // int64_param
+    case 5:  // uint64_param
+      return type == kVarint;
+    case 3:  // string_param
+      return type == kLengthDelimited;
+    case 4:  // double_param
+      return type == kFixed64;
+    default:
+      return false;
+  }
+}
+
+// The scan's cursor and what it has counted across the whole request.
+struct Scan {
+  CodedInputStream& in;
+  int64_t total;  // the message's size
+  int max_rank;
+  int unknown_fields = 0;
+};
+
 // Reads a length-delimited field's body with `body`, which must read up to its end.
-// `total`: the message's size (the stream reports its own end as a message's legitimate
-// end, so a body cut short would otherwise pass).
+// `scan.total` is checked because the stream reports its own end as a message's
+// legitimate end, so a body cut short would otherwise pass.
 template <typename Body>
-absl::Status ScanMessage(CodedInputStream& in, int64_t total, Body body) {
+absl::Status ScanMessage(Scan& scan, Body body) {
+  CodedInputStream& in = scan.in;
   uint32_t length = 0;
-  if (!in.ReadVarint32(&length) || length > total - in.CurrentPosition()) return Malformed();
+  if (!in.ReadVarint32(&length) || length > scan.total - in.CurrentPosition()) {
+    return Malformed();
+  }
   const CodedInputStream::Limit limit = in.PushLimit(static_cast<int>(length));
   absl::Status status = body();
   if (!status.ok()) return status;
@@ -63,19 +96,31 @@ absl::Status ScanMessage(CodedInputStream& in, int64_t total, Body body) {
 
 // Reads the fields up to the current limit (or the end), calling `field(number, tag)`
 // for each; `field` returns false for a field it does not read, which is then skipped.
-template <typename Field>
-absl::Status ScanFields(CodedInputStream& in, Field field) {
+// A skipped field that `known(number, wire type)` does not name is one that protobuf
+// keeps as an unknown field, an object of its own: a few bytes apiece would cost far
+// more once parsed, so a request may hold only kMaxUnknownFields of them.
+template <typename Known, typename Field>
+absl::Status ScanFields(Scan& scan, Known known, Field field) {
+  CodedInputStream& in = scan.in;
   while (uint32_t tag = in.ReadTag()) {
-    absl::StatusOr<bool> read = field(static_cast<int>(tag >> 3), tag);
+    const int number = static_cast<int>(tag >> 3);
+    absl::StatusOr<bool> read = field(number, tag);
     if (!read.ok()) return read.status();
-    if (!*read && !WireFormatLite::SkipField(&in, tag)) return Malformed();
+    if (*read) continue;
+    if (!known(number, WireFormatLite::GetTagWireType(tag)) &&
+        ++scan.unknown_fields > kMaxUnknownFields) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ModelInferRequest: more than ", kMaxUnknownFields,
+          " fields that the specification does not define (or of another wire type)"));
+    }
+    if (!WireFormatLite::SkipField(&in, tag)) return Malformed();
   }
   if (!in.ConsumedEntireMessage()) return Malformed();
   return absl::OkStatus();
 }
 
 bool IsLengthDelimited(uint32_t tag) {
-  return WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+  return WireFormatLite::GetTagWireType(tag) == kLengthDelimited;
 }
 
 absl::Status CountOne(int* count, int limit, absl::string_view what) {
@@ -87,28 +132,46 @@ absl::Status CountOne(int* count, int limit, absl::string_view what) {
   return absl::OkStatus();
 }
 
-absl::Status CountParameter(int* count, absl::string_view where) {
+// One entry of a `parameters` map (key = 1, value = 2, an InferParameter), counted.
+absl::Status ScanParameterEntry(Scan& scan, int* count, absl::string_view where) {
   if (++*count > kMaxInferParameters) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": more than ",
                                                    kMaxInferParameters, " parameters"));
   }
-  return absl::OkStatus();
+  return ScanMessage(scan, [&] {
+    return ScanFields(
+        scan, [](int number, WireType type) { return number <= 2 && type == kLengthDelimited; },
+        [&](int number, uint32_t tag) -> absl::StatusOr<bool> {
+          if (number != 2 || !IsLengthDelimited(tag)) return false;
+          absl::Status value = ScanMessage(scan, [&] {
+            return ScanFields(scan, KnownParameterField,
+                              [](int, uint32_t) -> absl::StatusOr<bool> { return false; });
+          });
+          if (!value.ok()) return value;
+          return true;
+        });
+  });
 }
 
-absl::Status ScanInput(CodedInputStream& in, int64_t total, int index, int max_rank) {
+absl::Status ScanInput(Scan& scan, int index) {
+  CodedInputStream& in = scan.in;
   int64_t dimensions = 0;
   int parameters = 0;
   const std::string place = absl::StrCat("inputs[", index, "]");
   const auto count_dimension = [&]() -> absl::Status {
-    if (max_rank > 0 && ++dimensions > max_rank) {
+    if (scan.max_rank > 0 && ++dimensions > scan.max_rank) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          place, ".shape: more than ", max_rank, " dimensions (the limit, --max_rank)"));
+          place, ".shape: more than ", scan.max_rank, " dimensions (the limit, --max_rank)"));
     }
     return absl::OkStatus();
   };
-  return ScanFields(in, [&](int number, uint32_t tag) -> absl::StatusOr<bool> {
+  const auto known = [](int number, WireType type) {
+    if (number == kInputShape) return type == kLengthDelimited || type == kVarint;
+    return number >= 1 && number <= 5 && type == kLengthDelimited;
+  };
+  return ScanFields(scan, known, [&](int number, uint32_t tag) -> absl::StatusOr<bool> {
     if (number == kInputShape && IsLengthDelimited(tag)) {  // packed
-      absl::Status status = ScanMessage(in, total, [&]() -> absl::Status {
+      absl::Status status = ScanMessage(scan, [&]() -> absl::Status {
         uint64_t value = 0;
         while (in.BytesUntilLimit() > 0) {
           if (!in.ReadVarint64(&value)) return Malformed();
@@ -119,21 +182,29 @@ absl::Status ScanInput(CodedInputStream& in, int64_t total, int index, int max_r
       if (!status.ok()) return status;
       return true;
     }
-    if (number == kInputShape) {  // one unpacked entry; SkipField reads it
+    if (number == kInputShape && WireFormatLite::GetTagWireType(tag) == kVarint) {
+      // One unpacked entry; SkipField reads it.
       if (absl::Status counted = count_dimension(); !counted.ok()) return counted;
       return false;
     }
     if (number == kInputParameters && IsLengthDelimited(tag)) {
-      if (absl::Status counted = CountParameter(&parameters, absl::StrCat(place, ".parameters"));
-          !counted.ok()) {
-        return counted;
-      }
-      return false;
+      absl::Status status =
+          ScanParameterEntry(scan, &parameters, absl::StrCat(place, ".parameters"));
+      if (!status.ok()) return status;
+      return true;
     }
     if (number == kInputContents && IsLengthDelimited(tag)) {
-      absl::Status status = ScanMessage(in, total, [&] {
-        return ScanFields(in, [&](int content, uint32_t) -> absl::StatusOr<bool> {
-          if (content == kContentsFp32 || content == kContentsFp64) return false;
+      const auto known_contents = [](int content, WireType type) {
+        return (content == kContentsFp32 && (type == kLengthDelimited || type == kFixed32)) ||
+               (content == kContentsFp64 && (type == kLengthDelimited || type == kFixed64));
+      };
+      absl::Status status = ScanMessage(scan, [&] {
+        return ScanFields(scan, known_contents,
+                          [&](int content, uint32_t) -> absl::StatusOr<bool> {
+          if (content < 1 || content > 8 || content == kContentsFp32 ||
+              content == kContentsFp64) {
+            return false;
+          }
           return absl::InvalidArgumentError(absl::StrCat(
               place, ".contents: field ", content,
               " holds integer, bool or bytes values; actserve computes FP32, FP64, FP16 "
@@ -147,16 +218,17 @@ absl::Status ScanInput(CodedInputStream& in, int64_t total, int index, int max_r
   });
 }
 
-absl::Status ScanOutput(CodedInputStream& in, int index) {
+absl::Status ScanOutput(Scan& scan, int index) {
   int parameters = 0;
-  return ScanFields(in, [&](int number, uint32_t tag) -> absl::StatusOr<bool> {
-    if (number == kOutputParameters && IsLengthDelimited(tag)) {
-      absl::Status counted =
-          CountParameter(&parameters, absl::StrCat("outputs[", index, "].parameters"));
-      if (!counted.ok()) return counted;
-    }
-    return false;
-  });
+  return ScanFields(
+      scan, [](int number, WireType type) { return number >= 1 && number <= 2 && type == kLengthDelimited; },
+      [&](int number, uint32_t tag) -> absl::StatusOr<bool> {
+        if (number != kOutputParameters || !IsLengthDelimited(tag)) return false;
+        absl::Status status = ScanParameterEntry(
+            scan, &parameters, absl::StrCat("outputs[", index, "].parameters"));
+        if (!status.ok()) return status;
+        return true;
+      });
 }
 
 // A parameter's value in the models' terms; InvalidArgument when it holds none.
@@ -231,23 +303,25 @@ absl::Status ScanModelInferRequest(const grpc::ByteBuffer& request, int max_rank
   grpc::ProtoBufferReader reader(&copy);
   if (!reader.status().ok()) return Malformed();
   CodedInputStream in(&reader);
-  const int64_t total = static_cast<int64_t>(request.Length());
+  Scan scan{in, static_cast<int64_t>(request.Length()), max_rank};
   int inputs = 0, outputs = 0, raw_contents = 0, parameters = 0;
-  return ScanFields(in, [&](int number, uint32_t tag) -> absl::StatusOr<bool> {
+  const auto known = [](int number, WireType type) {
+    return number >= 1 && number <= 7 && type == kLengthDelimited;
+  };
+  return ScanFields(scan, known, [&](int number, uint32_t tag) -> absl::StatusOr<bool> {
     if (!IsLengthDelimited(tag)) return false;
     switch (number) {
-      case kRequestParameters:
-        if (absl::Status counted = CountParameter(&parameters, "parameters"); !counted.ok()) {
-          return counted;
-        }
-        return false;
+      case kRequestParameters: {
+        absl::Status status = ScanParameterEntry(scan, &parameters, "parameters");
+        if (!status.ok()) return status;
+        return true;
+      }
       case kRequestInputs: {
         if (absl::Status counted = CountOne(&inputs, kMaxInferTensors, "inputs");
             !counted.ok()) {
           return counted;
         }
-        absl::Status status =
-            ScanMessage(in, total, [&] { return ScanInput(in, total, inputs - 1, max_rank); });
+        absl::Status status = ScanMessage(scan, [&] { return ScanInput(scan, inputs - 1); });
         if (!status.ok()) return status;
         return true;
       }
@@ -256,8 +330,7 @@ absl::Status ScanModelInferRequest(const grpc::ByteBuffer& request, int max_rank
             !counted.ok()) {
           return counted;
         }
-        absl::Status status =
-            ScanMessage(in, total, [&] { return ScanOutput(in, outputs - 1); });
+        absl::Status status = ScanMessage(scan, [&] { return ScanOutput(scan, outputs - 1); });
         if (!status.ok()) return status;
         return true;
       }
@@ -272,7 +345,6 @@ absl::Status ScanModelInferRequest(const grpc::ByteBuffer& request, int max_rank
     }
   });
 }
-
 
 InferenceServiceImpl::InferenceServiceImpl(const Engine* engine, ThreadPool* pool,
                                            std::shared_ptr<BufferPool> buffers,

@@ -46,11 +46,15 @@ namespace inference {
 // parses it: no model has more inputs or outputs, and more would only cost memory.
 inline constexpr int kMaxInferTensors = 3;
 inline constexpr int kMaxInferParameters = 16;
+// Fields the specification does not define (or of another wire type than it gives):
+// protobuf keeps each as an object of its own, so a request may hold only a few.
+inline constexpr int kMaxUnknownFields = 64;
 
 // Scans a serialized ModelInferRequest without parsing it: InvalidArgument when it is
 // malformed, holds more than kMaxInferTensors inputs, outputs or raw_input_contents or
-// more than kMaxInferParameters parameters in one map, or typed contents other than
-// fp32_contents and fp64_contents (the only ones of a datatype actserve computes);
+// more than kMaxInferParameters parameters in one map, more than kMaxUnknownFields fields
+// outside the specification, or typed contents other than fp32_contents and
+// fp64_contents (the only ones of a datatype actserve computes);
 // ResourceExhausted when a shape has more than `max_rank` entries (0: no limit).
 absl::Status ScanModelInferRequest(const grpc::ByteBuffer& request, int max_rank);
 

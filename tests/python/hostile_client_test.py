@@ -388,6 +388,16 @@ class HostileInferenceClientTest(ServerUnderAttack):
         self.assertPeakGrowthBelow(200 * _MIB)
         self.assertStillServes()
 
+    def test_millions_of_fields_outside_the_specification(self):
+        # 64 MiB of two-byte fields that ModelInferRequest does not define: protobuf would
+        # keep each as an unknown field of its own.
+        self.start()
+        code, message, _ = self.infer(_field(1, b"relu") + b"\x7a\x00" * (32 * _MIB))
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("more than 64 fields that the specification does not define", message)
+        self.assertPeakGrowthBelow(200 * _MIB)
+        self.assertStillServes()
+
     def test_millions_of_parameters(self):
         # 32 MiB of empty map entries: each would be a string key and an InferParameter.
         self.start()

@@ -330,6 +330,50 @@ TEST(ScanTest, AcceptsWhatItShouldAndCountsWhatProtobufWouldAllocate) {
   EXPECT_EQ(ScanModelInferRequest(testing::ToByteBuffer(wire), 32).code(),
             absl::StatusCode::kResourceExhausted);
 
+  // Fields outside the specification: protobuf keeps each as an unknown field.
+  const auto with_unknown = [](const std::string& field, int count) {
+    std::string wire = ValidRequest().SerializeAsString();
+    for (int i = 0; i < count; ++i) wire += field;
+    return ScanModelInferRequest(testing::ToByteBuffer(wire), 32);
+  };
+  for (const std::string& field :
+       {std::string("\x7a\x00", 2),   // field 15, length-delimited
+        std::string("\x78\x00", 2),   // field 15, varint
+        std::string("\x08\x00", 2)}) {  // model_name (field 1) as a varint
+    EXPECT_TRUE(with_unknown(field, kMaxUnknownFields).ok()) << absl::CEscape(field);
+    EXPECT_THAT(std::string(with_unknown(field, kMaxUnknownFields + 1).message()),
+                HasSubstr("more than 64 fields that the specification does not define"))
+        << absl::CEscape(field);
+  }
+  {
+    pb::ModelInferRequest::InferInputTensor input;
+    input.set_name("x");
+    std::string unknown_in_input = input.SerializeAsString();
+    for (int i = 0; i <= kMaxUnknownFields; ++i) unknown_in_input += std::string("\x30\x01", 2);
+    pb::InferParameter value;
+    std::string unknown_in_value = value.SerializeAsString();
+    for (int i = 0; i <= kMaxUnknownFields; ++i) unknown_in_value += std::string("\x30\x01", 2);
+    ASSERT_TRUE(value.ParseFromString(unknown_in_value));  // protobuf keeps them all
+    std::string entry = std::string("\x0a\x01k\x12", 4);
+    entry += static_cast<char>(unknown_in_value.size() & 0x7f | 0x80);
+    entry += static_cast<char>(unknown_in_value.size() >> 7);
+    entry += unknown_in_value;
+    std::string wire = "\x2a";
+    wire += static_cast<char>(unknown_in_input.size() & 0x7f | 0x80);
+    wire += static_cast<char>(unknown_in_input.size() >> 7);
+    wire += unknown_in_input;
+    EXPECT_EQ(ScanModelInferRequest(testing::ToByteBuffer(wire), 32).code(),
+              absl::StatusCode::kInvalidArgument);
+    std::string map = "\x22";
+    map += static_cast<char>(entry.size() & 0x7f | 0x80);
+    map += static_cast<char>(entry.size() >> 7);
+    map += entry;
+    pb::ModelInferRequest parsed;
+    ASSERT_TRUE(parsed.ParseFromString(map));
+    EXPECT_EQ(ScanModelInferRequest(testing::ToByteBuffer(map), 32).code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+
   pb::ModelInferRequest ints = ValidRequest();
   ints.mutable_inputs(0)->mutable_contents()->add_int64_contents(1);
   EXPECT_THAT(std::string(Scan(ints).message()),
