@@ -30,6 +30,11 @@ absl::Status CallGate::Admit(const absl::string_view* authorization, CallKind ki
   }
   if (kind == CallKind::kUncounted) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
+  // Again, under the lock that takes the slot: a drain that began during the token check
+  // must not see zero calls in flight and then have one start.
+  if (draining_) {
+    return absl::UnavailableError("the server is shutting down; retry on another instance");
+  }
   const bool stream = kind == CallKind::kStream;
   int& count = stream ? streams_ : inflight_;
   const int limit = stream ? max_streams_ : max_inflight_;

@@ -423,7 +423,8 @@ void Server::Shutdown() {
                                     absl::FormatDuration(options_.shutdown_grace)));
   gate_->StartDrain();
   const absl::Time deadline = absl::Now() + options_.shutdown_grace;
-  if (!call_tracker_->WaitUntilNone(deadline)) {
+  const bool grpc_calls_ended = call_tracker_->WaitUntilNone(deadline);
+  if (!grpc_calls_ended) {
     Log(LogLevel::kWarning,
         absl::StrCat("shutdown grace over: cancelling ", gate_->inflight(),
                      " calls still in flight"));
@@ -448,6 +449,9 @@ void Server::Shutdown() {
   // (the gate's count, now that the gRPC calls have ended) get the rest of the grace,
   // then stopping the door stops their computations and answers them.
   if (http_door_ != nullptr) {
+    // gRPC calls still running past the grace would hold compute workers that a REST
+    // computation being stopped may wait for: cancel them first.
+    if (!grpc_calls_ended) grpc_server_cancel_all_calls(grpc_server_->c_server());
     while (gate_->inflight() > 0 && absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(5));
     }

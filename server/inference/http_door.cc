@@ -110,6 +110,8 @@ absl::string_view ReasonPhrase(int status) {
       return "Method Not Allowed";
     case 409:
       return "Conflict";
+    case 411:
+      return "Length Required";
     case 413:
       return "Content Too Large";
     case 429:
@@ -477,13 +479,17 @@ struct HttpDoor::State {
     const absl::Time start = absl::Now();
     CallStats stats;
     stats.batches = 1;
-    absl::Status status = AdmitCall(conn, CallKind::kUnary);
+    // Draining and the token before the body is read; the slot among the calls in flight
+    // once it has been (InferAdmitted), so that a client uploading slowly holds a
+    // connection's thread but none of the slots that gRPC calls share.
+    absl::Status status = AdmitCall(conn, CallKind::kUncounted);
     const bool admitted = status.ok();
+    bool slot = false;
     bool close = false;
     int http = 0;
     if (admitted) {
       try {
-        status = InferAdmitted(conn, route, start, &stats, &close, &http);
+        status = InferAdmitted(conn, route, start, &stats, &slot, &close, &http);
       } catch (const std::bad_alloc&) {
         status = absl::ResourceExhaustedError(
             "the server has no memory for this request now; retry later or send less");
@@ -492,16 +498,17 @@ struct HttpDoor::State {
     // InferAdmitted has answered when it returned OK.
     if (!status.ok()) stats.sent_bytes = SendError(conn, status, close, http);
     deps.gate->Record(kModelInferMethod, Peer(mg_get_request_info(conn)), start, stats, status);
-    if (admitted) deps.gate->Release(CallKind::kUnary);
+    if (slot) deps.gate->Release(CallKind::kUnary);
     return http != 0 ? http : HttpStatus(status.code());
   }
 
-  // Everything of an admitted inference; on OK the response has been sent. `close`:
+  // Everything of an admitted inference; on OK the response has been sent. `slot`: set
+  // once the call holds a slot among the calls in flight, to be released. `close`:
   // the body was left unread, so the connection cannot carry another request. `http`:
   // set for an error whose HTTP status is not its code's (413 for a body over the limit,
   // which is ResourceExhausted in the log and the metrics).
   absl::Status InferAdmitted(mg_connection* conn, const Route& route, absl::Time start,
-                             CallStats* stats, bool* close, int* http) {
+                             CallStats* stats, bool* slot, bool* close, int* http) {
     const mg_request_info* request = mg_get_request_info(conn);
     const int64_t limit = options.max_message_bytes;
     if (const char* encoding = mg_get_header(conn, "Content-Encoding");
@@ -511,10 +518,16 @@ struct HttpDoor::State {
                                                      "' is not supported; send the body "
                                                      "uncompressed"));
     }
-    // The body: into one pooled buffer when its length is announced (binary inputs are
-    // then used where they lie), else (chunked) read up to the limit.
+    // The body, into one pooled buffer (binary inputs are then used where they lie). Its
+    // length must be announced: a chunked body would grow outside the tensor memory
+    // limit, and every inference client sends a Content-Length.
+    if (request->content_length < 0) {
+      *close = true;
+      *http = 411;
+      return absl::InvalidArgumentError(
+          "the request body needs a Content-Length (chunked bodies are not accepted)");
+    }
     Buffer body_buffer;
-    std::string chunked_body;
     absl::string_view body;
     // A client that waits for leave to send its body (curl does above 1 MiB) gets it
     // here, once the body is known to be welcome: civetweb leaves that to the handler,
@@ -525,7 +538,7 @@ struct HttpDoor::State {
       constexpr absl::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       mg_write(conn, kContinue.data(), kContinue.size());
     }
-    if (request->content_length >= 0) {
+    {
       if (limit > 0 && request->content_length > limit) {
         *close = true;
         *http = 413;
@@ -533,7 +546,10 @@ struct HttpDoor::State {
       }
       absl::StatusOr<Buffer> buffer =
           deps.buffers->Acquire(static_cast<size_t>(request->content_length));
-      if (!buffer.ok()) return buffer.status();
+      if (!buffer.ok()) {
+        *close = true;  // the body is left unread
+        return buffer.status();
+      }
       body_buffer = *std::move(buffer);
       size_t read = 0;
       while (read < body_buffer.size()) {
@@ -547,22 +563,12 @@ struct HttpDoor::State {
         read += static_cast<size_t>(got);
       }
       body = absl::string_view(body_buffer.data(), body_buffer.size());
-    } else {
-      char piece[64 << 10];
-      while (true) {
-        const int got = mg_read(conn, piece, sizeof(piece));
-        if (got <= 0) break;
-        if (limit > 0 &&
-            chunked_body.size() + static_cast<size_t>(got) > static_cast<size_t>(limit)) {
-          *close = true;
-          *http = 413;
-          return TooLarge(-1);
-        }
-        chunked_body.append(piece, static_cast<size_t>(got));
-      }
-      body = chunked_body;
     }
     stats->received_bytes = body.size();
+    if (absl::Status admitted = AdmitCall(conn, CallKind::kUnary); !admitted.ok()) {
+      return admitted;
+    }
+    *slot = true;
 
     absl::string_view json = body;
     absl::string_view binary;
@@ -586,8 +592,13 @@ struct HttpDoor::State {
       input_buffers.push_back(*std::move(buffer));
       return input_buffers.back().span();
     };
+    // The JSON reader's own buffers (its token text) can grow to the header's size, and
+    // twice that while they double: charged against the tensor memory limit too.
+    absl::StatusOr<Reservation> parsing = deps.buffers->Reserve(2 * json.size());
+    if (!parsing.ok()) return parsing.status();
     RestInferRequest parsed;
     absl::Status status = ParseInferRequest(json, binary, limits, allocate, &parsed);
+    *parsing = Reservation();  // parsed: the reader's buffers are gone
     if (!status.ok()) return status;
     parsed.request.model_name = route.model;
     parsed.request.model_version = route.version;
@@ -681,8 +692,8 @@ struct HttpDoor::State {
 
   absl::Status TooLarge(int64_t length) const {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "request body of ", length >= 0 ? absl::StrCat(length, " bytes") : std::string("chunked"),
-        " is larger than the ", options.max_message_bytes, " bytes allowed (--max_message_bytes)"));
+        "request body of ", length, " bytes is larger than the ", options.max_message_bytes,
+        " bytes allowed (--max_message_bytes)"));
   }
 
   // Runs the plan: on this thread when it is small (a hop to a worker would cost more

@@ -618,7 +618,18 @@ class RestLimitsTest(unittest.TestCase):
             headers["Authorization"] = f"Bearer {token}"
         return client.request("POST", self.server.base + path, body, headers)
 
+    def ok_infer_count(self) -> float:
+        """actserve_requests_total of REST ModelInfer calls that ended OK (0 before any)."""
+        metrics = Curl().request("GET", f"http://127.0.0.1:{self.server.metrics_port()}/metrics")
+        text = metrics.body.decode()
+        ok_count = re.search(
+            r'actserve_requests_total\{[^}]*code="OK"[^}]*method="REST ModelInfer"[^}]*\} (\S+)|'
+            r'actserve_requests_total\{[^}]*method="REST ModelInfer"[^}]*code="OK"[^}]*\} (\S+)',
+            text)
+        return float(ok_count.group(1) or ok_count.group(2)) if ok_count else 0.0
+
     def test_tokens_size_limit_and_metrics(self):
+        ok_before = self.ok_infer_count()
         good = json.dumps({"inputs": [{"name": "x", "shape": [2], "datatype": "FP32",
                                        "data": [-3, 4]}]}).encode()
         big = json.dumps({"inputs": [{"name": "x", "shape": [40000], "datatype": "FP32",
@@ -648,16 +659,25 @@ class RestLimitsTest(unittest.TestCase):
                 self.assertIn("is larger than the 65536 bytes allowed", too_large.json()["error"])
                 # And the server keeps serving.
                 self.assertEqual(self.request(client, "secret-token-1", good).status, 200)
-        metrics = Curl().request("GET", f"http://127.0.0.1:{self.server.metrics_port()}/metrics")
-        text = metrics.body.decode()
-        ok_count = re.search(
-            r'actserve_requests_total\{[^}]*code="OK"[^}]*method="REST ModelInfer"[^}]*\} (\S+)|'
-            r'actserve_requests_total\{[^}]*method="REST ModelInfer"[^}]*code="OK"[^}]*\} (\S+)',
-            text)
-        self.assertIsNotNone(ok_count, text[:2000])
-        self.assertEqual(float(ok_count.group(1) or ok_count.group(2)), 4.0)
-        self.assertIn('method="REST ModelInfer"', text)
+        self.assertEqual(self.ok_infer_count() - ok_before, 4.0)
         self.assertIn("REST ModelInfer UNAUTHENTICATED", self.server.log())
+
+
+    def test_a_chunked_body_needs_a_content_length(self):
+        # A chunked body would grow outside the tensor memory limit: 411, and the server
+        # goes on.
+        good = json.dumps({"inputs": [{"name": "x", "shape": [2], "datatype": "FP32",
+                                       "data": [-3, 4]}]}).encode()
+        curl = Curl()
+        chunked = curl.request("POST", self.server.base + "/v2/models/relu/infer", good,
+                               {"Content-Type": "application/json",
+                                "Authorization": "Bearer secret-token-1",
+                                "Transfer-Encoding": "chunked"})
+        self.assertEqual(chunked.status, 411, chunked)
+        self.assertEqual(chunked.json()["error"],
+                         "the request body needs a Content-Length (chunked bodies are not "
+                         "accepted)")
+        self.assertEqual(self.request(curl, "secret-token-1", good).status, 200)
 
 
 def peak_rss_bytes(pid: int) -> int:
