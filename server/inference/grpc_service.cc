@@ -16,6 +16,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "proto/grpc_status.h"
+#include "server/activation_service.h"
 #include "server/inference/model.h"
 #include "src/dtype.h"
 
@@ -581,17 +582,17 @@ absl::StatusOr<grpc::ByteBuffer> InferenceServiceImpl::Run(Call& call,
 namespace {
 
 // The call's final status: a Cancelled from the engine becomes DeadlineExceeded when the
-// transport's deadline or the request's timeout has passed.
+// request's timeout parameter has passed, and otherwise as for Compute (the transport's
+// deadline).
 absl::Status ResolveCancellation(absl::Status status, const grpc::CallbackServerContext& context,
                                  std::optional<absl::Time> timeout_deadline) {
-  if (status.code() != absl::StatusCode::kCancelled) return status;
-  if (context.deadline() <= std::chrono::system_clock::now() ||
-      (timeout_deadline.has_value() && absl::Now() >= *timeout_deadline)) {
+  if (status.code() == absl::StatusCode::kCancelled && timeout_deadline.has_value() &&
+      absl::Now() >= *timeout_deadline) {
     return absl::DeadlineExceededError(
-        "deadline exceeded: the computation was stopped and its partial results "
-        "discarded; allow a longer deadline or send a smaller tensor");
+        "deadline exceeded (the request's timeout parameter): the computation was stopped "
+        "and its partial results discarded");
   }
-  return absl::CancelledError("cancelled: the computation was stopped");
+  return ActivationServiceImpl::ResolveCancellation(std::move(status), context);
 }
 
 // A ModelInfer computed on the compute pool; finished from the worker.

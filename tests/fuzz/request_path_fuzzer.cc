@@ -6,7 +6,7 @@
 // back with protobuf. A bug is any crash or sanitizer report, a reply protobuf cannot
 // parse, a reply without one result per item or with a result whose size is not its
 // input's, or a result that carries a canary element (bytes the call never wrote) when
-// its item's tensors hold no NaN (see HoldsNaN).
+// its item's tensors hold no NaN (tests/fuzz/canary.h).
 //
 //   request_path_fuzzer -max_total_time=60 corpus_dir <seed dirs>
 #include <cstddef>
@@ -21,6 +21,7 @@
 
 #include "actserve/v1/activation.pb.h"
 #include "server/activation_service.h"
+#include "tests/fuzz/canary.h"
 #include "server/buffer_pool.h"
 #include "server/metrics.h"
 #include "server/server_options.h"
@@ -62,48 +63,6 @@ Harness& TheHarness() {
   return *harness;
 }
 
-size_t ElementSize(actserve::v1::DType dtype) {
-  return dtype == actserve::v1::DTYPE_FLOAT64 ? 8 : dtype == actserve::v1::DTYPE_FLOAT32 ? 4 : 2;
-}
-
-// True when `data`, read as `dtype` elements, holds a NaN. A result may carry the NaN
-// payload of its own input, quieted, and that can be a canary element without any leak:
-// a float32 signalling NaN 0x7fb50000 quiets to 0x7ff50000, whose bfloat16 is 0x7ff5.
-// A NaN computed from non-NaN inputs is the default NaN, never a canary element.
-bool HoldsNaN(const std::string& data, actserve::v1::DType dtype) {
-  const size_t size = ElementSize(dtype);
-  for (size_t i = 0; i + size <= data.size(); i += size) {
-    uint64_t bits = 0;
-    std::memcpy(&bits, data.data() + i, size);
-    switch (dtype) {
-      case actserve::v1::DTYPE_FLOAT64:
-        if ((bits & 0x7fffffffffffffffULL) > 0x7ff0000000000000ULL) return true;
-        break;
-      case actserve::v1::DTYPE_FLOAT32:
-        if ((bits & 0x7fffffffU) > 0x7f800000U) return true;
-        break;
-      case actserve::v1::DTYPE_FLOAT16:
-        if ((bits & 0x7fffU) > 0x7c00U) return true;
-        break;
-      default:  // bfloat16
-        if ((bits & 0x7fffU) > 0x7f80U) return true;
-        break;
-    }
-  }
-  return false;
-}
-
-// True when `data`, read as `dtype` elements, holds a canary element.
-bool HoldsCanaryElement(const std::string& data, actserve::v1::DType dtype) {
-  const size_t size = ElementSize(dtype);
-  for (size_t i = 0; i + size <= data.size(); i += size) {
-    for (size_t k = 0; k < sizeof(actserve::server::kCanary); k += size) {
-      if (std::memcmp(data.data() + i, actserve::server::kCanary + k, size) == 0) return true;
-    }
-  }
-  return false;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -135,16 +94,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const actserve::v1::ComputeResult& result = response.results(i);
     const actserve::v1::ComputeItem& item = parsed.items(i);
     const actserve::v1::DType dtype = item.input().dtype();
-    const bool check_canary = !HoldsNaN(item.input().data(), dtype) &&
-                              !HoldsNaN(item.grad_output().data(), dtype) &&
-                              !HoldsNaN(item.activation().prelu().weight().data(), dtype);
+    const actserve::DType core_dtype = static_cast<actserve::DType>(dtype);
+    const bool check_canary =
+        !actserve::fuzz::HoldsNaN(item.input().data(), core_dtype) &&
+        !actserve::fuzz::HoldsNaN(item.grad_output().data(), core_dtype) &&
+        !actserve::fuzz::HoldsNaN(item.activation().prelu().weight().data(), core_dtype);
     const size_t input_bytes = item.input().data().size();
     for (const actserve::v1::Tensor* tensor : {&result.output(), &result.grad_input()}) {
       if (!tensor->data().empty() && tensor->data().size() != input_bytes) std::abort();
     }
     for (const actserve::v1::Tensor* tensor :
          {&result.output(), &result.grad_input(), &result.grad_weight()}) {
-      if (check_canary && HoldsCanaryElement(tensor->data(), tensor->dtype())) std::abort();
+      if (check_canary && actserve::fuzz::HoldsCanaryElement(
+                              tensor->data(), static_cast<actserve::DType>(tensor->dtype()))) {
+        std::abort();
+      }
     }
   }
   return 0;
