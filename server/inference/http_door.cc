@@ -159,10 +159,9 @@ uint64_t Send(mg_connection* conn, int status, absl::string_view content_type,
   return sent;
 }
 
-uint64_t SendJson(mg_connection* conn, int status, absl::string_view json,
-                  absl::string_view extra_headers = "") {
+uint64_t SendJson(mg_connection* conn, int status, absl::string_view json, bool close) {
   const absl::string_view parts[] = {json};
-  return Send(conn, status, "application/json", extra_headers, parts);
+  return Send(conn, status, "application/json", "", parts, close);
 }
 
 // `http`: the status to send; 0 for the one of status.code().
@@ -376,7 +375,8 @@ struct HttpDoor::State {
           ErrorJson(absl::StrCat("method ", method, " is not allowed on ",
                                  LimitText(request->local_uri), "; use ", post ? "POST" : "GET"));
       const absl::string_view parts[] = {body};
-      Send(conn, 405, "application/json", post ? "Allow: POST\r\n" : "Allow: GET\r\n", parts);
+      Send(conn, 405, "application/json", post ? "Allow: POST\r\n" : "Allow: GET\r\n", parts,
+           Closing());
       return 405;
     }
     switch (route->kind) {
@@ -414,8 +414,14 @@ struct HttpDoor::State {
     return absl::OkStatus();
   }
 
+  // Once shutdown has begun every response asks its client to close the connection, so
+  // that no idle keep-alive connection carries a new request into the door's stop (a
+  // client does not retry a POST that its connection lost); the client reconnects, to
+  // another replica once this one has left the load balancer.
+  bool Closing() const { return deps.ready && !deps.ready(); }
+
   int Answer(mg_connection* conn, const absl::Status& status) {
-    SendError(conn, status);
+    SendError(conn, status, Closing());
     return HttpStatus(status.code());
   }
 
@@ -423,13 +429,13 @@ struct HttpDoor::State {
   // answer, so that probes and Triton's clients read it alike) with the reason.
   int AnswerHealth(mg_connection* conn, const absl::Status& status) {
     if (status.ok()) {
-      Send(conn, 200, "", "", {});
+      Send(conn, 200, "", "", {}, Closing());
       return 200;
     }
     if (status.code() == absl::StatusCode::kUnavailable) {
       const std::string body = ErrorJson(status.message());
       const absl::string_view parts[] = {body};
-      Send(conn, 400, "application/json", "", parts);
+      Send(conn, 400, "application/json", "", parts, Closing());
       return 400;
     }
     return Answer(conn, status);
@@ -460,14 +466,14 @@ struct HttpDoor::State {
     if (admitted) {
       absl::StatusOr<std::string> json = body();
       if (json.ok()) {
-        stats.sent_bytes = SendJson(conn, 200, *json);
+        stats.sent_bytes = SendJson(conn, 200, *json, Closing());
         http = 200;
       } else {
         status = json.status();
       }
     }
     if (!status.ok()) {
-      stats.sent_bytes = SendError(conn, status);
+      stats.sent_bytes = SendError(conn, status, Closing());
       http = HttpStatus(status.code());
     }
     deps.gate->Record(method, Peer(mg_get_request_info(conn)), start, stats, status);
@@ -496,7 +502,7 @@ struct HttpDoor::State {
       }
     }
     // InferAdmitted has answered when it returned OK.
-    if (!status.ok()) stats.sent_bytes = SendError(conn, status, close, http);
+    if (!status.ok()) stats.sent_bytes = SendError(conn, status, close || Closing(), http);
     deps.gate->Record(kModelInferMethod, Peer(mg_get_request_info(conn)), start, stats, status);
     if (slot) deps.gate->Release(CallKind::kUnary);
     return http != 0 ? http : HttpStatus(status.code());
@@ -683,9 +689,10 @@ struct HttpDoor::State {
     if (any_binary) {
       stats->sent_bytes =
           Send(conn, 200, "application/octet-stream",
-               absl::StrCat("Inference-Header-Content-Length: ", header.size(), "\r\n"), parts);
+               absl::StrCat("Inference-Header-Content-Length: ", header.size(), "\r\n"), parts,
+               Closing());
     } else {
-      stats->sent_bytes = Send(conn, 200, "application/json", "", parts);
+      stats->sent_bytes = Send(conn, 200, "application/json", "", parts, Closing());
     }
     return absl::OkStatus();
   }

@@ -855,7 +855,9 @@ class RestDrainTest(unittest.TestCase):
         server = Server("--drain_delay=30s").start()
         try:
             client = Curl()
-            self.assertEqual(client.request("GET", server.base + "/v2/health/ready").status, 200)
+            before = client.request("GET", server.base + "/v2/health/ready")
+            self.assertEqual(before.status, 200)
+            self.assertNotEqual(before.headers.get("connection"), "close")
             server.process.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 30
             while True:
@@ -868,8 +870,12 @@ class RestDrainTest(unittest.TestCase):
             self.assertEqual(client.request("GET", server.base + "/v2/health/live").status, 200)
             # Still serving calls during the drain delay, as the gRPC port does.
             body, headers = infer_body({"x": np.array([1.0])}, "FP32", binary_inputs=False)
-            self.assertEqual(client.request("POST", server.base + "/v2/models/relu/infer",
-                                            body, headers).status, 200)
+            during = client.request("POST", server.base + "/v2/models/relu/infer", body, headers)
+            self.assertEqual(during.status, 200)
+            # ... each response asking its client to reconnect (elsewhere), so that no idle
+            # keep-alive connection carries a request into the door's stop.
+            self.assertEqual(during.headers.get("connection"), "close")
+            self.assertEqual(ready.headers.get("connection"), "close")
             server.process.send_signal(signal.SIGTERM)  # ends the delay
             self.assertEqual(server.process.wait(timeout=30), 0)
         finally:
