@@ -543,13 +543,18 @@ ActivationServiceImpl::ActivationServiceImpl(const Engine* engine, ThreadPool* p
         return pool_options;
       }())) {}
 
-absl::Status ActivationServiceImpl::AdmitCall(const grpc::CallbackServerContext& context,
-                                              CallKind kind) {
+absl::Status AdmitGrpcCall(CallGate& gate, const grpc::CallbackServerContext& context,
+                           CallKind kind) {
   const auto& metadata = context.client_metadata();
   const auto found = metadata.find("authorization");
-  if (found == metadata.end()) return gate_.Admit(nullptr, kind);
+  if (found == metadata.end()) return gate.Admit(nullptr, kind);
   const absl::string_view value(found->second.data(), found->second.size());
-  return gate_.Admit(&value, kind);
+  return gate.Admit(&value, kind);
+}
+
+absl::Status ActivationServiceImpl::AdmitCall(const grpc::CallbackServerContext& context,
+                                              CallKind kind) {
+  return AdmitGrpcCall(gate_, context, kind);
 }
 
 void ActivationServiceImpl::ReleaseSlot(CallKind kind) { gate_.Release(kind); }

@@ -65,6 +65,11 @@
 namespace actserve {
 namespace server {
 
+// The gate's Admit for a gRPC call (of either protocol), with the call's "authorization"
+// metadata.
+absl::Status AdmitGrpcCall(CallGate& gate, const grpc::CallbackServerContext& context,
+                           CallKind kind);
+
 // Thread-safe: gRPC calls its methods concurrently. `engine`, `pool` and `gate` are
 // borrowed and must outlive the service and every call it started (Server destroys them
 // in that order).
@@ -103,8 +108,8 @@ class ActivationServiceImpl final
 
   // --- For the reactors in activation_service.cc; not part of the service's API. ---
 
-  // The gate's Admit with the call's "authorization" metadata. An OK return must be
-  // matched by one ReleaseSlot of the same kind.
+  // AdmitGrpcCall through the service's gate. An OK return must be matched by one
+  // ReleaseSlot of the same kind.
   absl::Status AdmitCall(const grpc::CallbackServerContext& context, CallKind kind);
   void ReleaseSlot(CallKind kind);
 

@@ -282,14 +282,6 @@ absl::StatusOr<absl::Span<const char>> TypedContents(const pb::ModelInferRequest
   }
 }
 
-void AppendVarint(std::string* out, uint64_t value) {
-  while (value >= 0x80) {
-    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
-    value >>= 7;
-  }
-  out->push_back(static_cast<char>(value));
-}
-
 grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context,
                                      const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -358,15 +350,6 @@ InferenceServiceImpl::InferenceServiceImpl(const Engine* engine, ThreadPool* poo
       gate_(*gate),
       ready_(std::move(ready)) {}
 
-absl::Status InferenceServiceImpl::Admit(const grpc::CallbackServerContext& context,
-                                         CallKind kind) {
-  const auto& metadata = context.client_metadata();
-  const auto found = metadata.find("authorization");
-  if (found == metadata.end()) return gate_.Admit(nullptr, kind);
-  const absl::string_view value(found->second.data(), found->second.size());
-  return gate_.Admit(&value, kind);
-}
-
 grpc::ServerUnaryReactor* InferenceServiceImpl::ServerLive(
     grpc::CallbackServerContext* context, const pb::ServerLiveRequest*,
     pb::ServerLiveResponse* response) {
@@ -393,7 +376,7 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::ServerMetadata(
     grpc::CallbackServerContext* context, const pb::ServerMetadataRequest*,
     pb::ServerMetadataResponse* response) {
   const absl::Time start = absl::Now();
-  absl::Status status = Admit(*context, CallKind::kUncounted);
+  absl::Status status = AdmitGrpcCall(gate_, *context, CallKind::kUncounted);
   if (status.ok()) {
     response->set_name(std::string(kServerName));
     response->set_version(ACTSERVE_VERSION);
@@ -410,7 +393,7 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::ModelMetadata(
     grpc::CallbackServerContext* context, const pb::ModelMetadataRequest* request,
     pb::ModelMetadataResponse* response) {
   const absl::Time start = absl::Now();
-  absl::Status status = Admit(*context, CallKind::kUncounted);
+  absl::Status status = AdmitGrpcCall(gate_, *context, CallKind::kUncounted);
   if (status.ok()) {
     absl::StatusOr<inference::ModelMetadata> metadata =
         GetModelMetadata(request->name(), request->version());
@@ -445,6 +428,11 @@ absl::StatusOr<std::unique_ptr<InferenceServiceImpl::Call>> InferenceServiceImpl
     return scanned;
   }
   auto call = std::make_unique<Call>();
+  // Protobuf's parse copies the tensors out of the received slices: that copy counts
+  // against --max_tensor_memory_bytes before it is made, as actserve.v1's decoder's does.
+  absl::StatusOr<Reservation> received = buffers_->Reserve(request.Length());
+  if (!received.ok()) return received.status();
+  call->received = *std::move(received);
   call->request = google::protobuf::Arena::CreateMessage<pb::ModelInferRequest>(&call->arena);
   {
     grpc::ByteBuffer copy(request);
@@ -567,8 +555,11 @@ absl::StatusOr<grpc::ByteBuffer> InferenceServiceImpl::Run(Call& call,
   std::string prefix = std::move(call.response_head);
   for (size_t i = 0; i < call.plan.outputs.size(); ++i) {
     if (!call.plan.outputs[i].requested) continue;
-    prefix.push_back(static_cast<char>(kRawOutputContentsTag));
-    AppendVarint(&prefix, call.buffers[i].size());
+    uint8_t header[1 + 10];  // the tag, then the length: at most 10 varint bytes
+    header[0] = kRawOutputContentsTag;
+    const uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(
+        call.buffers[i].size(), header + 1);
+    prefix.append(reinterpret_cast<const char*>(header), static_cast<size_t>(end - header));
     slices.emplace_back(prefix);
     prefix.clear();
     if (call.buffers[i].size() > 0) slices.push_back(std::move(call.buffers[i]).ToSlice());
@@ -664,7 +655,7 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::ModelInfer(grpc::CallbackServerC
                                                            grpc::ByteBuffer* response) {
   const absl::Time start = absl::Now();
   CallStats stats;
-  absl::Status status = Admit(*context, CallKind::kUnary);
+  absl::Status status = AdmitGrpcCall(gate_, *context, CallKind::kUnary);
   const bool admitted = status.ok();
   std::optional<absl::Time> timeout_deadline;
   if (admitted && context->deadline() <= std::chrono::system_clock::now()) {

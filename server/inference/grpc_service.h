@@ -101,7 +101,10 @@ class InferenceServiceImpl final
     InferRequest infer;                                 // views of `request`
     InferencePlan plan;                                 // views of `infer`
     std::vector<Buffer> buffers;  // one per plan.outputs entry
-    Reservation working;          // the engine's own memory, charged to the pool's limit
+    // The request's bytes as protobuf holds them (its copy of the received message), and
+    // the engine's own memory: charged to the pool's limit, as actserve.v1's tensors are.
+    Reservation received;
+    Reservation working;
     std::string response_head;    // the response without raw_output_contents
     std::optional<absl::Time> timeout_deadline;
   };
@@ -114,7 +117,6 @@ class InferenceServiceImpl final
   bool ComputesInline(const Call& call) const;
   ThreadPool& pool() { return pool_; }
   CallGate& gate() { return gate_; }
-  absl::Status Admit(const grpc::CallbackServerContext& context, CallKind kind);
 
  private:
   const Engine& engine_;

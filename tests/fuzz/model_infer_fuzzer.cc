@@ -21,43 +21,27 @@
 
 #include "inference/open_inference_grpc.pb.h"
 #include "server/buffer_pool.h"
-#include "server/call_gate.h"
 #include "server/inference/grpc_service.h"
 #include "server/inference/model.h"
-#include "server/metrics.h"
 #include "src/dtype.h"
-#include "src/engine.h"
-#include "src/thread_pool.h"
 #include "tests/fuzz/canary.h"
+#include "tests/fuzz/server_parts.h"
 
 namespace {
 
 using actserve::server::inference::InferenceServiceImpl;
 
 struct Harness {
-  Harness() {
-    options.max_elements = 1 << 16;  // keep each run fast
-    pool = std::make_unique<actserve::ThreadPool>(actserve::ThreadPoolOptions{1, 16});
-    actserve::EngineOptions engine_options;
-    engine_options.max_elements = options.max_elements;
-    engine_options.chunk_elements = 64;  // small tensors still take the chunked path
-    engine_options.pool = pool.get();
-    engine = std::make_unique<actserve::Engine>(engine_options);
-    metrics = std::make_unique<actserve::server::ServerMetrics>([] { return 0; },
-                                                                [] { return size_t{0}; });
-    gate = std::make_unique<actserve::server::CallGate>(options, metrics.get(), nullptr);
+  Harness() : parts(/*max_elements=*/1 << 16) {
     actserve::server::BufferPoolOptions pool_options;
     pool_options.min_pooled_bytes = 0;  // every buffer comes from the pool, canary-filled
     pool_options.fill_with_canary = true;
     buffers = actserve::server::BufferPool::Create(pool_options);
-    service = std::make_unique<InferenceServiceImpl>(engine.get(), pool.get(), buffers,
-                                                     options, gate.get(), [] { return true; });
+    service = std::make_unique<InferenceServiceImpl>(parts.engine.get(), parts.pool.get(),
+                                                     buffers, parts.options, parts.gate.get(),
+                                                     [] { return true; });
   }
-  actserve::server::ServerOptions options;
-  std::unique_ptr<actserve::ThreadPool> pool;
-  std::unique_ptr<actserve::Engine> engine;
-  std::unique_ptr<actserve::server::ServerMetrics> metrics;
-  std::unique_ptr<actserve::server::CallGate> gate;
+  actserve::fuzz::ServerParts parts;
   std::shared_ptr<actserve::server::BufferPool> buffers;
   std::unique_ptr<InferenceServiceImpl> service;
 };

@@ -21,40 +21,21 @@
 
 #include "actserve/v1/activation.pb.h"
 #include "server/activation_service.h"
-#include "tests/fuzz/canary.h"
 #include "server/buffer_pool.h"
-#include "server/metrics.h"
-#include "server/server_options.h"
-#include "src/engine.h"
-#include "src/thread_pool.h"
+#include "tests/fuzz/canary.h"
+#include "tests/fuzz/server_parts.h"
 
 namespace {
 
 using actserve::server::ActivationServiceImpl;
 
 struct Harness {
-  Harness() {
-    grpc_init();  // slices and byte buffers outside a server or channel
-    options.max_elements = 1 << 14;  // each input runs in microseconds
-    options.fill_buffers_with_canary = true;
-    options.threads = 1;
-    pool = std::make_unique<actserve::ThreadPool>(actserve::ThreadPoolOptions{1, 16});
-    actserve::EngineOptions engine_options;
-    engine_options.max_elements = options.max_elements;
-    engine_options.chunk_elements = 64;  // small tensors still take the chunked path
-    engine_options.pool = pool.get();
-    engine = std::make_unique<actserve::Engine>(engine_options);
-    metrics = std::make_unique<actserve::server::ServerMetrics>([] { return 0; },
-                                                                [] { return size_t{0}; });
-    gate = std::make_unique<actserve::server::CallGate>(options, metrics.get(), nullptr);
-    service = std::make_unique<ActivationServiceImpl>(engine.get(), pool.get(), options,
-                                                      gate.get());
+  Harness() : parts(/*max_elements=*/1 << 14) {
+    parts.options.fill_buffers_with_canary = true;
+    service = std::make_unique<ActivationServiceImpl>(parts.engine.get(), parts.pool.get(),
+                                                      parts.options, parts.gate.get());
   }
-  actserve::server::ServerOptions options;
-  std::unique_ptr<actserve::ThreadPool> pool;
-  std::unique_ptr<actserve::Engine> engine;
-  std::unique_ptr<actserve::server::ServerMetrics> metrics;
-  std::unique_ptr<actserve::server::CallGate> gate;
+  actserve::fuzz::ServerParts parts;
   std::unique_ptr<ActivationServiceImpl> service;
 };
 

@@ -670,6 +670,34 @@ TEST(InferenceGrpcTest, ModelInferAndComputeShareTheCallsInFlight) {
   EXPECT_TRUE(client.Infer(LargeRelu(), &response).ok());
 }
 
+// The request's own bytes count against --max_tensor_memory_bytes, beside its outputs:
+// 192 KiB in and 192 KiB out do not fit in 256 KiB, though either alone would. (Tensors
+// this small are malloc'd and charged at their size; pooled ones by 2 MiB.)
+TEST(InferenceGrpcTest, TheRequestsBytesCountAgainstTheTensorMemoryLimit) {
+  ServerOptions options;
+  options.max_tensor_memory_bytes = int64_t{256} << 10;
+  TestServer server = StartTestServer(options);
+  InferenceClient client(server);
+  pb::ModelInferRequest request;
+  request.set_model_name("relu");
+  AddInput(&request, "x", DType::kFloat32, {3 << 14}, std::vector<double>(3 << 14, -1.0));
+  request.add_outputs()->set_name("y");
+  pb::ModelInferResponse response;
+  grpc::Status status = client.Infer(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("(--max_tensor_memory_bytes)"));
+  // Half of it fits, twice: the charge was given back.
+  pb::ModelInferRequest half;
+  half.set_model_name("relu");
+  AddInput(&half, "x", DType::kFloat32, {3 << 13}, std::vector<double>(3 << 13, -1.0));
+  half.add_outputs()->set_name("y");
+  for (int i = 0; i < 2; ++i) {
+    status = client.Infer(half, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.raw_output_contents(0), std::string(3 << 15, '\0'));
+  }
+}
+
 TEST(InferenceGrpcTest, TokensGuardInferenceButNotTheProbes) {
   testing::TempDir dir;
   const std::string tokens = dir.File("tokens");
